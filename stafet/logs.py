@@ -1,0 +1,57 @@
+"""One logging setup for the CLI and the flows, with a CPR redaction filter.
+
+Code never logs a CPR; the filter is the safety net behind that rule. It masks
+anything CPR-shaped in the message, its arguments and any exception text, on every
+handler stafet installs and on Prefect's own loggers.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from stafet.cpr import redact
+
+
+class RedactCprFilter(logging.Filter):
+    """Mask CPR-shaped numbers in a record before any handler formats it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record in place; never drops it."""
+        try:
+            msg = record.getMessage()
+        except Exception:  # a bad format string must not hide the log line
+            msg = str(record.msg)
+        record.msg, record.args = redact(msg), None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+_FILTER = RedactCprFilter()
+
+
+def protect(logger: logging.Logger | logging.Handler) -> None:
+    """Attach the redaction filter to a logger or handler (idempotent)."""
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Configure stafet's logging: one stderr handler, redaction on every handler."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_stafet", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._stafet = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)
+    for h in root.handlers:
+        protect(h)
+    for name in ("stafet", "prefect", "prefect.flow_runs", "prefect.task_runs"):
+        protect(logging.getLogger(name))
+        for h in logging.getLogger(name).handlers:
+            protect(h)

@@ -1,0 +1,177 @@
+"""The store's tables (SQLAlchemy 2.x). No column ever holds a CPR in clear.
+
+Migrations live in ``stafet/store/migrations`` (Alembic); change a table here,
+then add a revision there.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base for stafet's tables."""
+
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class OrganisationRow(Base):
+    """A member organisation as last loaded from the network configuration."""
+
+    __tablename__ = "organisations"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    municipality: Mapped[str] = mapped_column(String(3))
+    endpoint: Mapped[str] = mapped_column(String(500))
+    email: Mapped[str] = mapped_column(String(200))
+
+
+class Youth(Base):
+    """A youth, keyed by pseudonym; the CPR only as vault ciphertext."""
+
+    __tablename__ = "youths"
+    pseudonym: Mapped[str] = mapped_column(String(32), primary_key=True)
+    cpr_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    birth_date: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SourceFile(Base):
+    """One received source file, by content digest."""
+
+    __tablename__ = "source_files"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    source: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # processing|processed|rejected
+    reason: Mapped[str] = mapped_column(Text, default="")
+    archive: Mapped[str] = mapped_column(String(500), default="")
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class RecordRow(Base):
+    """A canonical record; unique by kind, youth and the source's natural key."""
+
+    __tablename__ = "records"
+    __table_args__ = (UniqueConstraint("kind", "youth", "natural_key", name="uq_record_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    youth: Mapped[str] = mapped_column(ForeignKey("youths.pseudonym"), index=True)
+    natural_key: Mapped[str] = mapped_column(String(300))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    digest: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64))
+    source_file: Mapped[str] = mapped_column(String(300))
+    source_row: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    via_package: Mapped[str] = mapped_column(String(64), default="")
+    withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Quarantine(Base):
+    """A row that broke a rule; raw row encrypted; decided by a data steward."""
+
+    __tablename__ = "quarantine"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64))
+    source_file: Mapped[str] = mapped_column(String(300))
+    file_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    row: Mapped[int] = mapped_column(Integer)
+    rule: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    masked_cpr: Mapped[str] = mapped_column(String(11), default="")
+    raw_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open|released|rejected
+    decided_by: Mapped[str] = mapped_column(String(100), default="")
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    decision: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ConsentRow(Base):
+    """A consent as received or entered; validity is computed, never stored."""
+
+    __tablename__ = "consents"
+    ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    youth: Mapped[str] = mapped_column(ForeignKey("youths.pseudonym"), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    withdrawn_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Handover(Base):
+    """The outbox: one package to one recipient. pending → sent → acknowledged | failed.
+
+    ``delivered_at`` is the transport's word (file landed, mail accepted);
+    ``acknowledged_at`` is the receiver's signed receipt: only that ends the
+    sender's responsibility.
+    """
+
+    __tablename__ = "handovers"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the package id
+    handover_key: Mapped[str] = mapped_column(String(64), unique=True)
+    sender: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(64), index=True)
+    youth: Mapped[str] = mapped_column(String(32), index=True)
+    kinds: Mapped[list[Any]] = mapped_column(default=list)
+    record_ids: Mapped[list[Any]] = mapped_column(default=list)
+    rule: Mapped[str] = mapped_column(String(64), default="")
+    legal_basis: Mapped[str] = mapped_column(Text, default="")
+    consent_ref: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    digest: Mapped[str] = mapped_column(String(64), default="")
+    package_path: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ImportedPackage(Base):
+    """Receiver side: every package id imported once (the replay check)."""
+
+    __tablename__ = "imported_packages"
+    package_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))
+    disposition: Mapped[str] = mapped_column(String(200))
+    imported_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Receipt(Base):
+    """A signed receipt, sent (receiver) or accepted (sender)."""
+
+    __tablename__ = "receipts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    package_id: Mapped[str] = mapped_column(String(64), index=True)
+    direction: Mapped[str] = mapped_column(String(8))  # in|out
+    org: Mapped[str] = mapped_column(String(64))
+    disposition: Mapped[str] = mapped_column(String(200))
+    digest: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AuditEntry(Base):
+    """Append-only, hash-chained audit log: each entry holds its predecessor's digest."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
