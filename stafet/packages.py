@@ -1,0 +1,333 @@
+"""Handover packages: S/MIME messages a mail client can open, and stafet can verify.
+
+Shape of a package (``<package id>.eml``)::
+
+    From/To: the organisations' sikker-mail addresses; Subject: "Overlevering fra <org> <id>"
+    application/pkcs7-mime; smime-type=enveloped-data      AES-256-CBC, to recipient + sender
+      └ multipart/signed (SHA-256, detached)                 signed by the sender
+          └ multipart/mixed
+              ├ multipart/alternative: text/plain + text/html   Danish summary for people
+              └ application/json (handover.json)                 the canonical handover
+
+Build uses cryptography's pkcs7 builders. Open decrypts with cryptography and verifies
+the signature with :mod:`stafet.trust` (asn1crypto + cryptography).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import email
+import email.policy
+import hashlib
+import html
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from asn1crypto import cms
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import algorithms
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+
+from keys import OrgKey
+from stafet.errors import PackageRejected
+from stafet.models import Organisation
+from stafet.trust import ACCEPTED_CIPHERS, Signed, TrustStore, verify_detached
+
+SCHEMA_VERSION = "stafet/1"
+KIND_DA = {
+    "enrolment": "Optagelse", "completion": "Gennemført", "concern_flag": "Frafaldstruet (bekymring)",
+    "dropout": "Afbrud", "education_plan": "Uddannelsesplan", "education_order": "Uddannelsespålæg",
+    "transition_case": "Overgangssag", "consent": "Samtykke",
+}
+
+
+def new_package_id() -> str:
+    """A fresh package id (also the file name): ``PKG-`` and 24 hex digits."""
+    return "PKG-" + uuid.uuid4().hex[:24]
+
+
+@cache
+def _validator() -> Any:
+    import jsonschema
+
+    schema = json.loads(resources.files("stafet.schemas").joinpath("handover.schema.json").read_text())
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def validate_document(doc: dict[str, Any]) -> None:
+    """Check a package document against ``stafet/schemas/handover.schema.json``.
+
+    Raises:
+        PackageRejected: ``schema``, naming the first failing path (never the value).
+    """
+    errors = sorted(_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        where = "/".join(str(p) for p in e.absolute_path) or "(top)"
+        raise PackageRejected("schema", f"the JSON does not match the schema at {where}: {e.validator}",
+                              package=str(doc.get("package_id", "?"))[:64])
+
+
+@dataclass(frozen=True)
+class Built:
+    """A built package: the .eml bytes and the digest of the signed content."""
+
+    package_id: str
+    eml: bytes
+    digest: str
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A package that decrypted, verified and passed every check."""
+
+    doc: dict[str, Any]
+    signed: Signed
+    digest: str
+
+
+def _summary(doc: dict[str, Any], sender: Organisation, recipient: Organisation) -> tuple[str, str]:
+    kind = doc["type"]
+    lines = [f"Overlevering fra {sender.name} til {recipient.name}", f"Pakke: {doc['package_id']}",
+             f"Dannet: {doc['created']}"]
+    if kind == "handover":
+        y = doc["youth"]
+        lines += [f"Ung: {y.get('name', '')} (CPR {y['cpr']})",
+                  f"Grundlag: {doc['legal_basis']}" + (f" (samtykke {doc['consent_ref']})"
+                                                      if doc.get("consent_ref") else ""), "", "Indhold:"]
+        for r in doc["records"]:
+            d = r["data"]
+            when = d.get("event_date") or d.get("updated") or d.get("status_date") or ""
+            extra = ""
+            if r["kind"] == "dropout":
+                extra = f", årsag {d.get('reason_code', '')} {d.get('reason_text', '')}".rstrip()
+            lines.append(f"  - {KIND_DA.get(r['kind'], r['kind'])} {when}"
+                         f" {d.get('programme_name') or d.get('goal_name') or d.get('target_education') or ''}"
+                         f"{extra}")
+        if doc.get("history"):
+            lines += ["", "Forløb:"] + [f"  - {h['date']} {h['summary']}" for h in doc["history"]]
+        if doc.get("omitted"):
+            lines += ["", "Udeladt (ikke dækket af samtykke):"] + [
+                f"  - {KIND_DA.get(o['kind'], o['kind'])}: {o['reason']}" for o in doc["omitted"]]
+        lines += ["", "Kvittering sendes automatisk, når pakken er modtaget i stafet."]
+    elif kind == "receipt":
+        r = doc["receipt"]
+        lines += [f"Kvittering for pakke {r['package_id']}: {r['disposition']}"]
+    else:
+        w = doc["withdrawal"]
+        lines += [f"Samtykke {w['consent_ref']} er tilbagekaldt.", w["instruction"],
+                  "Pakker: " + ", ".join(w["package_ids"])]
+    text = "\n".join(lines) + "\n"
+    body = "".join(f"<p>{html.escape(line)}</p>" if line else "<br>" for line in lines)
+    return text, f'<!DOCTYPE html><html lang="da"><meta charset="utf-8"><body>{body}</body></html>'
+
+
+def _inner_mime(doc: dict[str, Any], sender: Organisation, recipient: Organisation) -> bytes:
+    text, page = _summary(doc, sender, recipient)
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(page, subtype="html", charset="utf-8", cte="quoted-printable")
+    mixed = EmailMessage(policy=email.policy.SMTP)
+    mixed.make_mixed()
+    mixed.attach(msg)
+    js = EmailMessage(policy=email.policy.SMTP)
+    js.set_content(json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8"), maintype="application",
+                   subtype="json", disposition="attachment", filename="handover.json", cte="base64")
+    mixed.attach(js)
+    del mixed["MIME-Version"]
+    return mixed.as_bytes(policy=email.policy.SMTP)
+
+
+def build_package(doc: dict[str, Any], *, sender: Organisation, sender_key: OrgKey,
+                  recipient: Organisation, recipient_cert: x509.Certificate) -> Built:
+    """Sign (SHA-256) then encrypt (AES-256) ``doc`` to the recipient and the sender.
+
+    ``doc`` must already hold ``package_id``, ``sender``, ``recipient``; it is
+    validated against the JSON Schema before anything is signed.
+    """
+    doc = {"schema": SCHEMA_VERSION, **doc}
+    validate_document(doc)
+    inner = _inner_mime(doc, sender, recipient)
+    signed = (pkcs7.PKCS7SignatureBuilder().set_data(inner)
+              .add_signer(sender_key.cert, sender_key.key, hashes.SHA256())
+              .sign(Encoding.SMIME, [pkcs7.PKCS7Options.DetachedSignature]))
+    enveloped = (pkcs7.PKCS7EnvelopeBuilder().set_data(signed)
+                 .set_content_encryption_algorithm(algorithms.AES256)
+                 .add_recipient(recipient_cert).add_recipient(sender_key.cert)
+                 .encrypt(Encoding.DER, [pkcs7.PKCS7Options.Binary]))
+    subject = {"handover": "Overlevering", "receipt": "Kvittering", "withdrawal": "Tilbagekaldelse"}
+    headers = [
+        ("From", sender.email), ("To", recipient.email),
+        ("Subject", f"{subject[doc['type']]} fra {sender.name} {doc['package_id']}"),
+        ("Date", format_datetime(dt.datetime.now(dt.UTC))),
+        ("Message-ID", make_msgid(idstring=doc["package_id"], domain="stafet.invalid")),
+        ("X-Stafet-Package", doc["package_id"]), ("MIME-Version", "1.0"),
+        ("Content-Type", 'application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"'),
+        ("Content-Transfer-Encoding", "base64"),
+        ("Content-Disposition", 'attachment; filename="smime.p7m"'),
+    ]
+    head = "".join(f"{k}: {_header_value(v)}\r\n" for k, v in headers).encode("utf-8")
+    body = base64.encodebytes(enveloped).replace(b"\n", b"\r\n")
+    return Built(doc["package_id"], head + b"\r\n" + body, hashlib.sha256(inner).hexdigest())
+
+
+def _header_value(v: str) -> str:
+    from email.header import Header
+
+    return v if v.isascii() else Header(v, "utf-8").encode()
+
+
+def read_headers(eml: bytes) -> dict[str, str]:
+    """The outer headers of a package (what a mail client shows before decrypting)."""
+    msg = email.message_from_bytes(eml.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", policy=email.policy.default)
+    return {k: str(v) for k, v in msg.items()}
+
+
+def _enveloped_der(eml: bytes) -> bytes:
+    msg = email.message_from_bytes(eml, policy=email.policy.compat32)
+    ctype = msg.get_content_type()
+    if ctype not in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
+        raise PackageRejected("malformed", f"not an S/MIME encrypted message ({ctype})")
+    payload = msg.get_payload(decode=True)
+    if not isinstance(payload, bytes) or not payload:
+        raise PackageRejected("malformed", "the S/MIME body is empty or not base64")
+    return payload
+
+
+def decrypt_package(eml: bytes, keys: list[OrgKey]) -> bytes:
+    """Decrypt with whichever of ``keys`` the message was encrypted to.
+
+    Raises:
+        PackageRejected: ``malformed``, ``weak_algorithm``, ``wrong_recipient``, ``decrypt_failed``.
+    """
+    der = _enveloped_der(eml)
+    try:
+        info = cms.ContentInfo.load(der)
+        if info["content_type"].native != "enveloped_data":
+            raise PackageRejected("malformed", "not a CMS enveloped-data structure")
+        env = info["content"]
+        cipher = env["encrypted_content_info"]["content_encryption_algorithm"]["algorithm"].native
+        recipients = []
+        for ri in env["recipient_infos"]:
+            if ri.name == "ktri" and ri.chosen["rid"].name == "issuer_and_serial_number":
+                rid = ri.chosen["rid"].chosen
+                recipients.append((rid["issuer"].dump(), rid["serial_number"].native))
+    except PackageRejected:
+        raise
+    except Exception as e:
+        raise PackageRejected("malformed", f"the envelope cannot be parsed: {type(e).__name__}") from None
+    if cipher not in ACCEPTED_CIPHERS:
+        raise PackageRejected("weak_algorithm", f"content cipher {cipher} is not accepted (AES required)")
+    for k in keys:
+        if (k.cert.issuer.public_bytes(), k.cert.serial_number) in recipients:
+            try:
+                return pkcs7.pkcs7_decrypt_der(der, k.cert, k.key, [])
+            except Exception:
+                raise PackageRejected("decrypt_failed", "the package does not decrypt "
+                                      "(damaged or tampered ciphertext)") from None
+    raise PackageRejected("wrong_recipient", "the package is not encrypted to any of our keys")
+
+
+def split_signed(entity: bytes) -> tuple[bytes, bytes]:
+    """Split an S/MIME signed entity into (signed content, CMS DER).
+
+    Handles ``multipart/signed`` (detached; the content is taken byte for byte) and
+    opaque ``application/pkcs7-mime; smime-type=signed-data``.
+    """
+    head_end = re.search(rb"\r?\n\r?\n", entity)
+    if head_end is None:
+        raise PackageRejected("malformed", "the signed entity has no header")
+    head = email.message_from_bytes(entity[:head_end.end()], policy=email.policy.compat32)
+    ctype = head.get_content_type()
+    if ctype == "multipart/signed":
+        boundary = head.get_param("boundary")
+        if not isinstance(boundary, str) or not boundary:
+            raise PackageRejected("malformed", "multipart/signed without a boundary")
+        delim = b"--" + boundary.encode()
+        parts = re.split(rb"(?:^|\r?\n)" + re.escape(delim) + rb"(?:--)?[ \t]*\r?\n?", entity)
+        if len(parts) < 3:
+            raise PackageRejected("malformed", "multipart/signed needs content and a signature part")
+        content, sig_part = parts[1], parts[2]
+        sig_msg = email.message_from_bytes(sig_part, policy=email.policy.compat32)
+        if sig_msg.get_content_type() not in ("application/pkcs7-signature", "application/x-pkcs7-signature"):
+            raise PackageRejected("malformed", "the second part is not an S/MIME signature")
+        sig = sig_msg.get_payload(decode=True)
+        if not isinstance(sig, bytes):
+            raise PackageRejected("malformed", "the signature part is empty")
+        return content, sig
+    if ctype in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
+        der = email.message_from_bytes(entity, policy=email.policy.compat32).get_payload(decode=True)
+        try:
+            sd = cms.ContentInfo.load(der)["content"]
+            content = sd["encap_content_info"]["content"].native
+        except Exception:
+            raise PackageRejected("malformed", "the opaque signed-data cannot be parsed") from None
+        if not isinstance(content, bytes):
+            raise PackageRejected("malformed", "the opaque signed-data holds no content")
+        return content, der  # type: ignore[return-value]
+    raise PackageRejected("unsigned", f"the decrypted content is not signed ({ctype})")
+
+
+def _json_part(content: bytes) -> dict[str, Any]:
+    msg = email.message_from_bytes(content, policy=email.policy.default)
+    for part in msg.walk():
+        if part.get_content_type() == "application/json":
+            raw = part.get_payload(decode=True)
+            try:
+                doc = json.loads(raw)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise PackageRejected("schema", "the JSON part is not valid JSON") from None
+            if not isinstance(doc, dict):
+                raise PackageRejected("schema", "the JSON part is not an object")
+            return doc
+    raise PackageRejected("schema", "the package has no application/json part")
+
+
+def open_package(eml: bytes, *, org_id: str, keys: list[OrgKey], trust: TrustStore,
+                 members: dict[str, Organisation]) -> Opened:
+    """Decrypt, verify and check a package addressed to ``org_id``.
+
+    Checks, in order, each with its own reason code: envelope and cipher
+    (``malformed``, ``weak_algorithm``), our key (``wrong_recipient``), decryption
+    (``decrypt_failed``), signature (``bad_signature``), JSON (``schema``), addressee
+    (``wrong_recipient``), sender is a member (``unknown_signer``), signer is the
+    sender (``signer_not_sender``), chain/validity/revocation (``unknown_signer``,
+    ``expired``, ``not_yet_valid``, ``revoked``). The replay check is the store's.
+    """
+    entity = decrypt_package(eml, keys)
+    content, sig = split_signed(entity)
+    try:
+        signed, certs = verify_detached(content, sig)
+    except PackageRejected as e:
+        if e.reason != "bad_signature" or b"\r\n" in content:
+            raise
+        # A signer that canonicalised LF to CRLF before signing (RFC 5751 §3.1.1).
+        signed, certs = verify_detached(content.replace(b"\n", b"\r\n"), sig)
+    doc = _json_part(content)
+    validate_document(doc)
+    if doc["recipient"] != org_id:
+        raise PackageRejected("wrong_recipient", "the package is addressed to another organisation",
+                              package=doc["package_id"], recipient=doc["recipient"])
+    sender = members.get(doc["sender"])
+    if sender is None:
+        raise PackageRejected("unknown_signer", "the sender is not a member of this network",
+                              package=doc["package_id"])
+    if signed.org_id != doc["sender"]:
+        raise PackageRejected("signer_not_sender", "the package is signed by another organisation "
+                              "than its sender", package=doc["package_id"], signer=signed.org_id,
+                              sender=doc["sender"])
+    frm = read_headers(eml).get("From", "")
+    if frm and sender.email.lower() not in frm.lower():
+        raise PackageRejected("signer_not_sender", "the From address is not the sender's",
+                              package=doc["package_id"])
+    trust.check_certificate(signed.signer, signed.signing_time, certs)
+    return Opened(doc, signed, signed.content_digest)

@@ -1,0 +1,208 @@
+"""Who may send to us: trust anchors, CRLs and the network's members.
+
+Signature checking of CMS SignedData: cryptography cannot verify CMS signatures
+(its pkcs7 module only signs), so the structure is parsed with asn1crypto — a
+maintained ASN.1/CMS library — and each cryptographic check (RSA signature, issuer
+signature, CRL signature) is done with cryptography. No ASN.1 is hand-written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from asn1crypto import cms
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+
+from stafet.errors import PackageRejected
+
+ACCEPTED_DIGESTS = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+ACCEPTED_CIPHERS = {"aes128_cbc", "aes192_cbc", "aes256_cbc"}
+CLOCK_SKEW = dt.timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A verified signature: who signed, when, and the content's digest."""
+
+    signer: x509.Certificate
+    signing_time: dt.datetime
+    content_digest: str
+
+    @property
+    def org_id(self) -> str:
+        """The organisation id in the signer's certificate (its common name)."""
+        return common_name(self.signer)
+
+
+def common_name(cert: x509.Certificate) -> str:
+    """The subject's CN."""
+    attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(attrs[0].value) if attrs else ""
+
+
+class TrustStore:
+    """Trust anchors and CRLs from the network configuration."""
+
+    def __init__(self, anchors: list[x509.Certificate], crls: list[x509.CertificateRevocationList]) -> None:
+        self.anchors = anchors
+        self.crls = crls
+
+    @classmethod
+    def from_files(cls, anchors: tuple[Path, ...], crls: tuple[Path, ...]) -> TrustStore:
+        """Load PEM anchors and PEM/DER CRLs (missing CRL files are skipped)."""
+        certs = [c for p in anchors for c in x509.load_pem_x509_certificates(p.read_bytes())]
+        lists = []
+        for p in crls:
+            if p.exists():
+                data = p.read_bytes()
+                lists.append(x509.load_pem_x509_crl(data) if b"-----BEGIN" in data
+                             else x509.load_der_x509_crl(data))
+        return cls(certs, lists)
+
+    def check_certificate(self, cert: x509.Certificate, at: dt.datetime,
+                          extra: list[x509.Certificate] | None = None) -> None:
+        """Chain ``cert`` to an anchor, check validity at ``at`` and revocation.
+
+        Raises:
+            PackageRejected: ``unknown_signer``, ``expired``, ``not_yet_valid`` or ``revoked``.
+        """
+        chain = self._chain(cert, extra or [])
+        if chain is None:
+            raise PackageRejected("unknown_signer", "the signer's certificate does not chain to "
+                                  "a trust anchor of this network", signer=common_name(cert))
+        for c in chain:
+            if at > c.not_valid_after_utc:
+                raise PackageRejected("expired", "a certificate had expired at signing time",
+                                      signer=common_name(cert), expired=c.not_valid_after_utc.date())
+            if at < c.not_valid_before_utc - CLOCK_SKEW:
+                raise PackageRejected("not_yet_valid", "a certificate was not yet valid at signing time",
+                                      signer=common_name(cert))
+        issuer = chain[1] if len(chain) > 1 else chain[0]
+        for crl in self.crls:
+            if crl.issuer != cert.issuer:
+                continue
+            if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+                continue
+            if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
+                raise PackageRejected("revoked", "the signer's certificate is revoked",
+                                      signer=common_name(cert), serial=format(cert.serial_number, "x"))
+
+    def _chain(self, cert: x509.Certificate, extra: list[x509.Certificate]) -> list[x509.Certificate] | None:
+        chain, current = [cert], cert
+        for _ in range(4):
+            for anchor in self.anchors:
+                if _issued_by(current, anchor):
+                    return [*chain, anchor]
+            nxt = next((c for c in extra if c != current and _issued_by(current, c)
+                        and _is_ca(c)), None)
+            if nxt is None:
+                return None
+            chain.append(nxt)
+            current = nxt
+        return None
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def verify_detached(content: bytes, p7s_der: bytes) -> tuple[Signed, list[x509.Certificate]]:
+    """Verify a CMS SignedData over ``content`` (detached or with the same content inside).
+
+    Returns the signature facts and the certificates the message carried.
+
+    Raises:
+        PackageRejected: ``malformed``, ``weak_algorithm`` or ``bad_signature``.
+    """
+    try:
+        info = cms.ContentInfo.load(p7s_der)
+        if info["content_type"].native != "signed_data":
+            raise PackageRejected("malformed", "not a CMS signed-data structure")
+        sd = info["content"]
+        signer_infos = sd["signer_infos"]
+        certs = [x509.load_der_x509_certificate(c.chosen.dump()) for c in sd["certificates"] or []
+                 if c.name == "certificate"]
+        if len(signer_infos) != 1:
+            raise PackageRejected("malformed", "expected exactly one signer")
+        si = signer_infos[0]
+        digest_name = si["digest_algorithm"]["algorithm"].native
+        sig_algo = si["signature_algorithm"]["algorithm"].native
+        sid = si["sid"]
+        attrs = si["signed_attrs"]
+        signature = si["signature"].native
+    except PackageRejected:
+        raise
+    except Exception as e:  # asn1crypto raises plain ValueError/TypeError on bad DER
+        raise PackageRejected("malformed", f"the signature cannot be parsed: {type(e).__name__}") from None
+    if digest_name not in ACCEPTED_DIGESTS:
+        raise PackageRejected("weak_algorithm", f"digest {digest_name} is not accepted (SHA-256 or better)")
+    if sig_algo not in ("rsassa_pkcs1v15", "rsa", "sha256_rsa", "sha384_rsa", "sha512_rsa"):
+        raise PackageRejected("weak_algorithm", f"signature algorithm {sig_algo} is not accepted")
+    signer = _find_signer(sid, certs)
+    if signer is None:
+        raise PackageRejected("unknown_signer", "the signer's certificate is not in the message")
+    hash_cls = ACCEPTED_DIGESTS[digest_name]
+    h = hashlib.new(digest_name, content).digest()
+    signing_time = None
+    if not attrs or attrs.native is None:
+        raise PackageRejected("malformed", "signed attributes are required")
+    message_digest = None
+    for a in attrs:
+        name = a["type"].native
+        if name == "message_digest":
+            message_digest = a["values"][0].native
+        elif name == "signing_time":
+            signing_time = a["values"][0].native
+    if message_digest != h:
+        raise PackageRejected("bad_signature", "the signed content does not match its signature")
+    to_verify = attrs.untag().dump(force=True)
+    key = signer.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise PackageRejected("weak_algorithm", "only RSA signers are accepted")
+    try:
+        key.verify(signature, to_verify, padding.PKCS1v15(), hash_cls())
+    except InvalidSignature:
+        raise PackageRejected("bad_signature", "the signature does not verify") from None
+    when = signing_time if isinstance(signing_time, dt.datetime) else dt.datetime.now(dt.UTC)
+    return Signed(signer, when, hashlib.sha256(content).hexdigest()), certs
+
+
+def _find_signer(sid: cms.SignerIdentifier, certs: list[x509.Certificate]) -> x509.Certificate | None:
+    if sid.name == "issuer_and_serial_number":
+        serial = sid.chosen["serial_number"].native
+        issuer_der = sid.chosen["issuer"].dump()
+        for c in certs:
+            if c.serial_number == serial and c.issuer.public_bytes() == issuer_der:
+                return c
+        for c in certs:  # tolerate re-encoded issuer names
+            if c.serial_number == serial:
+                return c
+        return None
+    ski = sid.chosen.native
+    for c in certs:
+        try:
+            if c.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest == ski:
+                return c
+        except x509.ExtensionNotFound:
+            continue
+    return None
