@@ -1,0 +1,1 @@
+"""Connectors: read and write bytes and rows (source readers, transports)."""

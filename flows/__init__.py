@@ -1,0 +1,1 @@
+"""Prefect flows: orchestration only; nothing imports this package."""

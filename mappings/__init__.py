@@ -1,0 +1,1 @@
+"""Mappings: pure functions from source rows to canonical records (no I/O)."""

@@ -1,0 +1,430 @@
+"""The relay itself: outbox, sending, receiving, receipts.
+
+Order of writes on the sending side (the outbox pattern; a crash between any two
+steps is recovered by the next run, and never loses or duplicates a handover):
+
+1. the routing decision is committed as a ``pending`` handover row (unique key);
+2. the package is built once, written to ``$STAFET_HOME/outbox/<id>.eml`` (fsync)
+   and its digest committed — a retry resends these same bytes, same package id;
+3. the bytes are put to the recipient's endpoint (temp name + rename / SMTP);
+4. the row becomes ``sent`` (delivered). A crash between 3 and 4 resends the same
+   package; the receiver's replay check imports it once and re-sends its receipt.
+5. the receiver's signed receipt, verified and matching the digest, makes it
+   ``acknowledged``: only then has someone else taken over.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from sqlalchemy import select
+
+from stafet.app_context import Context
+from stafet.errors import ConfigError, DeliveryFailed, PackageRejected, StafetError, TransientError
+from stafet.models import Provenance, record_from_payload
+from stafet.packages import Opened, build_package, new_package_id, open_package
+from stafet.routing import Decision
+from stafet.store.db import utcnow
+from stafet.store.schema import Handover, ImportedPackage, Receipt, RecordRow, Youth
+from stafet.trust import TrustStore
+
+log = logging.getLogger("stafet.exchange")
+
+
+def handover_key(d: Decision, digests: list[str]) -> str:
+    """Stable id of a handover: same sender, recipient, youth, rule and content → same key."""
+    body = "|".join([d.sender, d.recipient, d.youth, d.rule, *sorted(digests)])
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def plan_handovers(ctx: Context, decisions: list[Decision], *, actor: str = "routing") -> dict[str, int]:
+    """Step 1: commit each decision as a handover row (idempotent by key)."""
+    counts = {"planned": 0, "held": 0, "existing": 0}
+    with ctx.store.session() as s:
+        for d in decisions:
+            digests = [f"{r.id}:{r.digest}" for r in s.scalars(
+                select(RecordRow).where(RecordRow.id.in_(d.record_ids)))]
+            key = handover_key(d, digests)
+            row = s.scalars(select(Handover).where(Handover.handover_key == key)).first()
+            status = "held" if d.status == "held" else "pending"
+            if row is not None and not (row.status == "held" and status == "pending"):
+                counts["existing"] += 1
+                continue
+            if row is None:
+                row = Handover(id=new_package_id(), handover_key=key, sender=d.sender,
+                               recipient=d.recipient, youth=d.youth, created_at=utcnow())
+                s.add(row)
+            kinds = sorted({r.kind for r in s.scalars(select(RecordRow).where(
+                RecordRow.id.in_(d.record_ids)))})
+            row.kinds, row.record_ids, row.rule = kinds, list(d.record_ids), d.rule
+            row.legal_basis, row.consent_ref, row.status = d.legal_basis, d.consent_ref, status
+            row.last_error = d.reason
+            s.flush()
+            ctx.store.audit(s, actor, f"handover.{status}", f"handover:{row.id}", {
+                "sender": d.sender, "recipient": d.recipient, "youth": d.youth, "rule": d.rule,
+                "legal_basis": d.legal_basis, "consent_ref": d.consent_ref, "reason": d.reason,
+                "omitted": [list(o) for o in d.omitted], "kinds": kinds})
+            counts["held" if status == "held" else "planned"] += 1
+    return counts
+
+
+def _history(s: Any, youth: str, kinds: set[str]) -> list[dict[str, str]]:
+    rows = s.scalars(select(RecordRow).where(RecordRow.youth == youth, RecordRow.kind.in_(kinds),
+                                             RecordRow.withdrawn.is_(False)))
+    out = []
+    from stafet.packages import KIND_DA
+
+    for r in rows:
+        p = r.payload
+        when = p.get("event_date") or p.get("updated") or p.get("status_date") or ""
+        what = p.get("programme_name") or p.get("goal_name") or p.get("target_education") or ""
+        out.append({"date": str(when), "kind": r.kind, "summary": f"{KIND_DA.get(r.kind, r.kind)} {what}".strip(),
+                    "org": str(p.get("institution", ""))})
+    return sorted(out, key=lambda h: h["date"])
+
+
+def handover_document(ctx: Context, h: Handover) -> dict[str, Any]:
+    """The JSON document of a handover (holds the CPR: only ever inside a package)."""
+    with ctx.store.session() as s:
+        cpr = ctx.store.cpr_of(s, h.youth)
+        records = list(s.scalars(select(RecordRow).where(RecordRow.id.in_(h.record_ids))
+                                 .order_by(RecordRow.id)))
+        name = next((f"{r.payload.get('first_name', '')} {r.payload.get('last_name', '')}".strip()
+                     for r in records if r.payload.get("first_name")), "")
+        youth_row = s.get(Youth, h.youth)
+        doc: dict[str, Any] = {
+            "type": "handover", "package_id": h.id, "sender": h.sender, "recipient": h.recipient,
+            "created": h.created_at.replace(tzinfo=dt.UTC).isoformat(), "rule": h.rule,
+            "legal_basis": h.legal_basis, "consent_ref": h.consent_ref,
+            "youth": {"cpr": cpr.formatted, "name": name,
+                      "birth_date": youth_row.birth_date.isoformat() if youth_row else ""},
+            "records": [{"kind": r.kind, "natural_key": r.natural_key, "data": r.payload,
+                         "source": {"system": r.source, "file": r.source_file, "row": r.source_row}}
+                        for r in records],
+            "history": _history(s, h.youth, set(h.kinds)),
+        }
+        if not doc["youth"]["name"]:
+            del doc["youth"]["name"]
+    return doc
+
+
+def recipient_certificate(ctx: Context, org_id: str) -> x509.Certificate:
+    """The recipient's certificate as configured in the network (never our guess)."""
+    org = ctx.network.member(org_id)
+    if not org.certificate:
+        raise ConfigError(f"no certificate configured for {org_id}", org=org_id)
+    cert = x509.load_pem_x509_certificate(ctx.network.resolve(org.certificate).read_bytes())
+    now = dt.datetime.now(dt.UTC)
+    if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
+        raise DeliveryFailed("the recipient's certificate is not valid now", org=org_id)
+    return cert
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _outlet_for(ctx: Context, org_id: str, mail_from: str = "") -> Any:
+    from connectors.transport import open_outlet
+
+    org = ctx.network.member(org_id)
+    opts = dict(ctx.network.endpoint_options.get(org_id, {}))
+    opts.pop("inbox", None)
+    for k in ("max_attempts", "max_age_hours"):
+        opts.pop(k, None)
+    return open_outlet(org.endpoint, mail_from=mail_from, rcpt_to=org.email, **opts)
+
+
+def build_outbox_package(ctx: Context, h: Handover, doc: dict[str, Any] | None = None) -> tuple[bytes, str]:
+    """Step 2: the package bytes for ``h``, built once and kept in the outbox folder."""
+    path = ctx.home / "outbox" / f"{h.id}.eml"
+    if h.package_path and path.exists() and h.digest:
+        return path.read_bytes(), h.digest
+    sender = ctx.network.member(h.sender)
+    built = build_package(doc or handover_document(ctx, h), sender=sender,
+                          sender_key=ctx.keys.current(h.sender),
+                          recipient=ctx.network.member(h.recipient),
+                          recipient_cert=recipient_certificate(ctx, h.recipient))
+    _write_durably(path, built.eml)
+    with ctx.store.session() as s:
+        row = s.get(Handover, h.id)
+        assert row is not None
+        row.package_path, row.digest = str(path.relative_to(ctx.home)), built.digest
+    h.package_path, h.digest = str(path), built.digest
+    return built.eml, built.digest
+
+
+@dataclass
+class SendResult:
+    """Counts of one send pass."""
+
+    sent: int = 0
+    retry_later: int = 0
+    failed: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _limits(ctx: Context, org_id: str) -> tuple[int, float]:
+    opts = ctx.network.endpoint_options.get(org_id, {})
+    return int(opts.get("max_attempts", 8)), float(opts.get("max_age_hours", 72))
+
+
+def send_pending(ctx: Context, *, recipients: list[str] | None = None,
+                 now: dt.datetime | None = None) -> SendResult:
+    """Steps 2–4 for every due pending handover; one failing endpoint never blocks the others."""
+    now = now or utcnow()
+    result = SendResult()
+    with ctx.store.session() as s:
+        q = select(Handover).where(Handover.status == "pending").order_by(Handover.created_at)
+        if recipients:
+            q = q.where(Handover.recipient.in_(recipients))
+        due = [h for h in s.scalars(q) if h.next_attempt_at is None or h.next_attempt_at <= now]
+    for h in due:
+        try:
+            data, _ = build_outbox_package(ctx, h)
+            _outlet_for(ctx, h.recipient, ctx.network.member(h.sender).email).put(f"{h.id}.eml", data)
+        except TransientError as e:
+            max_attempts, max_age = _limits(ctx, h.recipient)
+            with ctx.store.session() as s:
+                row = s.get(Handover, h.id)
+                assert row is not None
+                row.attempts += 1
+                row.last_error = str(e)
+                if row.attempts >= max_attempts or (now - row.created_at).total_seconds() > max_age * 3600:
+                    row.status = "failed"
+                    result.failed += 1
+                    ctx.store.audit(s, "delivery", "handover.failed", f"handover:{h.id}",
+                                    {"reason": str(e), "attempts": row.attempts})
+                else:
+                    row.next_attempt_at = now + dt.timedelta(seconds=min(3600, 30 * 2 ** row.attempts))
+                    result.retry_later += 1
+            result.errors[h.id] = str(e)
+            log.warning("handover %s to %s: will retry: %s", h.id, h.recipient, e)
+            continue
+        except StafetError as e:
+            with ctx.store.session() as s:
+                row = s.get(Handover, h.id)
+                assert row is not None
+                row.status, row.last_error, row.attempts = "failed", str(e), row.attempts + 1
+                ctx.store.audit(s, "delivery", "handover.failed", f"handover:{h.id}", {"reason": str(e)})
+            result.failed += 1
+            result.errors[h.id] = str(e)
+            log.error("handover %s to %s failed: %s", h.id, h.recipient, e)
+            continue
+        with ctx.store.session() as s:
+            row = s.get(Handover, h.id)
+            assert row is not None
+            row.status, row.attempts = "sent", row.attempts + 1
+            row.sent_at = row.delivered_at = utcnow()
+            row.last_error = ""
+            ctx.store.audit(s, "delivery", "handover.sent", f"handover:{h.id}",
+                            {"recipient": h.recipient, "digest": h.digest})
+        result.sent += 1
+    return result
+
+
+def retry_handover(ctx: Context, handover_id: str, *, actor: str = "operator") -> None:
+    """Re-queue a failed handover after its cause was fixed (``stafet outbox retry``)."""
+    with ctx.store.session() as s:
+        row = s.get(Handover, handover_id)
+        if row is None:
+            raise ConfigError(f"no handover {handover_id}")
+        if row.status != "failed":
+            raise ConfigError(f"handover {handover_id} is {row.status}, not failed")
+        row.status, row.attempts, row.next_attempt_at = "pending", 0, None
+        row.created_at = utcnow()
+        ctx.store.audit(s, actor, "handover.requeued", f"handover:{handover_id}", {})
+
+
+# --- the receiving side -------------------------------------------------------------
+
+@dataclass
+class InboxResult:
+    """Counts of one pass over an organisation's inbox."""
+
+    imported: int = 0
+    receipts_sent: int = 0
+    acknowledged: int = 0
+    withdrawn: int = 0
+    rejected: dict[str, str] = field(default_factory=dict)  # file → reason code
+
+
+def trust_store(ctx: Context) -> TrustStore:
+    """The network's trust anchors and CRLs."""
+    return TrustStore.from_files(ctx.network.trust_anchors, ctx.network.crls)
+
+
+def inbox_location(ctx: Context, org_id: str) -> str:
+    """Where ``org_id`` reads incoming packages: ``endpoints.<org>.inbox`` or its endpoint."""
+    opts = ctx.network.endpoint_options.get(org_id, {})
+    loc = str(opts.get("inbox") or ctx.network.member(org_id).endpoint)
+    if loc.startswith("smtp"):
+        raise ConfigError(f"{org_id} receives by mail: set endpoints.{org_id}.inbox to the folder "
+                          "its mail is delivered to", org=org_id)
+    return loc
+
+
+def send_receipt(ctx: Context, org_id: str, to: str, package_id: str, digest: str,
+                 disposition: str) -> None:
+    """Sign, encrypt and send a receipt for ``package_id`` back to its sender."""
+    now = dt.datetime.now(dt.UTC)
+    doc = {"type": "receipt", "package_id": new_package_id(), "sender": org_id, "recipient": to,
+           "created": now.isoformat(), "receipt": {"package_id": package_id, "digest": digest,
+                                                   "disposition": disposition, "at": now.isoformat()}}
+    built = build_package(doc, sender=ctx.network.member(org_id), sender_key=ctx.keys.current(org_id),
+                          recipient=ctx.network.member(to), recipient_cert=recipient_certificate(ctx, to))
+    _outlet_for(ctx, to, ctx.network.member(org_id).email).put(f"{doc['package_id']}.eml", built.eml)
+    with ctx.store.session() as s:
+        s.add(Receipt(package_id=package_id, direction="out", org=to, disposition=disposition,
+                      digest=digest, at=utcnow()))
+
+
+def _keep_rejected(ctx: Context, name: str, data: bytes, reason: str) -> None:
+    folder = ctx.home / "rejected"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120] or "package"
+    _write_durably(folder / safe, data)
+    _write_durably(folder / f"{safe}.reason.txt", (reason + "\n").encode())
+
+
+def import_handover(ctx: Context, org_id: str, opened: Opened) -> int:
+    """Import a verified handover once (replay check) into this organisation's store."""
+    from stafet.cpr import parse_cpr
+
+    doc = opened.doc
+    cpr = parse_cpr(doc["youth"]["cpr"])
+    now = utcnow()
+    with ctx.store.session() as s:
+        prior = s.get(ImportedPackage, doc["package_id"])
+        if prior is not None:
+            raise PackageRejected("replay", "this package id was already imported",
+                                  package=doc["package_id"], first=prior.imported_at.isoformat())
+        recs = []
+        for i, r in enumerate(doc["records"], 1):
+            src = r.get("source") or {}
+            prov = Provenance(source=f"package:{doc['sender']}", file=doc["package_id"], row=i, received_at=now)
+            try:
+                recs.append(record_from_payload(r["kind"], r["data"], cpr, prov))
+            except (KeyError, TypeError, ValueError):
+                raise PackageRejected("schema", f"record {i} does not fit its kind",
+                                      package=doc["package_id"], kind=r["kind"], source=src.get("system")) from None
+        ctx.store.upsert_records(s, recs, via_package=doc["package_id"], actor=f"receive:{org_id}")
+        s.add(ImportedPackage(package_id=doc["package_id"], sender=doc["sender"], recipient=org_id,
+                              digest=opened.digest, disposition="imported", imported_at=now))
+        ctx.store.audit(s, f"receive:{org_id}", "package.imported", f"package:{doc['package_id']}",
+                        {"sender": doc["sender"], "records": len(recs), "digest": opened.digest})
+    return len(recs)
+
+
+def accept_receipt(ctx: Context, org_id: str, opened: Opened) -> str:
+    """Close a handover with a verified receipt whose digest matches what was sent."""
+    doc, r = opened.doc, opened.doc["receipt"]
+    with ctx.store.session() as s:
+        h = s.get(Handover, r["package_id"])
+        if h is None or h.sender != org_id:
+            raise PackageRejected("receipt_unknown", "a receipt for a package we did not send",
+                                  package=r["package_id"])
+        if h.recipient != doc["sender"]:
+            raise PackageRejected("receipt_mismatch", "the receipt is not from the package's recipient",
+                                  package=r["package_id"])
+        if h.digest != r["digest"]:
+            raise PackageRejected("receipt_mismatch", "the receipt's digest does not match what was sent",
+                                  package=r["package_id"])
+        if h.status == "acknowledged":
+            return "duplicate"
+        disposition = str(r["disposition"])
+        if disposition == "imported":
+            h.status, h.acknowledged_at = "acknowledged", utcnow()
+        else:
+            h.status, h.last_error = "failed", f"rejected by recipient: {disposition}"
+        s.add(Receipt(package_id=h.id, direction="in", org=doc["sender"], disposition=disposition,
+                      digest=r["digest"], at=utcnow()))
+        ctx.store.audit(s, f"receive:{org_id}", f"handover.{h.status}", f"handover:{h.id}",
+                        {"disposition": disposition, "receipt": doc["package_id"]})
+        return h.status
+
+
+def process_inbox(ctx: Context, org_id: str, *, location: str | None = None) -> InboxResult:
+    """Receive everything waiting for ``org_id``: handovers, receipts, withdrawal notices.
+
+    Each file is opened and checked (see :func:`stafet.packages.open_package`); a
+    refused file is kept under ``$STAFET_HOME/rejected/`` with its reason beside it.
+    """
+    from connectors.transport import open_inbox
+
+    loc = location or inbox_location(ctx, org_id)
+    opts = ctx.network.endpoint_options.get(org_id, {})
+    inbox = open_inbox(loc, host_key=str(opts.get("host_key", "")), identity=str(opts.get("identity", "")))
+    keys = ctx.keys.decryption_keys(org_id)
+    trust = trust_store(ctx)
+    result = InboxResult()
+    for name in inbox.list("*.eml"):
+        with inbox.open(name) as fh:
+            data = fh.read()
+        opened: Opened | None = None
+        try:
+            opened = open_package(data, org_id=org_id, keys=keys, trust=trust, members=ctx.network.members)
+            kind = opened.doc["type"]
+            if kind == "handover":
+                import_handover(ctx, org_id, opened)
+                result.imported += 1
+                send_receipt(ctx, org_id, opened.doc["sender"], opened.doc["package_id"], opened.digest,
+                             "imported")
+                result.receipts_sent += 1
+            elif kind == "receipt":
+                if accept_receipt(ctx, org_id, opened) == "acknowledged":
+                    result.acknowledged += 1
+            else:
+                result.withdrawn += apply_withdrawal(ctx, org_id, opened)
+        except PackageRejected as e:
+            result.rejected[name] = e.reason
+            _keep_rejected(ctx, name, data, str(e))
+            with ctx.store.session() as s:
+                ctx.store.audit(s, f"receive:{org_id}", "package.rejected", f"file:{name}",
+                                {"reason": e.reason, "message": str(e)})
+            log.warning("refused %s: %s", name, e)
+            if opened is not None and opened.doc["type"] == "handover":
+                _answer_refusal(ctx, org_id, opened, e)
+            inbox.reject(name)
+            continue
+        inbox.mark_processed(name)
+    return result
+
+
+def _answer_refusal(ctx: Context, org_id: str, opened: Opened, e: PackageRejected) -> None:
+    """Tell a verified sender why we refused; a replay of what we imported is re-acknowledged."""
+    doc = opened.doc
+    disposition = f"rejected: {e.reason}"
+    if e.reason == "replay":
+        with ctx.store.session() as s:
+            prior = s.get(ImportedPackage, doc["package_id"])
+            if prior is not None and prior.digest == opened.digest:
+                disposition = "imported"
+    try:
+        send_receipt(ctx, org_id, doc["sender"], doc["package_id"], opened.digest, disposition)
+    except StafetError as err:
+        log.warning("could not answer %s: %s", doc["package_id"], err)
+
+
+def apply_withdrawal(ctx: Context, org_id: str, opened: Opened) -> int:
+    """Mark the records imported from the named packages as withdrawn."""
+    w = opened.doc["withdrawal"]
+    with ctx.store.session() as s:
+        rows = list(s.scalars(select(RecordRow).where(RecordRow.via_package.in_(w["package_ids"]))))
+        for r in rows:
+            r.withdrawn = True
+        ctx.store.audit(s, f"receive:{org_id}", "consent.withdrawn", f"consent:{w['consent_ref']}",
+                        {"packages": w["package_ids"], "records": len(rows)})
+    return len(rows)
