@@ -164,11 +164,19 @@ class KeyStore:
     def issue(self, org_id: str, *, days: int = 730,
               not_before: dt.datetime | None = None) -> x509.Certificate:
         """Let the network CA sign the org's pending CSR; the key becomes current."""
-        d = self.org_dir(org_id)
-        csr_path = d / "pending.csr"
+        csr_path = self.org_dir(org_id) / "pending.csr"
         if not csr_path.exists():
             raise ConfigError(f"no pending CSR for {org_id}: run `stafet keys new {org_id}`")
-        csr = x509.load_pem_x509_csr(csr_path.read_bytes())
+        cert = self.sign_csr(org_id, x509.load_pem_x509_csr(csr_path.read_bytes()), days=days,
+                             not_before=not_before)
+        self.install(org_id, cert)
+        return cert
+
+    def sign_csr(self, org_id: str, csr: x509.CertificateSigningRequest, *, days: int = 730,
+                 not_before: dt.datetime | None = None) -> x509.Certificate:
+        """The network CA signs ``csr`` as an S/MIME organisation certificate."""
+        if not csr.is_signature_valid:
+            raise ConfigError(f"the CSR for {org_id} is not validly self-signed")
         ca = self.ca_cert()
         start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
         builder = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca.subject)
@@ -186,9 +194,7 @@ class KeyStore:
             builder = builder.add_extension(san.value, critical=False)
         except x509.ExtensionNotFound:
             pass
-        cert = builder.sign(self.ca_key(), hashes.SHA256())
-        self.install(org_id, cert)
-        return cert
+        return builder.sign(self.ca_key(), hashes.SHA256())
 
     def install(self, org_id: str, cert: x509.Certificate) -> OrgKey:
         """Make the pending key current with ``cert`` (which must match it)."""

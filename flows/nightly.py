@@ -1,0 +1,122 @@
+"""Prefect flows: orchestration only. Logic lives in :mod:`stafet.relay` and below.
+
+Nothing here sees personal data: parameters are paths and organisation ids, task
+results are counts, and no result is persisted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NONE
+from prefect.tasks import exponential_backoff
+
+from stafet import relay
+from stafet.errors import TransientError
+
+
+def _retriable(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry transport failures only, never data errors."""
+    try:
+        state.result()
+    except TransientError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+_common: dict[str, Any] = {"cache_policy": NONE, "persist_result": False}
+
+
+@task(name="ingest-source", retries=3, retry_delay_seconds=exponential_backoff(5),
+      retry_condition_fn=_retriable, timeout_seconds=1800, **_common)
+def ingest_source(network: str, source: str) -> list[dict[str, Any]]:
+    """Pull and ingest one source's waiting files."""
+    return relay.ingest_source(network, source)
+
+
+@task(name="route", **_common)
+def route(network: str) -> dict[str, int]:
+    """Routing decisions → handovers."""
+    return relay.route(network)
+
+
+@task(name="send", retries=3, retry_delay_seconds=exponential_backoff(5),
+      retry_condition_fn=_retriable, timeout_seconds=600, **_common)
+def send(network: str, recipient: str) -> dict[str, Any]:
+    """Send one recipient's pending handovers (a concurrency tag per endpoint)."""
+    return relay.send(network, [recipient])
+
+
+@task(name="receive", retries=2, retry_delay_seconds=exponential_backoff(5),
+      retry_condition_fn=_retriable, timeout_seconds=600, **_common)
+def receive_task(network: str, org: str, home: str = "") -> dict[str, Any]:
+    """Process one organisation's inbox (handovers, receipts, withdrawals)."""
+    return relay.receive(network, org, home)
+
+
+@flow(name="nightly-sync", persist_result=False, log_prints=False)
+def nightly_sync(network: str) -> dict[str, Any]:
+    """Pull → validate/map/store → route → send → receipts → report.
+
+    One failing source or endpoint does not stop the others; the run fails at the
+    end, naming the parts that failed.
+    """
+    logger = get_run_logger()
+    failures: list[str] = []
+    ingest_futures = [(s, ingest_source.submit(network, s)) for s in relay.source_names(network)]
+    files: list[dict[str, Any]] = []
+    for name, fut in ingest_futures:
+        try:
+            files.extend(fut.result())
+        except Exception as e:
+            failures.append(f"source {name}: {type(e).__name__}: {e}")
+    routed = route(network)
+    sent: dict[str, Any] = {}
+    send_futures = [(r, send.with_options(tags=[f"endpoint:{r}"]).submit(network, r))
+                    for r in relay.pending_recipients(network)]
+    for rcpt, fut in send_futures:
+        try:
+            sent[rcpt] = fut.result()
+            failures += [f"send to {rcpt}: {e}" for e in sent[rcpt]["errors"]]
+        except Exception as e:
+            failures.append(f"send to {rcpt}: {type(e).__name__}: {e}")
+    received: dict[str, Any] = {}
+    for _ in range(2):  # receipts written by one hosted org land in another's inbox
+        for org, fut in [(o, receive_task.submit(network, o)) for o in relay.hosted_orgs(network)]:
+            try:
+                r = fut.result()
+            except Exception as e:
+                failures.append(f"receive {org}: {type(e).__name__}: {e}")
+                continue
+            acc = received.setdefault(org, {})
+            for k, v in r.items():
+                acc[k] = sorted(set(acc.get(k, [])) | set(v)) if isinstance(v, list) else acc.get(k, 0) + v
+    waiting = relay.unacknowledged(network)
+    summary = {
+        "files": len(files), "rows": sum(f["rows"] for f in files),
+        "accepted": sum(f["accepted"] for f in files), "quarantined": sum(f["quarantined"] for f in files),
+        "rejected_files": sum(1 for f in files if f["rejected"]), "routing": routed,
+        "sent": sum(v["sent"] for v in sent.values()),
+        "imported": sum(v["imported"] for v in received.values()),
+        "acknowledged": sum(v["acknowledged"] for v in received.values()),
+        "unacknowledged": len(waiting), "overdue": sum(1 for w in waiting if w["overdue"]),
+        "outbox": relay.outbox_counts(network), "failures": failures,
+    }
+    create_table_artifact(key="nightly-counts", table=[
+        {"what": k, "count": v} for k, v in summary.items() if isinstance(v, int)],
+        description="Counts only: no personal data.")
+    logger.info("nightly: %s files, %s sent, %s acknowledged, %s unacknowledged",
+                summary["files"], summary["sent"], summary["acknowledged"], summary["unacknowledged"])
+    if failures:
+        raise RuntimeError("nightly-sync: some parts failed: " + "; ".join(failures))
+    return summary
+
+
+@flow(name="receive", persist_result=False)
+def receive(network: str, org: str, home: str = "") -> dict[str, Any]:
+    """Receive for one organisation: import, verify, send receipts."""
+    return receive_task(network, org, home)

@@ -1,0 +1,267 @@
+"""The ``stafet`` command line (Typer + Rich).
+
+Heavy imports (Prefect, Great Expectations) happen inside the commands that need
+them, so ``stafet --help`` and quick commands start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from stafet.errors import StafetError
+
+app = typer.Typer(help="stafet: we do not let go of a young person before someone else has taken over.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+outbox_app = typer.Typer(help="The sender's outbox: handovers and their state.", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+NetworkOpt = Annotated[str | None, typer.Option("--network", "-n", envvar="STAFET_NETWORK",
+                                                help="network.yaml of the network")]
+HomeOpt = Annotated[Path | None, typer.Option("--home", envvar="STAFET_HOME",
+                                              help="stafet's data folder (default ./.stafet)")]
+
+
+def _home(home: Path | None) -> Path:
+    from stafet.config import stafet_home
+
+    h = (home or stafet_home()).resolve()
+    os.environ["STAFET_HOME"] = str(h)
+    from stafet.app_context import prepare_environment
+
+    prepare_environment(h)
+    return h
+
+
+def _fail(e: StafetError) -> None:
+    err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+    raise typer.Exit(2)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    import logging
+
+    from stafet.logs import setup_logging
+
+    setup_logging(logging.DEBUG if verbose else logging.WARNING)
+
+
+@app.command()
+def demo(home: HomeOpt = None,
+         demo_dir: Annotated[Path, typer.Option("--demo-dir", help="where the demo network lives")]
+         = Path(".stafet-demo")) -> None:
+    """Run the whole relay on the demo network: ingest, route, send, receive, receipts."""
+    h = _home(home)
+    from stafet.demo import OWN_NODE, member_home, setup_demo
+
+    demo_dir = demo_dir.resolve()
+    try:
+        network = str(setup_demo(demo_dir, h))
+        from stafet.vault import load_secret
+
+        load_secret(h, create=True)
+        for org in OWN_NODE:
+            load_secret(member_home(demo_dir, org), create=True)
+        from flows.nightly import nightly_sync, receive
+
+        console.print("[bold]1. nightly-sync[/bold]: ingest → route → send → receipts")
+        first = nightly_sync(network)
+        for org in OWN_NODE:
+            console.print(f"[bold]2. {org} runs its own node[/bold]: stafet receive --org {org}")
+            receive(network, org, str(member_home(demo_dir, org)))
+        console.print("[bold]3. nightly-sync again[/bold]: collects the receipts; nothing is sent twice")
+        second = nightly_sync(network)
+    except StafetError as e:
+        _fail(e)
+    from stafet import relay
+
+    counts = relay.outbox_counts(network)
+    table = Table(title="stafet demo")
+    table.add_column("what")
+    table.add_column("count / where", overflow="fold")
+    table.add_row("source files ingested", str(first["files"] + second["files"]))
+    table.add_row("rows accepted / quarantined", f"{first['accepted']} / {first['quarantined']}")
+    for status, n in sorted(counts.items()):
+        table.add_row(f"handovers {status}", str(n))
+    table.add_row("packages (sender's copies)", str(h / "outbox"))
+    table.add_row("member inboxes", str(demo_dir / "inbox"))
+    table.add_row("network configuration", network)
+    console.print(table)
+
+
+@app.command()
+def send(network: NetworkOpt = None, home: HomeOpt = None,
+         to: Annotated[list[str] | None, typer.Option("--to", help="only these recipients")] = None) -> None:
+    """Route and send pending handovers now."""
+    _home(home)
+    from stafet import relay
+
+    try:
+        routed = relay.route(network or "network.yaml")
+        result = relay.send(network or "network.yaml", to or relay.pending_recipients(network or "network.yaml"))
+    except StafetError as e:
+        _fail(e)
+    console.print_json(json.dumps({"routing": routed, **result}))
+
+
+@app.command()
+def receive(org: Annotated[str, typer.Option("--org", help="the organisation that receives")],
+            network: NetworkOpt = None, home: HomeOpt = None,
+            inbox: Annotated[str | None, typer.Option(help="folder:PATH or sftp://… (default: "
+                                                      "the org's endpoint)")] = None) -> None:
+    """Decrypt, verify and import waiting packages, and send signed receipts."""
+    h = _home(home)
+    from stafet.app_context import open_context
+    from stafet.exchange import process_inbox
+
+    try:
+        ctx = open_context(network, home=h)
+        r = process_inbox(ctx, org, location=inbox)
+    except StafetError as e:
+        _fail(e)
+    console.print_json(json.dumps({"imported": r.imported, "receipts_sent": r.receipts_sent,
+                                   "acknowledged": r.acknowledged, "withdrawn": r.withdrawn,
+                                   "rejected": r.rejected}))
+    if r.rejected:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(network: NetworkOpt = None, home: HomeOpt = None,
+           as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """One screen: outbox counts, unacknowledged handovers with their age."""
+    _home(home)
+    from stafet import relay
+
+    try:
+        counts = relay.outbox_counts(network or "network.yaml")
+        waiting = relay.unacknowledged(network or "network.yaml")
+    except StafetError as e:
+        _fail(e)
+    if as_json:
+        console.print_json(json.dumps({"outbox": counts, "unacknowledged": waiting}))
+        return
+    console.print("outbox: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    t = Table(title="unacknowledged handovers (the youth is still the sender's)")
+    for c in ("package", "sender", "recipient", "status", "age (h)", "overdue"):
+        t.add_column(c)
+    for w in waiting:
+        t.add_row(w["id"], w["sender"], w["recipient"], w["status"], str(w["age_hours"]),
+                  "[red]yes[/red]" if w["overdue"] else "")
+    console.print(t)
+
+
+@outbox_app.command("list")
+def outbox_list(network: NetworkOpt = None, home: HomeOpt = None,
+                status_: Annotated[str | None, typer.Option("--status")] = None) -> None:
+    """List handovers (id, recipient, status, attempts, last error)."""
+    h = _home(home)
+    from sqlalchemy import select
+
+    from stafet.app_context import open_context
+    from stafet.store.schema import Handover
+
+    try:
+        ctx = open_context(network, home=h)
+    except StafetError as e:
+        _fail(e)
+    t = Table()
+    for c in ("package", "sender", "recipient", "rule", "status", "attempts", "last error"):
+        t.add_column(c, overflow="fold")
+    with ctx.store.session() as s:
+        q = select(Handover).order_by(Handover.created_at)
+        if status_:
+            q = q.where(Handover.status == status_)
+        for row in s.scalars(q):
+            t.add_row(row.id, row.sender, row.recipient, row.rule, row.status, str(row.attempts),
+                      row.last_error[:120])
+    console.print(t)
+
+
+@outbox_app.command("retry")
+def outbox_retry(handover_id: str, network: NetworkOpt = None, home: HomeOpt = None) -> None:
+    """Re-queue a failed handover after its cause was fixed."""
+    h = _home(home)
+    from stafet.app_context import open_context
+    from stafet.exchange import retry_handover
+
+    try:
+        retry_handover(open_context(network, home=h), handover_id)
+    except StafetError as e:
+        _fail(e)
+    console.print(f"{handover_id} is pending again")
+
+
+@app.command("run")
+def run(what: Annotated[str, typer.Argument(help="nightly | receive")], network: NetworkOpt = None,
+        home: HomeOpt = None, org: Annotated[str | None, typer.Option("--org")] = None) -> None:
+    """Run a flow locally on an ephemeral Prefect (no server needed)."""
+    _home(home)
+    from flows import nightly
+
+    net = network or "network.yaml"
+    result: Any
+    try:
+        if what == "nightly":
+            result = nightly.nightly_sync(net)
+        elif what == "receive" and org:
+            result = nightly.receive(net, org)
+        else:
+            err.print("run: nightly | receive --org ORG")
+            raise typer.Exit(2)
+    except StafetError as e:
+        _fail(e)
+    console.print_json(json.dumps(result, default=str))
+
+
+@app.command("network")
+def network_check(network: NetworkOpt = None) -> None:
+    """Validate network.yaml and list its members."""
+    from stafet.config import load_network
+
+    try:
+        net = load_network(network)
+    except StafetError as e:
+        _fail(e)
+    t = Table(title=f"network {net.name}")
+    for c in ("id", "kind", "name", "municipality", "endpoint"):
+        t.add_column(c)
+    for m in net.members.values():
+        t.add_row(m.id, m.kind.value, m.name, m.municipality, m.endpoint)
+    console.print(t)
+
+
+def _register_optional() -> None:
+    """Commands contributed by other modules (ingest, quarantine, keys, …)."""
+    import importlib
+
+    for mod in ("stafet.cli_ingest", "stafet.cli_keys", "stafet.cli_consent", "stafet.cli_deadlines"):
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+            continue
+        m.register(app)
+
+
+_register_optional()
+
+
+def main() -> None:
+    """Entry point with clean errors."""
+    try:
+        app()
+    except StafetError as e:
+        err.print(f"error: {e}")
+        sys.exit(2)

@@ -1,0 +1,119 @@
+"""The stages of a night, as plain functions (the Prefect flows only call these).
+
+Each stage takes the network configuration path and opens its own context, so a
+stage can run in any worker process; each returns counts only (no personal data),
+which is all that may reach Prefect's database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from stafet.app_context import Context, open_context
+from stafet.config import SourceConfig
+from stafet.exchange import plan_handovers, process_inbox, send_pending
+from stafet.routing import route_school_events
+from stafet.store.db import utcnow
+from stafet.store.schema import Handover
+
+log = logging.getLogger("stafet.relay")
+
+
+@lru_cache(maxsize=8)
+def context(network: str, home: str = "") -> Context:
+    """One opened context per (network, home) per process."""
+    return open_context(network, home=Path(home) if home else None)
+
+
+def source_names(network: str) -> list[str]:
+    """The names of the network's configured sources."""
+    return [s.name for s in context(network).network.sources]
+
+
+def _source(ctx: Context, name: str) -> SourceConfig:
+    for s in ctx.network.sources:
+        if s.name == name:
+            return s
+    raise KeyError(name)
+
+
+def ingest_source(network: str, name: str) -> list[dict[str, Any]]:
+    """Pull and ingest every waiting file of one source; one summary dict per file."""
+    from connectors.transport import open_inbox
+    from stafet.ingest import ingest_inbox
+
+    ctx = context(network)
+    src = _source(ctx, name)
+    inbox = open_inbox(src.location, host_key=src.host_key, identity=src.identity)
+    return [asdict(r) for r in ingest_inbox(ctx.store, ctx.network, inbox, src)]
+
+
+def route(network: str, today: dt.date | None = None) -> dict[str, int]:
+    """Decide who must be told what; commit the decisions as handovers."""
+    ctx = context(network)
+    with ctx.store.session() as s:
+        decisions = route_school_events(s, ctx.network, today or dt.date.today())
+    return plan_handovers(ctx, decisions)
+
+
+def pending_recipients(network: str) -> list[str]:
+    """Recipients with handovers waiting to be sent."""
+    ctx = context(network)
+    with ctx.store.session() as s:
+        return sorted(set(s.scalars(select(Handover.recipient).where(Handover.status == "pending"))))
+
+
+def send(network: str, recipients: list[str]) -> dict[str, Any]:
+    """Send the pending handovers to ``recipients``."""
+    r = send_pending(context(network), recipients=recipients)
+    return {"sent": r.sent, "retry_later": r.retry_later, "failed": r.failed,
+            "errors": list(r.errors.values())}
+
+
+def hosted_orgs(network: str) -> list[str]:
+    """Members this node holds keys for: it reads their inboxes (handovers, receipts)."""
+    ctx = context(network)
+    return [o for o in ctx.network.members if ctx.keys.org_dir(o).exists() and any(
+        ctx.keys.org_dir(o).glob("*.pem"))]
+
+
+def receive(network: str, org: str, home: str = "") -> dict[str, Any]:
+    """Process one organisation's inbox."""
+    r = process_inbox(context(network, home), org)
+    return {"imported": r.imported, "receipts_sent": r.receipts_sent, "acknowledged": r.acknowledged,
+            "withdrawn": r.withdrawn, "rejected": len(r.rejected),
+            "reasons": sorted(set(r.rejected.values()))}
+
+
+def outbox_counts(network: str, home: str = "") -> dict[str, int]:
+    """Handovers by status."""
+    ctx = context(network, home)
+    with ctx.store.session() as s:
+        return {st: n for st, n in s.execute(select(Handover.status, func.count()).group_by(Handover.status))}
+
+
+def unacknowledged(network: str, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Sent handovers still waiting for a receipt, oldest first, with age and overdue flag."""
+    ctx = context(network)
+    now = now or utcnow()
+    limit = dt.timedelta(hours=ctx.network.ack_limit_hours)
+    out = []
+    with ctx.store.session() as s:
+        for h in s.scalars(select(Handover).where(Handover.status.in_(("pending", "sent")))
+                           .order_by(Handover.created_at)):
+            age = now - (h.sent_at or h.created_at)
+            out.append({"id": h.id, "sender": h.sender, "recipient": h.recipient, "status": h.status,
+                        "youth": h.youth, "age_hours": round(age.total_seconds() / 3600, 1),
+                        "overdue": age > limit})
+    for item in out:
+        if item["overdue"]:
+            log.warning("handover %s to %s unacknowledged for %.0f h (limit %.0f h)", item["id"],
+                        item["recipient"], item["age_hours"], ctx.network.ack_limit_hours)
+    return out
