@@ -1,0 +1,110 @@
+"""Shared fixtures: isolation from the developer's environment, and real peers.
+
+Real servers (see ``tests/servers.py``) run on 127.0.0.1, each in its own folder and
+process, and are stopped by PID:
+
+* ``sshd`` (session): OpenSSH with SFTP; ``sshd.host_key``, ``sshd.client_key``,
+  ``sshd.url(path)``, ``sshd.new_folder()``. ``make_sshd()`` gives a private one
+  (for tests that kill it).
+* ``smtp_server`` (per test): aiosmtpd in its own process; ``.endpoint``,
+  ``.messages()``, ``.fail_next(451)``. ``make_smtp_server(tls=True)`` offers STARTTLS.
+* ``postgres_url`` (session): a SQLAlchemy URL; ``$STAFET_TEST_POSTGRES_URL`` if set,
+  else a throwaway cluster; skipped with the reason if neither is possible.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+# Tests import ``servers`` as a top-level module whatever pytest's import mode is.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+from servers import Postgres, ServerUnavailable, SmtpServer, Sshd
+
+# Set before any session fixture (e.g. a Prefect test server) starts: no telemetry.
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["DO_NOT_TRACK"] = "1"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every test away from the developer's stafet home, database and network."""
+    monkeypatch.setenv("STAFET_HOME", str(tmp_path_factory.mktemp("stafet-home")))
+    for var in ("STAFET_DATABASE_URL", "STAFET_SECRET", "STAFET_NETWORK"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    monkeypatch.setenv("DO_NOT_TRACK", "1")
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    """A real OpenSSH sshd (SFTP) for the whole session; use ``sshd.new_folder()``."""
+    try:
+        server = Sshd(tmp_path_factory.mktemp("sshd")).start()
+    except ServerUnavailable as e:
+        pytest.skip(f"sshd unavailable: {e}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], Sshd]]:
+    """Factory for private sshd instances (started), stopped after the test."""
+    started: list[Sshd] = []
+
+    def make() -> Sshd:
+        try:
+            server = Sshd(tmp_path_factory.mktemp("sshd-private")).start()
+        except ServerUnavailable as e:
+            pytest.skip(f"sshd unavailable: {e}")
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def make_smtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., SmtpServer]]:
+    """Factory: ``make_smtp_server(tls=False)`` starts an aiosmtpd process; stopped after."""
+    started: list[SmtpServer] = []
+
+    def make(*, tls: bool = False) -> SmtpServer:
+        try:
+            server = SmtpServer(tmp_path_factory.mktemp("smtp"), tls=tls).start()
+        except ServerUnavailable as e:
+            pytest.skip(f"SMTP server unavailable: {e}")
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def smtp_server(make_smtp_server: Callable[..., SmtpServer]) -> SmtpServer:
+    """A real SMTP server (aiosmtpd, own process, no TLS) for one test."""
+    return make_smtp_server()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """SQLAlchemy URL of a PostgreSQL database for this session (skips if impossible)."""
+    url = os.environ.get("STAFET_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    try:
+        server = Postgres().start()
+    except ServerUnavailable as e:
+        pytest.skip(f"PostgreSQL unavailable: {e}")
+    yield server.url
+    server.stop()

@@ -1,0 +1,541 @@
+"""Real peers for tests: OpenSSH sshd, an aiosmtpd SMTP server, a throwaway PostgreSQL.
+
+Each helper starts its server on 127.0.0.1 on a free port, in a folder of its own, as
+its own process, and stops it by PID (never by name). They are plain classes, used by
+the fixtures in ``tests/conftest.py``; a test that needs a private instance (to kill
+it, say) uses the ``make_sshd`` / ``smtp_server`` fixtures rather than these directly.
+
+A server that cannot start here (binary missing, not allowed) raises
+:class:`ServerUnavailable` with the reason; fixtures turn that into a skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import getpass
+import glob
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
+
+HOST = "127.0.0.1"
+
+
+class ServerUnavailable(RuntimeError):
+    """The server cannot be started on this machine; the message says why."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def make_ed25519_key(path: Path) -> str:
+    """Write a new ed25519 private key (OpenSSH format, 0600) and ``path.pub``.
+
+    Returns the public key line, ``ssh-ed25519 AAAA… comment``.
+    """
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                            serialization.NoEncryption())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    line = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                         serialization.PublicFormat.OpenSSH).decode()
+    line = f"{line} stafet-test"
+    path.with_name(path.name + ".pub").write_text(line + "\n")
+    return line
+
+
+def make_tls_cert(folder: Path, name: str = "server") -> tuple[Path, Path]:
+    """A self-signed TLS certificate for 127.0.0.1/localhost; returns (cert, key) paths.
+
+    The certificate is its own trust anchor: pass the cert path as ``cafile``.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([
+            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]),
+            critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(ski, critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
+                       critical=False)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False,
+                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
+                       critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = folder / f"{name}.pem", folder / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def wait_for_port(port: int, *, proc: subprocess.Popen[Any] | None = None, log: Path | None = None,
+                  timeout: float = 15.0, banner: bytes = b"") -> None:
+    """Wait until 127.0.0.1:``port`` accepts (and, if given, sends ``banner`` first).
+
+    Raises ServerUnavailable with the server's log when the process exits or time runs out.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ServerUnavailable(f"server exited with {proc.returncode}: {_tail(log)}")
+        try:
+            with socket.create_connection((HOST, port), timeout=1) as s:
+                if not banner or s.recv(len(banner)).startswith(banner):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise ServerUnavailable(f"port {port} did not open within {timeout}s: {_tail(log)}")
+
+
+def _tail(log: Path | None, n: int = 2000) -> str:
+    if log is None or not log.exists():
+        return ""
+    return log.read_text(errors="replace")[-n:]
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (from /proc), parents first."""
+    kids, out, todo = _children(), [], [pid]
+    while todo:
+        p = todo.pop(0)
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def signal_tree(pid: int, sig: int) -> None:
+    """Send ``sig`` to ``pid`` and every descendant (collected first: orphans get re-parented)."""
+    for p in process_tree(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, sig)
+
+
+# --------------------------------------------------------------------------- sshd
+
+
+class Sshd:
+    """OpenSSH's sshd with its own config, host key, client key and port.
+
+    Attributes:
+        host_key: the server's public host key line (``ssh-ed25519 AAAA…``), to pin.
+        client_key: path of the authorised client private key (OpenSSH, no passphrase).
+        port: the TCP port on 127.0.0.1 (kept across ``restart``).
+        root: a folder for the test's files; SFTP paths are absolute, so use
+            ``sshd.url(sshd.root / "inbox")``.
+        user: the login user (the current user).
+    """
+
+    binary = "/usr/sbin/sshd"
+
+    def __init__(self, home: Path, *, port: int | None = None) -> None:
+        if not Path(self.binary).exists():
+            raise ServerUnavailable(f"{self.binary} not found (Debian package openssh-server)")
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+        self.root = home / "files"
+        self.root.mkdir(exist_ok=True)
+        self.port = port or free_port()
+        self.user = getpass.getuser()
+        self.log = home / "sshd.log"
+        self.host_key_path = home / "ssh_host_ed25519_key"
+        self.host_key = make_ed25519_key(self.host_key_path)
+        self.client_key = home / "id_ed25519"
+        self.client_public_key = make_ed25519_key(self.client_key)
+        self.authorized_keys = home / "authorized_keys"
+        self.authorized_keys.write_text(self.client_public_key + "\n")
+        self.config = home / "sshd_config"
+        root_login = "PermitRootLogin prohibit-password\n" if os.geteuid() == 0 else ""
+        self.config.write_text(
+            f"Port {self.port}\n"
+            f"ListenAddress {HOST}\n"
+            f"HostKey {self.host_key_path}\n"
+            f"PidFile {home / 'sshd.pid'}\n"
+            f"AuthorizedKeysFile {self.authorized_keys}\n"
+            f"AllowUsers {self.user}\n"
+            f"{root_login}"
+            "PubkeyAuthentication yes\n"
+            "PasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\n"
+            "UsePAM no\n"
+            "StrictModes no\n"
+            "UseDNS no\n"
+            "PrintMotd no\n"
+            "MaxStartups 50:30:100\n"
+            "LogLevel INFO\n"
+            "Subsystem sftp internal-sftp\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the listening sshd, or None when stopped."""
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+    def url(self, path: str | Path = "") -> str:
+        """``sftp://user@127.0.0.1:port/abs/path`` for ``path`` (absolute)."""
+        p = str(path) if str(path).startswith("/") else f"/{path}"
+        return f"sftp://{self.user}@{HOST}:{self.port}{p}"
+
+    def new_folder(self, prefix: str = "d") -> Path:
+        """A fresh, empty folder under ``root`` (tests sharing one sshd stay apart)."""
+        return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.root))
+
+    def start(self) -> Sshd:
+        """Start sshd (again, on the same port) and wait until it greets."""
+        if self.pid is not None:
+            return self
+        if os.geteuid() == 0:
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation dir
+        elif not Path("/run/sshd").is_dir():
+            raise ServerUnavailable("/run/sshd is missing and only root can create it")
+        logf = open(self.log, "ab")  # noqa: SIM115 - the child keeps it
+        try:
+            self.proc = subprocess.Popen([self.binary, "-D", "-e", "-f", str(self.config)],
+                                         stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                         start_new_session=True)
+        finally:
+            logf.close()
+        try:
+            wait_for_port(self.port, proc=self.proc, log=self.log, banner=b"SSH-")
+        except ServerUnavailable:
+            self.kill()
+            raise
+        return self
+
+    def _signal(self, sig: int) -> None:
+        if self.proc is None:
+            return
+        # Connection children call setsid(): walk the tree, a process group would miss them.
+        if self.proc.poll() is None:
+            signal_tree(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            signal_tree(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL sshd and every connection it serves (a crash, for fault tests)."""
+        self._signal(signal.SIGKILL)
+
+    def stop(self) -> None:
+        """Stop sshd and its connections (SIGTERM, then SIGKILL if needed)."""
+        self._signal(signal.SIGTERM)
+
+    def restart(self) -> Sshd:
+        """Kill and start again on the same port with the same keys."""
+        self.kill()
+        return self.start()
+
+    def __enter__(self) -> Sshd:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------- SMTP
+
+
+class SmtpServer:
+    """An aiosmtpd server in its own process (``tests/smtp_server.py``).
+
+    Accepted messages land in ``maildir`` as ``NNNNNN.eml`` + ``NNNNNN.json`` (envelope).
+    ``fail_next("451 4.3.0 busy")`` makes the next message get that answer instead.
+    With ``tls=True`` it offers STARTTLS with a self-signed certificate (``cafile``).
+    """
+
+    script = Path(__file__).with_name("smtp_server.py")
+
+    def __init__(self, home: Path, *, tls: bool = False) -> None:
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+        self.maildir = home / "mail"
+        self.log = home / "smtp.log"
+        self.host = HOST
+        self.port = 0
+        self.cafile: Path | None = None
+        self._tls: tuple[Path, Path] | None = make_tls_cert(home / "tls") if tls else None
+        if self._tls:
+            self.cafile = self._tls[0]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """``smtp://127.0.0.1:port``."""
+        return f"smtp://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the server process, or None when stopped."""
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+    def start(self) -> SmtpServer:
+        """Start the server process and wait until it greets."""
+        if self.pid is not None:
+            return self
+        port_file = self.home / "port"
+        port_file.unlink(missing_ok=True)
+        cmd = [sys.executable, str(self.script), "--dir", str(self.home), "--host", HOST,
+               "--port", str(self.port)]
+        if self._tls:
+            cmd += ["--tls-cert", str(self._tls[0]), "--tls-key", str(self._tls[1])]
+        logf = open(self.log, "ab")  # noqa: SIM115 - the child keeps it
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                         start_new_session=True)
+        finally:
+            logf.close()
+        deadline = time.monotonic() + 20
+        while not port_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise ServerUnavailable(f"SMTP server did not start: {_tail(self.log)}")
+            time.sleep(0.02)
+        self.port = int(port_file.read_text())
+        wait_for_port(self.port, proc=self.proc, log=self.log, banner=b"220")
+        return self
+
+    def fail_next(self, *replies: str | int) -> None:
+        """Answer the next messages with these replies (``451``, or ``"550 5.7.1 no"``)."""
+        control = self.home / "control.json"
+        try:
+            queued = list(json.loads(control.read_text()).get("replies") or [])
+        except (FileNotFoundError, ValueError):
+            queued = []
+        defaults = {421: "421 4.3.2 Service shutting down", 451: "451 4.3.0 Try again later",
+                    550: "550 5.7.1 Recipient refused by policy"}
+        queued += [defaults.get(r, f"{r} injected") if isinstance(r, int) else r for r in replies]
+        tmp = self.home / ".control.json.tmp"
+        tmp.write_text(json.dumps({"replies": queued}))
+        os.replace(tmp, control)
+
+    def messages(self) -> list[bytes]:
+        """Raw bytes of every accepted message, in order."""
+        return [p.read_bytes() for p in sorted(self.maildir.glob("*.eml"))]
+
+    def envelopes(self) -> list[dict[str, Any]]:
+        """``{"mail_from", "rcpt_tos", "tls"}`` of every accepted message, in order."""
+        return [json.loads(p.read_text()) for p in sorted(self.maildir.glob("*.json"))]
+
+    def _signal(self, sig: int) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def stop(self) -> None:
+        """SIGTERM the server and wait for it."""
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL the server."""
+        self._signal(signal.SIGKILL)
+
+    def __enter__(self) -> SmtpServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def postgres_bindir() -> Path | None:
+    """The newest ``/usr/lib/postgresql/*/bin`` with initdb and postgres, else from PATH."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                   key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit()
+                   else 0)
+    for initdb in reversed(found):
+        bindir = Path(initdb).parent
+        if (bindir / "postgres").exists():
+            return bindir
+    which = shutil.which("initdb")
+    if which and (Path(which).parent / "postgres").exists():
+        return Path(which).parent
+    return None
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (trust auth), in a temp folder.
+
+    As root, initdb and postgres run as the ``postgres`` system user (initdb refuses
+    root). ``url`` is a SQLAlchemy URL to a fresh database ``dbname``.
+    """
+
+    def __init__(self, *, dbname: str = "stafet_test", port: int | None = None) -> None:
+        bindir = postgres_bindir()
+        if bindir is None:
+            raise ServerUnavailable("PostgreSQL binaries not found (Debian package postgresql)")
+        self.bindir = bindir
+        self.dbname = dbname
+        self.port = port or free_port()
+        self.user = "postgres"
+        self._run_as: dict[str, Any] = {}
+        if os.geteuid() == 0:
+            try:
+                import pwd
+
+                pw = pwd.getpwnam("postgres")
+            except KeyError:
+                raise ServerUnavailable("running as root but there is no 'postgres' user "
+                                        "to run initdb as") from None
+            self._uid, self._gid = pw.pw_uid, pw.pw_gid
+            self._run_as = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+        self.home: Path | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``postgresql+psycopg2://postgres@127.0.0.1:PORT/dbname``."""
+        return f"postgresql+psycopg2://{self.user}@{HOST}:{self.port}/{self.dbname}"
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the postmaster, or None when stopped."""
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+    def start(self) -> Postgres:
+        """initdb, start postgres, create the database; ServerUnavailable if it cannot."""
+        home = Path(tempfile.mkdtemp(prefix="stafet-pg-"))
+        self.home = home
+        data, log = home / "data", home / "postgres.log"
+        if self._run_as:
+            os.chown(home, self._uid, self._gid)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8",
+               "LANG": "C.UTF-8", "HOME": str(home)}
+        init = subprocess.run(
+            [str(self.bindir / "initdb"), "-D", str(data), "-U", self.user, "-A", "trust",
+             "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", "--no-instructions"],
+            cwd=home, env=env, capture_output=True, text=True, timeout=120, check=False,
+            **self._run_as)
+        if init.returncode != 0:
+            self._cleanup()
+            raise ServerUnavailable(f"initdb failed: {(init.stderr or init.stdout)[-1500:]}")
+        logf = open(log, "ab")  # noqa: SIM115 - the child keeps it
+        if self._run_as:
+            os.chown(log, self._uid, self._gid)
+        try:
+            self.proc = subprocess.Popen(
+                [str(self.bindir / "postgres"), "-D", str(data), "-p", str(self.port),
+                 "-c", f"listen_addresses={HOST}", "-c", f"unix_socket_directories={home}",
+                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                 "-c", "max_connections=50"],
+                cwd=home, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                start_new_session=True, **self._run_as)
+        finally:
+            logf.close()
+        try:
+            self._create_database(log)
+        except ServerUnavailable:
+            self.stop()
+            raise
+        return self
+
+    def _create_database(self, log: Path) -> None:
+        import psycopg2
+
+        deadline, last = time.monotonic() + 30, ""
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                raise ServerUnavailable(f"postgres exited: {_tail(log)}")
+            try:
+                conn = psycopg2.connect(host=HOST, port=self.port, user=self.user,
+                                        dbname="postgres", connect_timeout=2)
+            except psycopg2.OperationalError as e:
+                last = str(e)
+                time.sleep(0.05)
+                continue
+            try:
+                conn.autocommit = True
+                with conn.cursor() as cur:
+                    cur.execute(f'CREATE DATABASE "{self.dbname}"')
+            finally:
+                conn.close()
+            return
+        raise ServerUnavailable(f"postgres did not accept connections: {last} {_tail(log)}")
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT) of the postmaster by PID, then remove the cluster."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                signal_tree(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+            self.proc = None
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self.home is not None:
+            shutil.rmtree(self.home, ignore_errors=True)
+            self.home = None
+
+    def __enter__(self) -> Postgres:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
