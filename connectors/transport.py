@@ -703,7 +703,7 @@ class SftpOutlet(_SftpBase, Outlet):
         with self._session.errors("SFTP upload failed", name, missing=ConfigError):
             sftp = self._session.sftp()
             try:
-                with sftp.open(tmp, "xb") as fh:
+                with sftp.open(tmp, "wbx") as fh:  # "x" alone would not open it for writing
                     fh.set_pipelined(True)
                     for off in range(0, len(data), _CHUNK):
                         fh.write(data[off:off + _CHUNK])
