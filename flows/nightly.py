@@ -67,28 +67,27 @@ def nightly_sync(network: str) -> dict[str, Any]:
     """
     logger = get_run_logger()
     failures: list[str] = []
-    ingest_futures = [(s, ingest_source.submit(network, s)) for s in relay.source_names(network)]
     files: list[dict[str, Any]] = []
-    for name, fut in ingest_futures:
+    for name, ingest_fut in [(s, ingest_source.submit(network, s)) for s in relay.source_names(network)]:
         try:
-            files.extend(fut.result())
+            files.extend(ingest_fut.result())
         except Exception as e:
             failures.append(f"source {name}: {type(e).__name__}: {e}")
     routed = route(network)
     sent: dict[str, Any] = {}
     send_futures = [(r, send.with_options(tags=[f"endpoint:{r}"]).submit(network, r))
                     for r in relay.pending_recipients(network)]
-    for rcpt, fut in send_futures:
+    for rcpt, send_fut in send_futures:
         try:
-            sent[rcpt] = fut.result()
+            sent[rcpt] = send_fut.result()
             failures += [f"send to {rcpt}: {e}" for e in sent[rcpt]["errors"]]
         except Exception as e:
             failures.append(f"send to {rcpt}: {type(e).__name__}: {e}")
     received: dict[str, Any] = {}
     for _ in range(2):  # receipts written by one hosted org land in another's inbox
-        for org, fut in [(o, receive_task.submit(network, o)) for o in relay.hosted_orgs(network)]:
+        for org, recv_fut in [(o, receive_task.submit(network, o)) for o in relay.hosted_orgs(network)]:
             try:
-                r = fut.result()
+                r = recv_fut.result()
             except Exception as e:
                 failures.append(f"receive {org}: {type(e).__name__}: {e}")
                 continue

@@ -1,0 +1,1 @@
+"""stafet: data integration and secure exchange for Danish youth education networks."""

@@ -108,7 +108,8 @@ def send(network: NetworkOpt = None, home: HomeOpt = None,
 
     try:
         routed = relay.route(network or "network.yaml")
-        result = relay.send(network or "network.yaml", to or relay.pending_recipients(network or "network.yaml"))
+        net = network or "network.yaml"
+        result = relay.send(net, to or relay.pending_recipients(net))
     except StafetError as e:
         _fail(e)
     console.print_json(json.dumps({"routing": routed, **result}))

@@ -79,6 +79,12 @@ class Network:
                 return org
         return None
 
+    def locate(self, location: str) -> str:
+        """A ``folder:`` location with its path made absolute (relative to this file)."""
+        if location.startswith("folder:"):
+            return "folder:" + str(self.resolve(location[len("folder:"):]))
+        return location
+
     def resolve(self, p: str) -> Path:
         """A path from the config, relative to the config file's folder."""
         path = Path(p)

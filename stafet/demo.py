@@ -51,11 +51,11 @@ def member_home(demo: Path, org: str) -> Path:
     return demo / "members" / org
 
 
-def _issue(ca: KeyStore, ks: KeyStore, org: str, name: str, email: str) -> None:
+def _issue(ca: KeyStore, ks: KeyStore, org: str, name: str, email: str, bits: int) -> None:
     """A key in ``ks`` with a certificate from ``ca``'s demo CA (a real CSR round trip)."""
     if ks.keys(org):
         return
-    csr = ks.new_key(org, display=name, email=email)
+    csr = ks.new_key(org, display=name, email=email, bits=bits)
     csr_path = ca.org_dir(org) / "pending.csr"
     csr_path.parent.mkdir(parents=True, exist_ok=True)
     if ca is ks:
@@ -67,11 +67,14 @@ def _issue(ca: KeyStore, ks: KeyStore, org: str, name: str, email: str) -> None:
     ks.install(org, cert)
 
 
-def setup_demo(demo: Path, home: Path, *, drop_samples: bool = True) -> Path:
-    """Create (or refresh) the demo network; returns the path of its ``network.yaml``."""
+def setup_demo(demo: Path, home: Path, *, drop_samples: bool = True, bits: int = 3072) -> Path:
+    """Create (or refresh) the demo network; returns the path of its ``network.yaml``.
+
+    ``bits``: RSA key size (tests use 2048 to save key-generation time).
+    """
     demo.mkdir(parents=True, exist_ok=True)
     ca = KeyStore(home)
-    ca.init_ca()
+    ca.init_ca(bits=bits)
     certs = demo / "certs"
     certs.mkdir(exist_ok=True)
     shutil.copy(ca.ca_dir / "ca.pem", certs / "ca.pem")
@@ -79,11 +82,11 @@ def setup_demo(demo: Path, home: Path, *, drop_samples: bool = True) -> Path:
     for org, kind, name, muni, serves in MEMBERS:
         email = f"{org}@sikkermail.{'stafet-demo'}.dk"
         ks = KeyStore(member_home(demo, org)) if org in OWN_NODE else ca
-        _issue(ca, ks, org, name, email)
+        _issue(ca, ks, org, name, email, bits)
         cert = ks.current(org).cert
         (certs / f"{org}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         (demo / "inbox" / org).mkdir(parents=True, exist_ok=True)
-        m = {"id": org, "kind": kind, "name": name, "municipality": muni,
+        m: dict[str, object] = {"id": org, "kind": kind, "name": name, "municipality": muni,
              "email": email, "endpoint": f"folder:inbox/{org}", "certificate": f"certs/{org}.pem"}
         if serves:
             m["serves"] = serves

@@ -57,12 +57,12 @@ def plan_handovers(ctx: Context, decisions: list[Decision], *, actor: str = "rou
             if row is not None and not (row.status == "held" and status == "pending"):
                 counts["existing"] += 1
                 continue
-            if row is None:
-                row = Handover(id=new_package_id(), handover_key=key, sender=d.sender,
-                               recipient=d.recipient, youth=d.youth, created_at=utcnow())
-                s.add(row)
             kinds = sorted({r.kind for r in s.scalars(select(RecordRow).where(
                 RecordRow.id.in_(d.record_ids)))})
+            if row is None:
+                row = Handover(id=new_package_id(), handover_key=key, sender=d.sender,
+                               recipient=d.recipient, youth=d.youth, status=status, created_at=utcnow())
+                s.add(row)
             row.kinds, row.record_ids, row.rule = kinds, list(d.record_ids), d.rule
             row.legal_basis, row.consent_ref, row.status = d.legal_basis, d.consent_ref, status
             row.last_error = d.reason
@@ -85,8 +85,8 @@ def _history(s: Any, youth: str, kinds: set[str]) -> list[dict[str, str]]:
         p = r.payload
         when = p.get("event_date") or p.get("updated") or p.get("status_date") or ""
         what = p.get("programme_name") or p.get("goal_name") or p.get("target_education") or ""
-        out.append({"date": str(when), "kind": r.kind, "summary": f"{KIND_DA.get(r.kind, r.kind)} {what}".strip(),
-                    "org": str(p.get("institution", ""))})
+        out.append({"date": str(when), "kind": r.kind, "org": str(p.get("institution", "")),
+                    "summary": f"{KIND_DA.get(r.kind, r.kind)} {what}".strip()})
     return sorted(out, key=lambda h: h["date"])
 
 
@@ -145,7 +145,9 @@ def _outlet_for(ctx: Context, org_id: str, mail_from: str = "") -> Any:
     opts.pop("inbox", None)
     for k in ("max_attempts", "max_age_hours"):
         opts.pop(k, None)
-    return open_outlet(org.endpoint, mail_from=mail_from, rcpt_to=org.email, **opts)
+    if opts.get("identity"):
+        opts["identity"] = str(ctx.network.resolve(str(opts["identity"])))
+    return open_outlet(ctx.network.locate(org.endpoint), mail_from=mail_from, rcpt_to=org.email, **opts)
 
 
 def build_outbox_package(ctx: Context, h: Handover, doc: dict[str, Any] | None = None) -> tuple[bytes, str]:
@@ -314,12 +316,14 @@ def import_handover(ctx: Context, org_id: str, opened: Opened) -> int:
         recs = []
         for i, r in enumerate(doc["records"], 1):
             src = r.get("source") or {}
-            prov = Provenance(source=f"package:{doc['sender']}", file=doc["package_id"], row=i, received_at=now)
+            prov = Provenance(source=f"package:{doc['sender']}", file=doc["package_id"], row=i,
+                              received_at=now)
             try:
                 recs.append(record_from_payload(r["kind"], r["data"], cpr, prov))
             except (KeyError, TypeError, ValueError):
                 raise PackageRejected("schema", f"record {i} does not fit its kind",
-                                      package=doc["package_id"], kind=r["kind"], source=src.get("system")) from None
+                                      package=doc["package_id"], kind=r["kind"],
+                                      source=src.get("system")) from None
         ctx.store.upsert_records(s, recs, via_package=doc["package_id"], actor=f"receive:{org_id}")
         s.add(ImportedPackage(package_id=doc["package_id"], sender=doc["sender"], recipient=org_id,
                               digest=opened.digest, disposition="imported", imported_at=now))
@@ -364,15 +368,15 @@ def process_inbox(ctx: Context, org_id: str, *, location: str | None = None) -> 
     """
     from connectors.transport import open_inbox
 
-    loc = location or inbox_location(ctx, org_id)
+    loc = ctx.network.locate(location or inbox_location(ctx, org_id))
     opts = ctx.network.endpoint_options.get(org_id, {})
-    inbox = open_inbox(loc, host_key=str(opts.get("host_key", "")), identity=str(opts.get("identity", "")))
+    identity = str(ctx.network.resolve(str(opts["identity"]))) if opts.get("identity") else ""
+    inbox = open_inbox(loc, host_key=str(opts.get("host_key", "")), identity=identity)
     keys = ctx.keys.decryption_keys(org_id)
     trust = trust_store(ctx)
     result = InboxResult()
     for name in inbox.list("*.eml"):
-        with inbox.open(name) as fh:
-            data = fh.read()
+        data = inbox.read(name)
         opened: Opened | None = None
         try:
             opened = open_package(data, org_id=org_id, keys=keys, trust=trust, members=ctx.network.members)
@@ -397,7 +401,7 @@ def process_inbox(ctx: Context, org_id: str, *, location: str | None = None) -> 
             log.warning("refused %s: %s", name, e)
             if opened is not None and opened.doc["type"] == "handover":
                 _answer_refusal(ctx, org_id, opened, e)
-            inbox.reject(name)
+            inbox.reject(name, reason=str(e))
             continue
         inbox.mark_processed(name)
     return result

@@ -51,7 +51,8 @@ def ingest_source(network: str, name: str) -> list[dict[str, Any]]:
 
     ctx = context(network)
     src = _source(ctx, name)
-    inbox = open_inbox(src.location, host_key=src.host_key, identity=src.identity)
+    identity = str(ctx.network.resolve(src.identity)) if src.identity else ""
+    inbox = open_inbox(ctx.network.locate(src.location), host_key=src.host_key, identity=identity)
     return [asdict(r) for r in ingest_inbox(ctx.store, ctx.network, inbox, src)]
 
 

@@ -17,7 +17,7 @@ import os
 import secrets
 import struct
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -117,7 +117,8 @@ def load_secret(home: Path, *, create: bool = False) -> bytes:
     if block:
         from prefect.blocks.system import Secret
 
-        return bytes.fromhex(str(Secret.load(block).get()))
+        secret_block: Any = Secret.load(block)
+        return bytes.fromhex(str(secret_block.get()))
     path = home / "secret.key"
     if path.exists():
         return bytes.fromhex(path.read_text().strip())

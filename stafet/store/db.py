@@ -1,5 +1,6 @@
-"""The store: one SQLAlchemy engine, migrations on open, and the operations every
-layer above needs (youths by pseudonym, records by natural key, the audit chain).
+"""The store: one engine, migrations on open, and the operations every layer needs.
+
+Youths by pseudonym, records by natural key, the hash-chained audit log.
 
 SQLite by default (``$STAFET_HOME/stafet.db``), PostgreSQL with ``STAFET_DATABASE_URL``.
 """
@@ -14,7 +15,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select, text, tuple_
+from sqlalchemy import Engine, create_engine, event, insert, select, text, tuple_
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -116,7 +117,7 @@ class Store:
                 "birth_date": by_digits[d].birth_date, "created_at": now}
                for d, p in pseud.items() if p not in existing]
         if new:
-            s.execute(Youth.__table__.insert(), new)
+            s.execute(insert(Youth), new)
         return pseud
 
     def cpr_of(self, s: Session, pseudonym: str) -> Cpr:
@@ -141,16 +142,16 @@ class Store:
         existing: dict[tuple[str, str, str], RecordRow] = {}
         uniq = list(dict.fromkeys(keys))
         for i in range(0, len(uniq), 300):
-            for row in s.scalars(select(RecordRow).where(
+            for found in s.scalars(select(RecordRow).where(
                     tuple_(RecordRow.kind, RecordRow.youth, RecordRow.natural_key).in_(uniq[i:i + 300]))):
-                existing[(row.kind, row.youth, row.natural_key)] = row
+                existing[(found.kind, found.youth, found.natural_key)] = found
         now, out = utcnow(), []
         inserts: list[dict[str, Any]] = []
         pending: dict[tuple[str, str, str], int] = {}
         for rec, key in zip(records, keys, strict=True):
             payload = rec.payload()
             digest = payload_digest(payload)
-            row = existing.get(key)
+            row: RecordRow | None = existing.get(key)
             if row is None and key in pending:
                 inserts[pending[key]].update(payload=payload, digest=digest)
                 out.append(("duplicate", -1))
@@ -176,7 +177,7 @@ class Store:
                            {"kind": row.kind, "youth": row.youth, "fields": changed})
                 out.append(("updated", row.id))
         if inserts:
-            s.execute(RecordRow.__table__.insert(), inserts)
+            s.execute(insert(RecordRow), inserts)
             ids = {(r.kind, r.youth, r.natural_key): r.id for r in s.scalars(
                 select(RecordRow).where(tuple_(RecordRow.kind, RecordRow.youth,
                                                RecordRow.natural_key).in_(list(pending))))}

@@ -1,0 +1,106 @@
+"""The store on SQLite and on a real PostgreSQL: records once by natural key,
+corrections audited, the audit chain verifiable."""
+
+import os
+from dataclasses import replace
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import select, text
+
+from stafet.cpr import parse_cpr
+from stafet.errors import DataError
+from stafet.models import Dropout, EducationOrder, Provenance
+from stafet.store import Store
+from stafet.store.schema import AuditEntry, RecordRow, Youth
+from stafet.vault import Vault
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'stafet.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+        from sqlalchemy import create_engine
+
+        from stafet.store.schema import Base
+
+        eng = create_engine(url)
+        Base.metadata.drop_all(eng)
+        with eng.begin() as c:
+            c.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        eng.dispose()
+    s = Store(url, Vault(os.urandom(32)))
+    yield s
+    s.engine.dispose()
+
+
+def _dropout(reason: str = "05", row: int = 2) -> Dropout:
+    return Dropout(cpr=parse_cpr("120308-4127"), institution="779008", home_municipality="791",
+                   event_date=date(2026, 11, 17), programme_code="1640", reason_code=reason,
+                   reason_text="Ønsker omvalg", absence_pct=18.5,
+                   provenance=Provenance("easy-a", "779008_haendelser_2026112102.csv", row,
+                                         datetime(2026, 11, 21, 2, tzinfo=UTC)))
+
+
+def test_same_record_twice_is_stored_once(store) -> None:
+    with store.session() as s:
+        first = store.upsert_records(s, [_dropout()])
+    with store.session() as s:
+        again = store.upsert_records(s, [_dropout(row=9)])
+        n = s.scalar(select(text("count(*)")).select_from(RecordRow))
+    assert first[0][0] == "new" and again == [("duplicate", first[0][1])]
+    assert n == 1
+
+
+def test_correction_updates_and_is_audited(store) -> None:
+    with store.session() as s:
+        store.upsert_records(s, [_dropout("05")])
+    with store.session() as s:
+        (status, rid), = store.upsert_records(s, [_dropout("03")])
+    assert status == "updated"
+    with store.session() as s:
+        row = s.get(RecordRow, rid)
+        assert row.payload["reason_code"] == "03"
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "record.updated")).one()
+        assert entry.details["fields"] == ["reason_code"]
+    assert store.verify_audit_chain() == 1
+
+
+def test_same_key_twice_in_one_batch_keeps_the_last(store) -> None:
+    with store.session() as s:
+        out = store.upsert_records(s, [_dropout("05"), _dropout("03")])
+        rows = list(s.scalars(select(RecordRow)))
+    assert [o[0] for o in out] == ["new", "duplicate"]
+    assert len(rows) == 1 and rows[0].payload["reason_code"] == "03"
+
+
+def test_different_kinds_and_youths_are_distinct(store) -> None:
+    order = EducationOrder(cpr=parse_cpr("1405024913"), order_id="UP-1", target_education="Smed",
+                           deadline=date(2027, 1, 5), mentor_granted=True, status="AKTIV",
+                           status_date=date(2026, 11, 2))
+    with store.session() as s:
+        store.upsert_records(s, [_dropout(), replace(_dropout(), cpr=parse_cpr("030409-4871")), order])
+        assert s.scalar(select(text("count(*)")).select_from(Youth)) == 3
+        assert s.scalar(select(text("count(*)")).select_from(RecordRow)) == 3
+
+
+def test_audit_chain_detects_a_changed_entry(store) -> None:
+    with store.session() as s:
+        for i in range(5):
+            store.audit(s, "t", "a", f"s{i}", {"i": i})
+    assert store.verify_audit_chain() == 5
+    with store.session() as s:
+        e = s.scalars(select(AuditEntry).where(AuditEntry.subject == "s2")).one()
+        e.details = {"i": 99}
+    with pytest.raises(DataError, match="audit log chain is broken"):
+        store.verify_audit_chain()
+
+
+def test_failed_transaction_leaves_nothing(store) -> None:
+    with pytest.raises(RuntimeError), store.session() as s:
+        store.upsert_records(s, [_dropout()])
+        raise RuntimeError("crash before commit")
+    with store.session() as s:
+        assert s.scalar(select(text("count(*)")).select_from(RecordRow)) == 0
