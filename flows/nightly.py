@@ -119,3 +119,19 @@ def nightly_sync(network: str) -> dict[str, Any]:
 def receive(network: str, org: str, home: str = "") -> dict[str, Any]:
     """Receive for one organisation: import, verify, send receipts."""
     return receive_task(network, org, home)
+
+
+@flow(name="receive-all", persist_result=False)
+def receive_all(network: str) -> dict[str, Any]:
+    """Every 15 minutes: process the inboxes of every organisation this node hosts."""
+    futures = [(o, receive_task.submit(network, o)) for o in relay.hosted_orgs(network)]
+    out: dict[str, Any] = {}
+    failures = []
+    for org, fut in futures:
+        try:
+            out[org] = fut.result()
+        except Exception as e:
+            failures.append(f"receive {org}: {type(e).__name__}: {e}")
+    if failures:
+        raise RuntimeError("; ".join(failures))
+    return out
