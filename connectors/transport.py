@@ -39,6 +39,7 @@ import smtplib
 import ssl
 import stat
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -524,6 +525,10 @@ class _SftpSession:
         except PermissionError:
             raise ConfigError(f"{what}: permission denied", endpoint=self.target.where,
                               file=name) from None
+        except TimeoutError:
+            self.drop()
+            raise TransientError(f"{what}: no answer within {self.timeout:g}s",
+                                 endpoint=self.target.where, file=name) from None
         except (OSError, EOFError, paramiko.SSHException) as e:
             self.drop()
             why = getattr(e, "strerror", None) or str(e) or type(e).__name__
@@ -547,8 +552,10 @@ def _exists(sftp: paramiko.SFTPClient, path: str) -> bool:
 class _SftpStream(io.RawIOBase):
     """Sequential reads of a remote file with a bounded window of pipelined requests."""
 
-    def __init__(self, fh: paramiko.SFTPFile, size: int, session: _SftpSession, name: str) -> None:
-        self._fh, self._size, self._session, self._name = fh, size, session, name
+    def __init__(self, fh: paramiko.SFTPFile, size: int, owner: SftpInbox, name: str) -> None:
+        self._fh, self._size, self._name = fh, size, name
+        self._owner = owner  # keeps the inbox, hence the connection, alive while reading
+        self._session = owner._session
         self._pos = 0
         self._buf = memoryview(b"")
 
@@ -584,6 +591,8 @@ class _SftpBase:
         self.target = _parse_sftp_url(url)
         self._session = _SftpSession(self.target, host_key, identity, passphrase=passphrase,
                                      connect_timeout=connect_timeout, timeout=timeout)
+        # Callers that never call close() must not leak the SSH connection and its thread.
+        weakref.finalize(self, self._session.drop)
 
     def _path(self, name: str) -> str:
         return posixpath.join(self.target.path, check_name(name))
@@ -651,7 +660,7 @@ class SftpInbox(_SftpBase, Inbox):
                 raise FileRejected("not a regular file", file=name, rule="file_name",
                                    location=self.location)
             fh = sftp.open(path, "rb")
-        raw = _SftpStream(fh, int(st.st_size or 0), self._session, name)
+        raw = _SftpStream(fh, int(st.st_size or 0), self, name)
         return cast(BinaryIO, io.BufferedReader(raw, buffer_size=256 * 1024))
 
     def _move(self, name: str, sub: str, reason: str | None) -> str:

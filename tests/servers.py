@@ -276,6 +276,16 @@ class Sshd:
         """Stop sshd and its connections (SIGTERM, then SIGKILL if needed)."""
         self._signal(signal.SIGTERM)
 
+    def pause(self) -> None:
+        """SIGSTOP sshd and its connections: the server hangs (for timeout tests)."""
+        if self.pid is not None:
+            signal_tree(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT what :meth:`pause` stopped."""
+        if self.pid is not None:
+            signal_tree(self.pid, signal.SIGCONT)
+
     def restart(self) -> Sshd:
         """Kill and start again on the same port with the same keys."""
         self.kill()

@@ -277,6 +277,26 @@ def test_sftp_nothing_listening_is_transient(sshd: servers.Sshd) -> None:
 
 
 @real
+def test_sftp_hung_server_times_out_as_transient(make_sshd) -> None:  # type: ignore[no-untyped-def]
+    server: servers.Sshd = make_sshd()
+    folder = server.new_folder("in")
+    inbox = open_inbox(server.url(folder), host_key=server.host_key, identity=str(server.client_key),
+                       connect_timeout=1, timeout=1)
+    assert inbox.list() == []
+    server.pause()
+    try:
+        for _ in range(2):  # an open connection, then a new one (no banner)
+            t0 = time.monotonic()
+            with pytest.raises(TransientError):
+                inbox.list()
+            assert time.monotonic() - t0 < 5
+    finally:
+        server.resume()
+    assert inbox.list() == []
+    inbox.close()
+
+
+@real
 def test_sftp_outlet_put_replaces_atomically(sshd: servers.Sshd) -> None:
     folder = sshd.new_folder("out")
     with open_outlet(sshd.url(folder), host_key=sshd.host_key, identity=str(sshd.client_key)) as out:
