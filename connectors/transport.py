@@ -30,6 +30,7 @@ import base64
 import binascii
 import builtins
 import contextlib
+import hashlib
 import io
 import logging
 import os
@@ -536,8 +537,6 @@ class _SftpSession:
 
 
 def _fingerprint(key: paramiko.PKey) -> str:
-    import hashlib
-
     return base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
 
 
