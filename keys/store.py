@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 import os
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from stafet.errors import ConfigError
+from stafet.errors import ConfigError, PackageRejected
 
 DEFAULT_BITS = 3072
+WARN_DAYS = 30
+CRL_DAYS = 30
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -37,7 +43,9 @@ def key_passphrase(home: Path, *, create: bool = False) -> bytes:
     if block:
         from prefect.blocks.system import Secret
 
-        return str(Secret.load(block).get()).encode()
+        # _sync: load() would return a coroutine when called from inside an async flow.
+        secret: Any = Secret.load(block, _sync=True)  # type: ignore[call-arg]
+        return str(secret.get()).encode()
     path = home / "key-passphrase"
     if path.exists():
         return path.read_bytes().strip()
@@ -47,6 +55,24 @@ def key_passphrase(home: Path, *, create: bool = False) -> bytes:
     phrase = secrets.token_urlsafe(32).encode()
     _write_private(path, phrase + b"\n")
     return phrase
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """One line of ``stafet keys list``: a certificate (or pending key) and its state."""
+
+    org: str
+    serial: str
+    subject: str
+    not_after: dt.datetime | None
+    days_left: int | None
+    state: str  # current | previous | expired | revoked | not_yet_valid | pending | ca
+
+    @property
+    def warn(self) -> bool:
+        """A key in use that expires within :data:`WARN_DAYS` days: renew or rotate it."""
+        return (self.state in ("current", "ca") and self.days_left is not None
+                and self.days_left < WARN_DAYS)
 
 
 @dataclass(frozen=True)
@@ -194,7 +220,12 @@ class KeyStore:
             builder = builder.add_extension(san.value, critical=False)
         except x509.ExtensionNotFound:
             pass
-        return builder.sign(self.ca_key(), hashes.SHA256())
+        cert = builder.sign(self.ca_key(), hashes.SHA256())
+        issued = self._index("issued.json")
+        issued[format(cert.serial_number, "x")] = {
+            "org": org_id, "not_after": cert.not_valid_after_utc.isoformat()}
+        self._save_index("issued.json", issued)
+        return cert
 
     def install(self, org_id: str, cert: x509.Certificate) -> OrgKey:
         """Make the pending key current with ``cert`` (which must match it)."""
@@ -217,12 +248,16 @@ class KeyStore:
             if key_path.exists():
                 out.append(OrgKey(self._load_key(key_path),
                                   x509.load_pem_x509_certificate(pem.read_bytes())))
-        return sorted(out, key=lambda k: k.cert.not_valid_before_utc, reverse=True)
+        return sorted(out, key=lambda k: (k.cert.not_valid_before_utc, k.cert.not_valid_after_utc),
+                      reverse=True)
 
     def current(self, org_id: str) -> OrgKey:
         """The org's newest key that is valid now."""
         now = dt.datetime.now(dt.UTC)
+        revoked = self.revoked_serials()
         for k in self.keys(org_id):
+            if k.serial in revoked:
+                continue
             if k.cert.not_valid_before_utc <= now <= k.cert.not_valid_after_utc:
                 return k
         raise ConfigError(f"{org_id} has no valid key and certificate under {self.org_dir(org_id)}")
@@ -231,3 +266,227 @@ class KeyStore:
         """Keys that may still decrypt: current and previous ones not yet expired."""
         now = dt.datetime.now(dt.UTC)
         return [k for k in self.keys(org_id) if k.cert.not_valid_after_utc >= now]
+
+    # --- import, rotate, revoke, list ---------------------------------------------------
+    def _index(self, name: str) -> dict[str, dict[str, str]]:
+        path = self.ca_dir / name
+        if not path.exists():
+            return {}
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+
+    def _save_index(self, name: str, data: dict[str, dict[str, str]]) -> None:
+        path = self.ca_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+    def revoked_serials(self) -> set[str]:
+        """Serials (hex) this home's network CA has revoked."""
+        return set(self._index("revoked.json"))
+
+    def import_certificate(self, org_id: str, data: bytes, anchors: list[x509.Certificate], *,
+                           email: str = "") -> OrgKey:
+        """Install a certificate from an external CA (e.g. OCES) for one of the org's keys.
+
+        ``data`` is PEM (the certificate, optionally followed by intermediates) or DER.
+        The certificate must match the pending key (``stafet keys new``) or one of the
+        org's keys, chain to one of ``anchors``, be valid now, allow signing and key
+        encipherment, and name the organisation: its CN is ``org_id`` or it holds
+        ``email`` (the member's sikker-mail address), which is how receivers tie a
+        signature to a member.
+
+        Raises:
+            ConfigError: saying which of these checks failed.
+        """
+        from stafet.trust import TrustStore
+
+        try:
+            certs = (x509.load_pem_x509_certificates(data) if b"-----BEGIN" in data
+                     else [x509.load_der_x509_certificate(data)])
+        except ValueError:
+            raise ConfigError(f"the certificate for {org_id} is neither PEM nor DER") from None
+        d = self.org_dir(org_id)
+        candidates: list[tuple[Path, rsa.RSAPrivateKey]] = []
+        if (d / "pending.key").exists():
+            candidates.append((d / "pending.key", self._load_key(d / "pending.key")))
+        candidates += [(d / f"{k.serial}.key", k.key) for k in self.keys(org_id)]
+        match: tuple[Path, rsa.RSAPrivateKey, x509.Certificate] | None = None
+        for cert in certs:
+            pub = cert.public_key()
+            for path, key in candidates:
+                if (isinstance(pub, rsa.RSAPublicKey)
+                        and pub.public_numbers() == key.public_key().public_numbers()):
+                    match = (path, key, cert)
+                    break
+            if match:
+                break
+        if match is None:
+            raise ConfigError(f"the certificate does not match {org_id}'s pending key or any of its keys "
+                              f"(make a key and CSR with `stafet keys new {org_id}` first)")
+        key_path, key, cert = match
+        if not anchors:
+            raise ConfigError("no trust anchor to check the certificate against: configure "
+                              "trust_anchors in the network or pass --anchor")
+        try:
+            TrustStore(anchors, []).check_certificate(cert, dt.datetime.now(dt.UTC),
+                                                      [c for c in certs if c is not cert])
+        except PackageRejected as e:
+            raise ConfigError(f"the certificate for {org_id} is not acceptable: {e}") from None
+        try:
+            ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+            if not (ku.digital_signature and ku.key_encipherment):
+                raise ConfigError(f"the certificate for {org_id} must allow digital signature and "
+                                  "key encipherment (S/MIME sign and encrypt)")
+        except x509.ExtensionNotFound:
+            pass
+        names = _cert_names(cert)
+        if org_id not in names and not (email and email.lower() in names):
+            raise ConfigError(f"the certificate names neither {org_id} (CN) nor the member's e-mail "
+                              "address, so receivers could not tie its signatures to the organisation")
+        if key_path.name == "pending.key":
+            return self.install(org_id, cert)
+        serial = format(cert.serial_number, "x")
+        _write_private(d / f"{serial}.key", key_path.read_bytes())
+        (d / f"{serial}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return OrgKey(key, cert)
+
+    def rotate(self, org_id: str, *, bits: int = DEFAULT_BITS, days: int = 730) -> OrgKey:
+        """A new key and certificate from the network CA; the new one signs from now on.
+
+        The previous keys stay on disk: :meth:`decryption_keys` keeps using them for
+        packages encrypted to their certificates until those expire. With an external
+        CA use ``stafet keys new`` and ``stafet keys import`` instead.
+        """
+        if not (self.ca_dir / "ca.key").exists():
+            raise ConfigError(f"no network CA in {self.ca_dir}: with an external CA run "
+                              f"`stafet keys new {org_id}`, order the certificate, then `stafet keys import`")
+        old = self.keys(org_id)
+        display = email = ""
+        if old:
+            subject = old[0].cert.subject
+            orgs = subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+            mails = subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)
+            display = str(orgs[0].value) if orgs else ""
+            email = str(mails[0].value) if mails else ""
+        self.new_key(org_id, display=display, email=email, bits=bits)
+        cert = self.issue(org_id, days=days)
+        return OrgKey(self._load_key(self.org_dir(org_id) / f"{format(cert.serial_number, 'x')}.key"), cert)
+
+    def _known_serials(self) -> dict[str, str]:
+        """Serial → org of every certificate this CA issued or this home holds."""
+        out = {serial: str(v.get("org", "")) for serial, v in self._index("issued.json").items()}
+        if self.root.exists():
+            for d in self.root.iterdir():
+                if d.is_dir() and d.name != "ca":
+                    for pem in d.glob("*.pem"):
+                        out.setdefault(pem.stem, d.name)
+        return out
+
+    def revoke(self, target: str) -> list[str]:
+        """Revoke an organisation's certificates (``ORG``) or one certificate (``SERIAL``, hex).
+
+        Revocation is recorded in ``ca/revoked.json`` and the CRL is rewritten to
+        ``ca/crl.pem`` (copy it with :meth:`write_crl` to the files the network lists
+        under ``crls:``). Returns the serials newly revoked.
+
+        Raises:
+            ConfigError: no network CA, or nothing known by that name or serial.
+        """
+        if not (self.ca_dir / "ca.key").exists():
+            raise ConfigError(f"no network CA in {self.ca_dir}: revocation of certificates from an "
+                              "external CA is done at that CA (its CRL is then listed under crls:)")
+        known = self._known_serials()
+        revoked = self._index("revoked.json")
+        if target in known.values():
+            serials = [s for s, org in known.items() if org == target]
+        else:
+            serial = target.lower().removeprefix("0x").replace(":", "")
+            if serial not in known:
+                raise ConfigError(f"{target!r} is neither an organisation nor a serial this CA issued")
+            serials = [serial]
+        new = [s for s in serials if s not in revoked]
+        now = dt.datetime.now(dt.UTC).isoformat()
+        for s in new:
+            revoked[s] = {"org": known[s], "revoked_at": now}
+        self._save_index("revoked.json", revoked)
+        self.write_crl()
+        return new
+
+    def crl(self) -> x509.CertificateRevocationList:
+        """A fresh CRL of the network CA, signed now, valid for :data:`CRL_DAYS` days."""
+        now = dt.datetime.now(dt.UTC)
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(self.ca_cert().subject)
+                   .last_update(now - dt.timedelta(minutes=5))
+                   .next_update(now + dt.timedelta(days=CRL_DAYS)))
+        revoked = self._index("revoked.json")
+        for serial, info in sorted(revoked.items()):
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(int(serial, 16))
+                .revocation_date(dt.datetime.fromisoformat(info["revoked_at"])).build())
+        builder = builder.add_extension(x509.CRLNumber(len(revoked) + 1), critical=False)
+        return builder.sign(self.ca_key(), hashes.SHA256())
+
+    def write_crl(self, paths: Iterable[Path] = ()) -> x509.CertificateRevocationList:
+        """Write the CA's CRL (PEM) to ``ca/crl.pem`` and to each of ``paths``."""
+        crl = self.crl()
+        pem = crl.public_bytes(serialization.Encoding.PEM)
+        for path in [self.ca_dir / "crl.pem", *paths]:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(pem)
+            os.replace(tmp, path)
+        return crl
+
+    def listing(self, now: dt.datetime | None = None) -> list[KeyInfo]:
+        """Every certificate and pending key in this home, with days to expiry and state."""
+        now = now or dt.datetime.now(dt.UTC)
+        revoked = self.revoked_serials()
+        out: list[KeyInfo] = []
+
+        def info(org: str, cert: x509.Certificate, state: str) -> KeyInfo:
+            left = cert.not_valid_after_utc - now
+            return KeyInfo(org, format(cert.serial_number, "x"), _subject_cn(cert),
+                           cert.not_valid_after_utc, left.days, state)
+
+        if (self.ca_dir / "ca.pem").exists():
+            out.append(info("(network CA)", self.ca_cert(), "ca"))
+        orgs = sorted(d for d in self.root.iterdir() if d.is_dir() and d.name != "ca") \
+            if self.root.exists() else []
+        for d in orgs:
+            current: str | None = None
+            with contextlib.suppress(ConfigError):
+                current = self.current(d.name).serial
+            for k in self.keys(d.name):
+                if k.serial in revoked:
+                    state = "revoked"
+                elif k.serial == current:
+                    state = "current"
+                elif now > k.cert.not_valid_after_utc:
+                    state = "expired"
+                elif now < k.cert.not_valid_before_utc:
+                    state = "not_yet_valid"
+                else:
+                    state = "previous"
+                out.append(info(d.name, k.cert, state))
+            if (d / "pending.key").exists():
+                out.append(KeyInfo(d.name, "(pending)", "", None, None, "pending"))
+        return out
+
+
+def _subject_cn(cert: x509.Certificate) -> str:
+    attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(attrs[0].value) if attrs else ""
+
+
+def _cert_names(cert: x509.Certificate) -> set[str]:
+    """The CN and every e-mail address (subject and SAN) of ``cert``, e-mails lower-cased."""
+    names = {_subject_cn(cert)}
+    names |= {str(a.value).lower() for a in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)}
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names |= {str(e).lower() for e in san.get_values_for_type(x509.RFC822Name)}
+    except x509.ExtensionNotFound:
+        pass
+    return names

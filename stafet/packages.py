@@ -26,7 +26,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, getaddresses, make_msgid
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -36,11 +36,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+from cryptography.x509.oid import NameOID
 
 from keys import OrgKey
 from stafet.errors import PackageRejected
 from stafet.models import Organisation
-from stafet.trust import ACCEPTED_CIPHERS, Signed, TrustStore, verify_detached
+from stafet.trust import ACCEPTED_CIPHERS, Signed, TrustStore, common_name, verify_detached
 
 SCHEMA_VERSION = "stafet/1"
 KIND_DA = {
@@ -110,9 +111,8 @@ def _summary(doc: dict[str, Any], sender: Organisation, recipient: Organisation)
             extra = ""
             if r["kind"] == "dropout":
                 extra = f", årsag {d.get('reason_code', '')} {d.get('reason_text', '')}".rstrip()
-            lines.append(f"  - {KIND_DA.get(r['kind'], r['kind'])} {when}"
-                         f" {d.get('programme_name') or d.get('goal_name') or d.get('target_education') or ''}"
-                         f"{extra}")
+            what = d.get("programme_name") or d.get("goal_name") or d.get("target_education") or ""
+            lines.append(f"  - {KIND_DA.get(r['kind'], r['kind'])} {when} {what}{extra}")
         if doc.get("history"):
             lines += ["", "Forløb:"] + [f"  - {h['date']} {h['summary']}" for h in doc["history"]]
         if doc.get("omitted"):
@@ -278,18 +278,34 @@ def split_signed(entity: bytes) -> tuple[bytes, bytes]:
 
 
 def _json_part(content: bytes) -> dict[str, Any]:
-    msg = email.message_from_bytes(content, policy=email.policy.default)
-    for part in msg.walk():
-        if part.get_content_type() == "application/json":
-            raw = part.get_payload(decode=True)
-            try:
-                doc = json.loads(raw)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise PackageRejected("schema", "the JSON part is not valid JSON") from None
-            if not isinstance(doc, dict):
-                raise PackageRejected("schema", "the JSON part is not an object")
-            return doc
-    raise PackageRejected("schema", "the package has no application/json part")
+    try:
+        msg = email.message_from_bytes(content, policy=email.policy.default)
+        raw = next((part.get_payload(decode=True) for part in msg.walk()
+                    if part.get_content_type() == "application/json"), None)
+    except Exception:  # the email package can trip over hostile MIME structure
+        raise PackageRejected("malformed", "the signed content is not a readable MIME entity") from None
+    if raw is None:
+        raise PackageRejected("schema", "the package has no application/json part")
+    try:
+        doc = json.loads(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise PackageRejected("schema", "the JSON part is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise PackageRejected("schema", "the JSON part is not an object")
+    return doc
+
+
+def _signer_is(org: Organisation, cert: x509.Certificate) -> bool:
+    """Whether ``cert`` names the member ``org``: CN = its id, or it holds its sikker-mail address."""
+    if common_name(cert) == org.id:
+        return True
+    mails = {str(a.value).lower() for a in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)}
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        mails |= {m.lower() for m in san.get_values_for_type(x509.RFC822Name)}
+    except x509.ExtensionNotFound:
+        pass
+    return org.email.lower() in mails
 
 
 def open_package(eml: bytes, *, org_id: str, keys: list[OrgKey], trust: TrustStore,
@@ -321,12 +337,12 @@ def open_package(eml: bytes, *, org_id: str, keys: list[OrgKey], trust: TrustSto
     if sender is None:
         raise PackageRejected("unknown_signer", "the sender is not a member of this network",
                               package=doc["package_id"])
-    if signed.org_id != doc["sender"]:
+    if not _signer_is(sender, signed.signer):
         raise PackageRejected("signer_not_sender", "the package is signed by another organisation "
                               "than its sender", package=doc["package_id"], signer=signed.org_id,
                               sender=doc["sender"])
     frm = read_headers(eml).get("From", "")
-    if frm and sender.email.lower() not in frm.lower():
+    if frm and sender.email.lower() not in {a.lower() for _, a in getaddresses([frm])}:
         raise PackageRejected("signer_not_sender", "the From address is not the sender's",
                               package=doc["package_id"])
     trust.check_certificate(signed.signer, signed.signing_time, certs)

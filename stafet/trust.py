@@ -22,7 +22,10 @@ from cryptography.x509.oid import NameOID
 
 from stafet.errors import PackageRejected
 
-ACCEPTED_DIGESTS = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+ACCEPTED_DIGESTS: dict[str, hashes.HashAlgorithm] = {
+    "sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
+ACCEPTED_SIGNATURES = {"rsassa_pkcs1v15", "rsa", "sha256_rsa", "sha384_rsa", "sha512_rsa"}
+MIN_RSA_BITS = 2048
 ACCEPTED_CIPHERS = {"aes128_cbc", "aes192_cbc", "aes256_cbc"}
 CLOCK_SKEW = dt.timedelta(minutes=10)
 
@@ -129,61 +132,66 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 def verify_detached(content: bytes, p7s_der: bytes) -> tuple[Signed, list[x509.Certificate]]:
     """Verify a CMS SignedData over ``content`` (detached or with the same content inside).
 
-    Returns the signature facts and the certificates the message carried.
+    Returns the signature facts and the certificates the message carried. Anything
+    that does not parse is ``malformed`` (asn1crypto parses lazily, so every access
+    to the structure is guarded, not only the first).
 
     Raises:
-        PackageRejected: ``malformed``, ``weak_algorithm`` or ``bad_signature``.
+        PackageRejected: ``malformed``, ``weak_algorithm``, ``unknown_signer`` or ``bad_signature``.
     """
     try:
-        info = cms.ContentInfo.load(p7s_der)
-        if info["content_type"].native != "signed_data":
-            raise PackageRejected("malformed", "not a CMS signed-data structure")
-        sd = info["content"]
-        signer_infos = sd["signer_infos"]
-        certs = [x509.load_der_x509_certificate(c.chosen.dump()) for c in sd["certificates"] or []
-                 if c.name == "certificate"]
-        if len(signer_infos) != 1:
-            raise PackageRejected("malformed", "expected exactly one signer")
-        si = signer_infos[0]
-        digest_name = si["digest_algorithm"]["algorithm"].native
-        sig_algo = si["signature_algorithm"]["algorithm"].native
-        sid = si["sid"]
-        attrs = si["signed_attrs"]
-        signature = si["signature"].native
+        return _verify(content, p7s_der)
     except PackageRejected:
         raise
-    except Exception as e:  # asn1crypto raises plain ValueError/TypeError on bad DER
+    except Exception as e:  # hostile DER: asn1crypto/cryptography raise ValueError, TypeError, …
         raise PackageRejected("malformed", f"the signature cannot be parsed: {type(e).__name__}") from None
+
+
+def _verify(content: bytes, p7s_der: bytes) -> tuple[Signed, list[x509.Certificate]]:
+    info = cms.ContentInfo.load(p7s_der)
+    if info["content_type"].native != "signed_data":
+        raise PackageRejected("malformed", "not a CMS signed-data structure")
+    sd = info["content"]
+    signer_infos = sd["signer_infos"]
+    certs = [x509.load_der_x509_certificate(c.chosen.dump()) for c in sd["certificates"] or []
+             if c.name == "certificate"]
+    if len(signer_infos) != 1:
+        raise PackageRejected("malformed", "expected exactly one signer")
+    si = signer_infos[0]
+    digest_name = si["digest_algorithm"]["algorithm"].native
+    sig_algo = si["signature_algorithm"]["algorithm"].native
     if digest_name not in ACCEPTED_DIGESTS:
         raise PackageRejected("weak_algorithm", f"digest {digest_name} is not accepted (SHA-256 or better)")
-    if sig_algo not in ("rsassa_pkcs1v15", "rsa", "sha256_rsa", "sha384_rsa", "sha512_rsa"):
+    if sig_algo not in ACCEPTED_SIGNATURES:
         raise PackageRejected("weak_algorithm", f"signature algorithm {sig_algo} is not accepted")
-    signer = _find_signer(sid, certs)
+    signer = _find_signer(si["sid"], certs)
     if signer is None:
         raise PackageRejected("unknown_signer", "the signer's certificate is not in the message")
-    hash_cls = ACCEPTED_DIGESTS[digest_name]
-    h = hashlib.new(digest_name, content).digest()
-    signing_time = None
+    attrs = si["signed_attrs"]
     if not attrs or attrs.native is None:
         raise PackageRejected("malformed", "signed attributes are required")
-    message_digest = None
+    values: dict[str, list[object]] = {}
     for a in attrs:
-        name = a["type"].native
-        if name == "message_digest":
-            message_digest = a["values"][0].native
-        elif name == "signing_time":
-            signing_time = a["values"][0].native
-    if message_digest != h:
+        values.setdefault(a["type"].native, []).extend(v.native for v in a["values"])
+    # RFC 5652 §5.3: exactly one content-type and one message-digest, content-type = eContentType.
+    if values.get("content_type") != [sd["encap_content_info"]["content_type"].native]:
+        raise PackageRejected("malformed", "the signed content-type attribute is missing or wrong")
+    if len(values.get("message_digest", [])) != 1:
+        raise PackageRejected("malformed", "exactly one message-digest attribute is required")
+    if values["message_digest"][0] != hashlib.new(digest_name, content).digest():
         raise PackageRejected("bad_signature", "the signed content does not match its signature")
-    to_verify = attrs.untag().dump(force=True)
     key = signer.public_key()
     if not isinstance(key, rsa.RSAPublicKey):
         raise PackageRejected("weak_algorithm", "only RSA signers are accepted")
+    if key.key_size < MIN_RSA_BITS:
+        raise PackageRejected("weak_algorithm", f"RSA keys below {MIN_RSA_BITS} bits are not accepted")
     try:
-        key.verify(signature, to_verify, padding.PKCS1v15(), hash_cls())
+        key.verify(si["signature"].native, attrs.untag().dump(force=True), padding.PKCS1v15(),
+                   ACCEPTED_DIGESTS[digest_name])
     except InvalidSignature:
         raise PackageRejected("bad_signature", "the signature does not verify") from None
-    when = signing_time if isinstance(signing_time, dt.datetime) else dt.datetime.now(dt.UTC)
+    times = values.get("signing_time", [])
+    when = times[0] if len(times) == 1 and isinstance(times[0], dt.datetime) else dt.datetime.now(dt.UTC)
     return Signed(signer, when, hashlib.sha256(content).hexdigest()), certs
 
 

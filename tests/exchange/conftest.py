@@ -1,0 +1,240 @@
+"""A small test network for the secure-exchange tests (RSA-2048 keys, for speed).
+
+The network is built once per session (CA, three members with their own homes,
+a foreign CA, and odd certificates for 779008: expired, not yet valid, revoked)
+and copied into each test's ``tmp_path``, so tests may change anything in it.
+
+Members::
+
+    uu-viborg         guidance unit (UU), receives dropout handovers
+    779008            Mercantec, an institution, sends them
+    jobcenter-viborg  a third member (wrong recipient, swapped receipts)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from keys import KeyStore, OrgKey
+from stafet.models import Organisation
+from stafet.packages import Built, Opened, build_package, new_package_id, open_package
+from stafet.trust import TrustStore
+
+BITS = 2048
+CPR = "120308-4127"  # synthetic
+ORGS = [
+    ("uu-viborg", "guidance", "UU Viborg", ["791"]),
+    ("779008", "institution", "Mercantec", []),
+    ("jobcenter-viborg", "job_centre", "Jobcenter Viborg", []),
+]
+ODD = ("expired", "future", "revoked", "rogue", "weak")
+
+
+def email_of(org: str) -> str:
+    return f"{org}@sikkermail.test.dk"
+
+
+def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+
+
+def odd_key(ca: KeyStore, org: str, *, bits: int = BITS, days: int = 365,
+            not_before: dt.datetime | None = None) -> OrgKey:
+    """A key for ``org`` with a certificate from ``ca`` (not installed anywhere)."""
+    from keys.store import org_name
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    csr = (x509.CertificateSigningRequestBuilder().subject_name(org_name(org, org, email_of(org)))
+           .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email_of(org))]), critical=False)
+           .sign(key, hashes.SHA256()))
+    return OrgKey(key, ca.sign_csr(org, csr, days=days, not_before=not_before))
+
+
+def _build_template(root: Path) -> None:
+    from stafet.vault import load_secret
+
+    net = root / "net"
+    (net / "certs").mkdir(parents=True)
+    ca = KeyStore(root / "ca-home", passphrase=b"test-ca")
+    ca.init_ca("stafet test network CA", bits=BITS)
+    (net / "certs" / "ca.pem").write_bytes(ca.ca_cert().public_bytes(serialization.Encoding.PEM))
+    members = []
+    for org, kind, name, serves in ORGS:
+        home = root / "homes" / org
+        ks = KeyStore(home)
+        csr = ks.new_key(org, display=name, email=email_of(org), bits=BITS)
+        ks.install(org, ca.sign_csr(org, csr))
+        load_secret(home, create=True)
+        (net / "certs" / f"{org}.pem").write_bytes(
+            ks.current(org).cert.public_bytes(serialization.Encoding.PEM))
+        (net / "inbox" / org).mkdir(parents=True)
+        m: dict[str, Any] = {"id": org, "kind": kind, "name": name, "municipality": "791",
+                             "email": email_of(org), "endpoint": f"folder:inbox/{org}",
+                             "certificate": f"certs/{org}.pem"}
+        if serves:
+            m["serves"] = serves
+        members.append(m)
+    now = dt.datetime.now(dt.UTC)
+    odd = {
+        "expired": odd_key(ca, "779008", days=10, not_before=now - dt.timedelta(days=40)),
+        "future": odd_key(ca, "779008", days=365, not_before=now + dt.timedelta(days=10)),
+        "revoked": odd_key(ca, "779008"),
+    }
+    ca.revoke(odd["revoked"].serial)
+    ca.write_crl([net / "certs" / "crl.pem"])
+    rogue = KeyStore(root / "rogue-home", passphrase=b"rogue")
+    rogue.init_ca("stafet test network CA", bits=BITS)  # same name, other key: not a member CA
+    odd["rogue"] = odd_key(rogue, "779008")
+    odd["weak"] = odd_key(ca, "779008", bits=1024)
+    (root / "odd").mkdir()
+    for name, k in odd.items():
+        _write_key(root / "odd" / f"{name}.key", k.key)
+        (root / "odd" / f"{name}.pem").write_bytes(k.cert.public_bytes(serialization.Encoding.PEM))
+    config = {"network": "exchange-test", "trust_anchors": ["certs/ca.pem"], "crls": ["certs/crl.pem"],
+              "ack_limit_hours": 48, "members": members}
+    (net / "network.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+@dataclass
+class TestNet:
+    """A copied test network: homes per member, the CA, odd keys, helpers."""
+
+    root: Path
+    _contexts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def network_path(self) -> Path:
+        return self.root / "net" / "network.yaml"
+
+    @property
+    def ca(self) -> KeyStore:
+        return KeyStore(self.root / "ca-home", passphrase=b"test-ca")
+
+    def home(self, org: str) -> Path:
+        return self.root / "homes" / org
+
+    def inbox(self, org: str) -> Path:
+        return self.root / "net" / "inbox" / org
+
+    def keystore(self, org: str) -> KeyStore:
+        return KeyStore(self.home(org))
+
+    def key(self, org: str) -> OrgKey:
+        return self.keystore(org).current(org)
+
+    def odd(self, name: str) -> OrgKey:
+        key = serialization.load_pem_private_key((self.root / "odd" / f"{name}.key").read_bytes(), None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        cert = x509.load_pem_x509_certificate((self.root / "odd" / f"{name}.pem").read_bytes())
+        return OrgKey(key, cert)
+
+    def config(self) -> dict[str, Any]:
+        return dict(yaml.safe_load(self.network_path.read_text(encoding="utf-8")))
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        self.network_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        self._contexts.clear()
+
+    def set_endpoint(self, org: str, endpoint: str, **options: Any) -> None:
+        """Point ``org``'s endpoint elsewhere, with ``endpoints.<org>`` options."""
+        config = self.config()
+        for m in config["members"]:
+            if m["id"] == org:
+                m["endpoint"] = endpoint
+        if options:
+            config.setdefault("endpoints", {})[org] = options
+        self.write_config(config)
+
+    def ctx(self, org: str) -> Any:
+        from stafet.app_context import open_context
+
+        if org not in self._contexts:
+            self._contexts[org] = open_context(self.network_path, home=self.home(org))
+        return self._contexts[org]
+
+    @property
+    def members(self) -> dict[str, Organisation]:
+        from stafet.config import load_network
+
+        return load_network(self.network_path).members
+
+    def member(self, org: str) -> Organisation:
+        return self.members[org]
+
+    def trust(self) -> TrustStore:
+        net = self.root / "net" / "certs"
+        return TrustStore.from_files((net / "ca.pem",), (net / "crl.pem",))
+
+    def handover_doc(self, sender: str = "779008", recipient: str = "uu-viborg",
+                     package_id: str | None = None) -> dict[str, Any]:
+        """A valid dropout handover about a synthetic youth."""
+        return {
+            "type": "handover", "package_id": package_id or new_package_id(), "sender": sender,
+            "recipient": recipient, "created": dt.datetime.now(dt.UTC).isoformat(),
+            "rule": "dropout_duty", "legal_basis": "vejledningsloven § 12 c",
+            "youth": {"cpr": CPR, "name": "Testa Ungesen", "birth_date": "2008-03-12"},
+            "records": [{"kind": "dropout", "natural_key": "779008|dropout|2026-11-20|1234", "data": {
+                "institution": "779008", "home_municipality": "791", "first_name": "Testa",
+                "last_name": "Ungesen", "event_date": "2026-11-20", "programme_code": "1234",
+                "programme_name": "EUX Business", "reason_code": "A1", "reason_text": "Skiftet retning"}}],
+            "history": [{"date": "2025-08-11", "kind": "enrolment", "summary": "Optagelse EUX Business"}],
+        }
+
+    def build(self, doc: dict[str, Any] | None = None, *, sender: str = "779008",
+              recipient: str = "uu-viborg", sender_key: OrgKey | None = None,
+              recipient_cert: x509.Certificate | None = None) -> Built:
+        doc = doc or self.handover_doc(sender, recipient)
+        return build_package(doc, sender=self.member(sender), sender_key=sender_key or self.key(sender),
+                             recipient=self.member(recipient),
+                             recipient_cert=recipient_cert or self.key(recipient).cert)
+
+    def pem_files(self, key: OrgKey, name: str) -> tuple[Path, Path]:
+        """``key`` as plain PEM files (certificate, unencrypted key) for the CLI tools."""
+        folder = self.root / "pem"
+        folder.mkdir(exist_ok=True)
+        cert_path, key_path = folder / f"{name}.pem", folder / f"{name}.key"
+        cert_path.write_bytes(key.cert.public_bytes(serialization.Encoding.PEM))
+        _write_key(key_path, key.key)
+        return cert_path, key_path
+
+    def open(self, eml: bytes, org: str = "uu-viborg") -> Opened:
+        """``open_package`` as ``org`` receives it (all its keys, the network's trust)."""
+        return open_package(eml, org_id=org, keys=self.keystore(org).decryption_keys(org),
+                            trust=self.trust(), members=self.members)
+
+    def receive(self, org: str = "uu-viborg") -> Any:
+        """Run ``org``'s inbox pass (what ``stafet receive --org ORG`` does)."""
+        from stafet.exchange import process_inbox
+
+        return process_inbox(self.ctx(org), org)
+
+    def deliver(self, org: str, name: str, data: bytes) -> Path:
+        path = self.inbox(org) / name
+        path.write_bytes(data)
+        return path
+
+
+@pytest.fixture(scope="session")
+def net_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("exchange-net")
+    _build_template(root)
+    return root
+
+
+@pytest.fixture
+def net(net_template: Path, tmp_path: Path) -> TestNet:
+    """A private copy of the test network."""
+    root = tmp_path / "network"
+    shutil.copytree(net_template, root)
+    return TestNet(root)

@@ -1,0 +1,174 @@
+"""Interoperability is the proof: openssl cms and gpgsm read what stafet sends, and
+stafet reads what ``openssl cms -sign | openssl cms -encrypt -aes256`` produces."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from stafet.packages import split_signed
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+
+
+def run(*args: str | Path, stdin: bytes | None = None, env: dict[str, str] | None = None) -> bytes:
+    proc = subprocess.run([str(a) for a in args], input=stdin, capture_output=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    return proc.stdout
+
+
+def json_of(mime: bytes) -> dict:
+    msg = email.message_from_bytes(mime, policy=email.policy.default)
+    for part in msg.walk():
+        if part.get_content_type() == "application/json":
+            return json.loads(part.get_payload(decode=True))
+    raise AssertionError("no application/json part")
+
+
+def der_body(eml: bytes) -> bytes:
+    payload = email.message_from_bytes(eml).get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload
+
+
+# --------------------------------------------------------------------------- openssl reads stafet
+
+
+@pytest.mark.parametrize("reader", ["uu-viborg", "779008"])
+def test_openssl_decrypts_and_verifies_what_stafet_sends(net, tmp_path, reader):
+    """The recipient reads it, and so does the sender (its archived copy)."""
+    doc = net.handover_doc()
+    built = net.build(doc)
+    eml = tmp_path / f"{doc['package_id']}.eml"
+    eml.write_bytes(built.eml)
+    cert, key = net.pem_files(net.key(reader), reader)
+    signed = run("openssl", "cms", "-decrypt", "-in", eml, "-recip", cert, "-inkey", key)
+    assert b"multipart/signed" in signed
+    content = run("openssl", "cms", "-verify", "-CAfile", net.root / "net/certs/ca.pem",
+                  "-purpose", "smimesign", stdin=signed)
+    assert json_of(content) == {"schema": "stafet/1", **doc}
+
+
+def test_openssl_refuses_stafet_package_for_another_key(net, tmp_path):
+    built = net.build()
+    (tmp_path / "p.eml").write_bytes(built.eml)
+    cert, key = net.pem_files(net.key("jobcenter-viborg"), "jc")
+    proc = subprocess.run(["openssl", "cms", "-decrypt", "-in", str(tmp_path / "p.eml"), "-recip", str(cert),
+                           "-inkey", str(key)], capture_output=True, timeout=60)
+    assert proc.returncode != 0
+
+
+# --------------------------------------------------------------------------- gpgsm reads stafet
+
+
+@pytest.fixture
+def gnupghome(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A throwaway GNUPGHOME (offline, loopback pinentry); its agent is stopped after."""
+    if shutil.which("gpgsm") is None or shutil.which("gpgconf") is None:
+        pytest.skip("gpgsm not installed")
+    home = Path("/tmp") / f"stafet-gpgsm-{tmp_path.name[-20:]}"  # socket paths must stay short
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(mode=0o700)
+    (home / "gpg-agent.conf").write_text("allow-loopback-pinentry\n")
+    (home / "gpgsm.conf").write_text("disable-crl-checks\ndisable-dirmngr\n")
+    env = {"GNUPGHOME": str(home), "PATH": "/usr/bin:/bin", "LC_ALL": "C"}
+    yield env
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True,
+                   timeout=30, check=False)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_gpgsm_decrypts_and_verifies_what_stafet_sends(net, tmp_path, gnupghome):
+    doc = net.handover_doc()
+    built = net.build(doc)
+    (tmp_path / "msg.der").write_bytes(der_body(built.eml))
+    uu = net.key("uu-viborg")
+    # gpgsm 2.2 reads PKCS#12 only with the legacy PBE (SHA1 + 3DES) and a SHA-1 MAC.
+    enc = (serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(2048)
+           .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC).hmac_hash(hashes.SHA1())
+           .build(b"test-pw"))
+    p12 = pkcs12.serialize_key_and_certificates(b"uu", uu.key, uu.cert, None, enc)
+    (tmp_path / "uu.p12").write_bytes(p12)
+    gpgsm = ["gpgsm", "--batch", "--pinentry-mode", "loopback", "--passphrase-fd", "0"]
+    run(*gpgsm, "--import", tmp_path / "uu.p12", stdin=b"test-pw\n", env=gnupghome)
+    ca = net.root / "net/certs/ca.pem"
+    run("gpgsm", "--batch", "--import", ca, env=gnupghome)
+    fpr = run("openssl", "x509", "-in", ca, "-noout", "-fingerprint", "-sha1").decode().split("=", 1)[1]
+    (Path(gnupghome["GNUPGHOME"]) / "trustlist.txt").write_text(f"{fpr.strip()} S\n")
+
+    signed = run(*gpgsm, "--decrypt", tmp_path / "msg.der", stdin=b"test-pw\n", env=gnupghome)
+    content, sig = split_signed(signed)
+    (tmp_path / "content").write_bytes(content)
+    (tmp_path / "sig.p7s").write_bytes(sig)
+    status = run("gpgsm", "--batch", "--status-fd", "1", "--verify", tmp_path / "sig.p7s",
+                 tmp_path / "content", env=gnupghome).decode()
+    assert "GOODSIG" in status and "/CN=779008/" in status
+    assert "TRUST_FULLY" in status
+    assert json_of(content)["package_id"] == doc["package_id"]
+
+    (tmp_path / "content").write_bytes(content[:-40] + bytes([content[-40] ^ 1]) + content[-39:])
+    proc = subprocess.run(["gpgsm", "--batch", "--status-fd", "1", "--verify", str(tmp_path / "sig.p7s"),
+                           str(tmp_path / "content")], capture_output=True, env=gnupghome, timeout=60)
+    assert proc.returncode != 0 and b"BADSIG" in proc.stdout
+
+
+# --------------------------------------------------------------------------- stafet reads openssl
+
+
+def inner_mime(doc: dict) -> bytes:
+    """A plain multipart/mixed with a text and the JSON, as another S/MIME tool would make it."""
+    msg = EmailMessage()
+    msg.set_content("Overlevering (lavet med openssl cms)\n")
+    msg.add_attachment(json.dumps(doc).encode(), maintype="application", subtype="json",
+                       filename="handover.json")
+    return msg.as_bytes()  # LF line ends: openssl canonicalises to CRLF when it signs
+
+
+def openssl_package(net, tmp_path: Path, doc: dict, *, sender_key=None, sign_args=(),
+                    encrypt_args=("-aes256",), recipient: str = "uu-viborg") -> bytes:
+    """``openssl cms -sign | openssl cms -encrypt`` with the sender's certificate and key."""
+    sender_cert, sender_key_file = net.pem_files(sender_key or net.key(doc["sender"]), "signer")
+    recip_cert, _ = net.pem_files(net.key(recipient), "recipient")
+    (tmp_path / "inner.mime").write_bytes(inner_mime({"schema": "stafet/1", **doc}))
+    signed = run("openssl", "cms", "-sign", "-in", tmp_path / "inner.mime", "-signer", sender_cert,
+                 "-inkey", sender_key_file, *(sign_args or ("-md", "sha256")))
+    return run("openssl", "cms", "-encrypt", *encrypt_args, "-from", net.member(doc["sender"]).email,
+               "-to", net.member(recipient).email, "-subject", "Overlevering", recip_cert, stdin=signed)
+
+
+def test_stafet_reads_what_openssl_signs_and_encrypts(net, tmp_path):
+    doc = net.handover_doc()
+    eml = openssl_package(net, tmp_path, doc)
+    opened = net.open(eml)
+    assert opened.doc == {"schema": "stafet/1", **doc}
+    assert opened.signed.org_id == "779008"
+
+    net.deliver("uu-viborg", f"{doc['package_id']}.eml", eml)
+    result = net.receive("uu-viborg")
+    assert (result.imported, result.rejected, result.receipts_sent) == (1, {}, 1)
+    assert len(list(net.inbox("779008").glob("*.eml"))) == 1  # the signed receipt went back
+
+
+def test_stafet_reads_openssl_opaque_signed_data(net, tmp_path):
+    """``-nodetach``: application/pkcs7-mime; smime-type=signed-data inside the envelope."""
+    doc = net.handover_doc()
+    eml = openssl_package(net, tmp_path, doc, sign_args=("-md", "sha256", "-nodetach"))
+    opened = net.open(eml)
+    assert opened.doc["package_id"] == doc["package_id"]
+
+
+def test_stafet_reads_openssl_aes128_and_sha512(net, tmp_path):
+    doc = net.handover_doc()
+    eml = openssl_package(net, tmp_path, doc, sign_args=("-md", "sha512"), encrypt_args=("-aes128",))
+    opened = net.open(eml)
+    assert opened.doc["package_id"] == doc["package_id"]
