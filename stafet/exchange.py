@@ -30,7 +30,7 @@ from stafet.app_context import Context
 from stafet.errors import ConfigError, DeliveryFailed, PackageRejected, StafetError, TransientError
 from stafet.models import Provenance, record_from_payload
 from stafet.packages import Opened, build_package, new_package_id, open_package
-from stafet.routing import Decision
+from stafet.routing import Decision, package_scope
 from stafet.store.db import utcnow
 from stafet.store.schema import Handover, ImportedPackage, Receipt, RecordRow, Youth
 from stafet.trust import TrustStore
@@ -90,9 +90,27 @@ def _history(s: Any, youth: str, kinds: set[str]) -> list[dict[str, str]]:
     return sorted(out, key=lambda h: h["date"])
 
 
-def handover_document(ctx: Context, h: Handover) -> dict[str, Any]:
-    """The JSON document of a handover (holds the CPR: only ever inside a package)."""
+class NotSendable(Exception):
+    """The legal basis no longer holds at send time (consent withdrawn, expired, …)."""
+
+    def __init__(self, reason: str, *, withdrawn: bool = False) -> None:
+        super().__init__(reason)
+        self.reason, self.withdrawn = reason, withdrawn
+
+
+def handover_document(ctx: Context, h: Handover, today: dt.date | None = None) -> dict[str, Any]:
+    """The JSON document of a handover (holds the CPR: only ever inside a package).
+
+    The legal basis is checked again here, at send time: a consent withdrawn or
+    expired since routing stops the send (:class:`NotSendable`).
+    """
+    if h.rule == WITHDRAWAL_RULE:
+        return withdrawal_document(ctx, h)
     with ctx.store.session() as s:
+        scope = package_scope(s, ctx.network, h.rule, h.youth, h.recipient, set(h.kinds), h.consent_ref,
+                              today or dt.date.today())
+        if not scope.usable:
+            raise NotSendable(scope.reason, withdrawn=scope.reason.startswith("tilbagekaldt"))
         cpr = ctx.store.cpr_of(s, h.youth)
         records = list(s.scalars(select(RecordRow).where(RecordRow.id.in_(h.record_ids))
                                  .order_by(RecordRow.id)))
@@ -105,14 +123,74 @@ def handover_document(ctx: Context, h: Handover) -> dict[str, Any]:
             "legal_basis": h.legal_basis, "consent_ref": h.consent_ref,
             "youth": {"cpr": cpr.formatted, "name": name,
                       "birth_date": youth_row.birth_date.isoformat() if youth_row else ""},
-            "records": [{"kind": r.kind, "natural_key": r.natural_key, "data": r.payload,
+            "records": [{"kind": r.kind, "natural_key": r.natural_key,
+                         "data": {k: v for k, v in r.payload.items() if k not in scope.strip_fields},
                          "source": {"system": r.source, "file": r.source_file, "row": r.source_row}}
                         for r in records],
-            "history": _history(s, h.youth, set(h.kinds)),
+            "history": _history(s, h.youth, set(scope.history_kinds)) if scope.history_kinds else [],
+            "omitted": [{"kind": sc, "reason": why} for sc, why in scope.omitted],
         }
         if not doc["youth"]["name"]:
             del doc["youth"]["name"]
     return doc
+
+
+WITHDRAWAL_RULE = "withdrawal_notice"
+WITHDRAWAL_TEXT = ("Samtykket er tilbagekaldt. Slet de modtagne oplysninger og ophør med at bruge dem "
+                   "(delete / stop further use).")
+
+
+def withdrawal_document(ctx: Context, h: Handover) -> dict[str, Any]:
+    """A withdrawal notice: the consent and the packages the recipient got under it."""
+    with ctx.store.session() as s:
+        ids = sorted(s.scalars(select(Handover.id).where(
+            Handover.consent_ref == h.consent_ref, Handover.recipient == h.recipient,
+            Handover.rule != WITHDRAWAL_RULE, Handover.status.in_(("sent", "acknowledged")))))
+    return {"type": "withdrawal", "package_id": h.id, "sender": h.sender, "recipient": h.recipient,
+            "created": h.created_at.replace(tzinfo=dt.UTC).isoformat(),
+            "withdrawal": {"consent_ref": h.consent_ref, "package_ids": ids, "instruction": WITHDRAWAL_TEXT}}
+
+
+def withdraw_consent(ctx: Context, ref: str, on: dt.date, *, actor: str) -> dict[str, int]:
+    """Withdraw a consent: stop what is not sent, notify who already received.
+
+    Idempotent: run again (e.g. every night for withdrawals that came in the
+    consent export) it cancels and notifies nothing twice.
+    """
+    from stafet.store.schema import ConsentRow
+
+    counts = {"cancelled": 0, "notices": 0}
+    with ctx.store.session() as s:
+        c = s.get(ConsentRow, ref)
+        if c is None:
+            raise ConfigError(f"no consent {ref}")
+        if c.withdrawn_date is None or c.withdrawn_date > on:
+            c.withdrawn_date = on
+            c.payload = {**c.payload, "withdrawn_date": on.isoformat()}
+            c.updated_at = utcnow()
+            ctx.store.audit(s, actor, "consent.withdrawn", f"consent:{ref}", {"on": on.isoformat()})
+        handovers = list(s.scalars(select(Handover).where(Handover.consent_ref == ref,
+                                                          Handover.rule != WITHDRAWAL_RULE)))
+        for h in handovers:
+            if h.status in ("pending", "held"):
+                h.status, h.last_error = "cancelled", f"tilbagekaldt {on.isoformat()}"
+                ctx.store.audit(s, actor, "handover.cancelled", f"handover:{h.id}",
+                                {"consent_ref": ref, "reason": "tilbagekaldt"})
+                counts["cancelled"] += 1
+        got = {(h.sender, h.recipient, h.youth) for h in handovers if h.status in ("sent", "acknowledged")}
+        for sender, recipient, youth in sorted(got):
+            key = hashlib.sha256(f"{WITHDRAWAL_RULE}|{ref}|{sender}|{recipient}".encode()).hexdigest()
+            if s.scalars(select(Handover).where(Handover.handover_key == key)).first():
+                continue
+            row = Handover(id=new_package_id(), handover_key=key, sender=sender, recipient=recipient,
+                           youth=youth, rule=WITHDRAWAL_RULE, consent_ref=ref, status="pending",
+                           legal_basis="Tilbagekaldelse af samtykke", created_at=utcnow())
+            s.add(row)
+            s.flush()
+            ctx.store.audit(s, actor, "withdrawal.planned", f"handover:{row.id}",
+                            {"consent_ref": ref, "recipient": recipient})
+            counts["notices"] += 1
+    return counts
 
 
 def recipient_certificate(ctx: Context, org_id: str) -> x509.Certificate:
@@ -174,6 +252,7 @@ class SendResult:
     """Counts of one send pass."""
 
     sent: int = 0
+    held: int = 0
     retry_later: int = 0
     failed: int = 0
     errors: dict[str, str] = field(default_factory=dict)
@@ -198,6 +277,16 @@ def send_pending(ctx: Context, *, recipients: list[str] | None = None,
         try:
             data, _ = build_outbox_package(ctx, h)
             _outlet_for(ctx, h.recipient, ctx.network.member(h.sender).email).put(f"{h.id}.eml", data)
+        except NotSendable as e:
+            with ctx.store.session() as s:
+                row = s.get(Handover, h.id)
+                assert row is not None
+                row.status = "cancelled" if e.withdrawn else "held"
+                row.last_error = e.reason
+                ctx.store.audit(s, "delivery", f"handover.{row.status}", f"handover:{h.id}",
+                                {"reason": e.reason, "consent_ref": h.consent_ref})
+            result.held += 1
+            continue
         except TransientError as e:
             max_attempts, max_age = _limits(ctx, h.recipient)
             with ctx.store.session() as s:
@@ -392,6 +481,9 @@ def process_inbox(ctx: Context, org_id: str, *, location: str | None = None) -> 
                     result.acknowledged += 1
             else:
                 result.withdrawn += apply_withdrawal(ctx, org_id, opened)
+                send_receipt(ctx, org_id, opened.doc["sender"], opened.doc["package_id"], opened.digest,
+                             "imported")
+                result.receipts_sent += 1
         except PackageRejected as e:
             result.rejected[name] = e.reason
             _keep_rejected(ctx, name, data, str(e))

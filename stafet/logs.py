@@ -51,6 +51,9 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
     for h in root.handlers:
         protect(h)
+    # paramiko logs a traceback at ERROR for every dropped connection that stafet
+    # already turns into a TransientError; keep its own voice for real trouble.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     for name in ("stafet", "prefect", "prefect.flow_runs", "prefect.task_runs"):
         protect(logging.getLogger(name))
         for h in logging.getLogger(name).handlers:

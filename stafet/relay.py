@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 
 from stafet.app_context import Context, open_context
 from stafet.config import SourceConfig
-from stafet.exchange import plan_handovers, process_inbox, send_pending
-from stafet.routing import route_school_events
+from stafet.exchange import plan_handovers, process_inbox, send_pending, withdraw_consent
+from stafet.routing import route as route_records
 from stafet.store.db import utcnow
 from stafet.store.schema import Handover
 
@@ -59,9 +59,29 @@ def ingest_source(network: str, name: str) -> list[dict[str, Any]]:
 def route(network: str, today: dt.date | None = None) -> dict[str, int]:
     """Decide who must be told what; commit the decisions as handovers."""
     ctx = context(network)
+    today = today or dt.date.today()
+    withdrawn = apply_withdrawals(ctx, today)
     with ctx.store.session() as s:
-        decisions = route_school_events(s, ctx.network, today or dt.date.today())
-    return plan_handovers(ctx, decisions)
+        decisions = route_records(s, ctx.network, today)
+    counts = plan_handovers(ctx, decisions)
+    counts["partial"] = sum(1 for d in decisions if d.status == "partial")
+    return {**counts, **withdrawn}
+
+
+def apply_withdrawals(ctx: Context, today: dt.date) -> dict[str, int]:
+    """Withdrawals that arrived in the consent export take effect (idempotently)."""
+    from stafet.store.schema import ConsentRow
+
+    with ctx.store.session() as s:
+        due = [(c.ref, c.withdrawn_date) for c in s.scalars(
+            select(ConsentRow).where(ConsentRow.withdrawn_date.is_not(None),
+                                     ConsentRow.withdrawn_date <= today))]
+    total = {"cancelled": 0, "notices": 0}
+    for ref, on in due:
+        assert on is not None
+        for k, v in withdraw_consent(ctx, ref, on, actor="consent-export").items():
+            total[k] += v
+    return total
 
 
 def pending_recipients(network: str) -> list[str]:
@@ -74,7 +94,7 @@ def pending_recipients(network: str) -> list[str]:
 def send(network: str, recipients: list[str]) -> dict[str, Any]:
     """Send the pending handovers to ``recipients``."""
     r = send_pending(context(network), recipients=recipients)
-    return {"sent": r.sent, "retry_later": r.retry_later, "failed": r.failed,
+    return {"sent": r.sent, "held": r.held, "retry_later": r.retry_later, "failed": r.failed,
             "errors": list(r.errors.values())}
 
 
