@@ -1,0 +1,214 @@
+"""Converters and the table runner every mapping is built from.
+
+Why small Python tables and not YAML: a mapping is a column name, a canonical
+field and a converter, and the converters (dates, decimal comma, code lists,
+``J``/``N``) are code anyway. In Python the table is checked by mypy and ruff,
+the converter is a function a test can call, and there is no second language to
+load, validate and keep in step. Each source's table fits on one screen.
+
+Everything here is pure: strings in, values out, no I/O. A value that does not
+convert raises :class:`~stafet.errors.DataError` naming the column and a stable
+rule (``date_format``, ``decimal_format``, ``code_list``, ``yes_no``, ``required``,
+``cpr_format``, ``cpr_birth_date``); the row then goes to quarantine.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any
+
+from stafet.cpr import Cpr, parse_cpr
+from stafet.errors import DataError
+
+# The network's dropout reason codes (FORMATS.md, section 1).
+REASON_CODES: Mapping[str, str] = {
+    "01": "personlige forhold",
+    "02": "helbred",
+    "03": "fravær",
+    "04": "faglige vanskeligheder",
+    "05": "omvalg til anden uddannelse",
+    "06": "flytning",
+    "07": "udmeldt af skolen",
+    "08": "påbegyndt arbejde",
+    "99": "andet",
+}
+
+
+class ConversionError(ValueError):
+    """A value that does not convert; ``rule`` is the stable rule name."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+Converter = Callable[[str], Any]
+
+
+def text(v: str) -> str:
+    """Trim, and make every line break inside a field a plain newline."""
+    v = v.strip()
+    return v.replace("\r\n", "\n").replace("\r", "\n") if "\r" in v else v
+
+
+def required(conv: Converter) -> Converter:
+    """Wrap ``conv`` so that an empty value is an error (rule ``required``)."""
+
+    def _required(v: str) -> Any:
+        if not v.strip():
+            raise ConversionError("required", "is empty")
+        return conv(v)
+
+    return _required
+
+
+def optional(conv: Converter) -> Converter:
+    """Wrap ``conv`` so that an empty value becomes ``None``."""
+
+    def _optional(v: str) -> Any:
+        return conv(v) if v.strip() else None
+
+    return _optional
+
+
+@functools.lru_cache(maxsize=8192)
+def date_dmy(v: str) -> date:
+    """``dd-mm-yyyy`` (the Danish school-admin format)."""
+    s = v.strip()
+    if len(s) != 10 or s[2] != "-" or s[5] != "-" or not (s[:2] + s[3:5] + s[6:]).isdigit():
+        raise ConversionError("date_format", "is not a dd-mm-yyyy date")
+    try:
+        return date(int(s[6:]), int(s[3:5]), int(s[:2]))
+    except ValueError:
+        raise ConversionError("date_format", "is not a real date") from None
+
+
+@functools.lru_cache(maxsize=8192)
+def date_iso(v: str) -> date:
+    """``yyyy-mm-dd``."""
+    s = v.strip()
+    if len(s) != 10 or s[4] != "-" or s[7] != "-" or not (s[:4] + s[5:7] + s[8:]).isdigit():
+        raise ConversionError("date_format", "is not a yyyy-mm-dd date")
+    try:
+        return date(int(s[:4]), int(s[5:7]), int(s[8:]))
+    except ValueError:
+        raise ConversionError("date_format", "is not a real date") from None
+
+
+def _decimal(v: str, sep: str) -> float:
+    s = v.strip()
+    other = "." if sep == "," else ","
+    if other in s:
+        raise ConversionError("decimal_format", f"decimal separator must be {sep!r}")
+    try:
+        return float(s.replace(sep, ".", 1))
+    except ValueError:
+        raise ConversionError("decimal_format", "is not a number") from None
+
+
+def decimal_comma(v: str) -> float:
+    """Convert a decimal with a comma: ``18,5`` → 18.5."""
+    return _decimal(v, ",")
+
+
+def decimal_point(v: str) -> float:
+    """Convert a decimal with a point (XML): ``27.5`` → 27.5."""
+    return _decimal(v, ".")
+
+
+def percentage(conv: Converter) -> Converter:
+    """Wrap a decimal converter: the value must lie in 0..100."""
+
+    def _pct(v: str) -> float:
+        x = float(conv(v))
+        if not 0 <= x <= 100:
+            raise ConversionError("percentage_range", "is not between 0 and 100")
+        return x
+
+    return _pct
+
+
+def code_in(codes: Mapping[str, Any] | frozenset[str] | tuple[str, ...],
+            rule: str = "code_list") -> Converter:
+    """Accept a code from a fixed list (trimmed; case as given)."""
+
+    def _code(v: str) -> str:
+        s = v.strip()
+        if s not in codes:
+            raise ConversionError(rule, f"{s!r} is not one of {', '.join(sorted(codes))}")
+        return s
+
+    return _code
+
+
+def lower_code_in(codes: frozenset[str] | tuple[str, ...], rule: str = "code_list") -> Converter:
+    """Accept a code from a fixed list, compared case-insensitively, returned lower-case."""
+    inner = code_in(tuple(c.lower() for c in codes), rule)
+    return lambda v: inner(v.lower())
+
+
+def _yes_no(yes: str, no: str) -> Converter:
+    def _conv(v: str) -> bool:
+        s = v.strip().lower()
+        if s == yes:
+            return True
+        if s == no:
+            return False
+        raise ConversionError("yes_no", f"must be {yes.upper() if len(yes) == 1 else yes} "
+                                        f"or {no.upper() if len(no) == 1 else no}")
+
+    return _conv
+
+
+jn = _yes_no("j", "n")
+"""``J``/``N`` → bool (family department)."""
+
+ja_nej = _yes_no("ja", "nej")
+"""``ja``/``nej`` → bool (job centre)."""
+
+
+def cpr(v: str) -> Cpr:
+    """Parse a CPR number, ``DDMMYY-SSSS`` or ``DDMMYYSSSS`` (never modulus 11)."""
+    try:
+        return parse_cpr(v)
+    except DataError as e:
+        raise ConversionError(e.rule or "cpr_format", "CPR " + (
+            "holds an impossible birth date" if e.rule == "cpr_birth_date"
+            else "is not DDMMYY-SSSS or DDMMYYSSSS")) from None
+
+
+def pipe_list(v: str) -> tuple[str, ...]:
+    """``a|b|c`` → ``("a", "b", "c")``, trimmed, empty items dropped."""
+    return tuple(p.strip() for p in v.split("|") if p.strip())
+
+
+def split_name(full: str) -> tuple[str, str]:
+    """Danish full name → (first names, surname): the last word is the surname."""
+    parts = full.split()
+    if not parts:
+        return "", ""
+    if len(parts) == 1:
+        return parts[0], ""
+    return " ".join(parts[:-1]), parts[-1]
+
+
+Table = Mapping[str, tuple[str, Converter]]
+"""canonical field → (source field, converter)."""
+
+
+def apply(table: Table, fields: Mapping[str, str], *, file: str | None = None,
+          row: int | None = None) -> dict[str, Any]:
+    """Run a mapping table over one row's raw ``fields``.
+
+    A source field absent from the row counts as empty. The first value that does
+    not convert raises ``DataError`` with the source field as ``column``.
+    """
+    out: dict[str, Any] = {}
+    for target, (column, conv) in table.items():
+        try:
+            out[target] = conv(fields.get(column) or "")
+        except ConversionError as e:
+            raise DataError(f"{column} {e}", file=file, row=row, rule=e.rule, column=column) from None
+    return out
