@@ -299,14 +299,14 @@ def _definition(source: Source) -> Any:
         return vd
 
 
-def frame(source: Source, rows: Sequence[Mapping[str, str]]) -> pd.DataFrame:
+def frame(source: Source, rows: Sequence[Mapping[str, str]], today: date) -> pd.DataFrame:
     """The validation frame for a chunk: raw columns, ``_i`` and the source's typed columns."""
     import pandas as pd
 
     data = {c: [r.get(c) or "" for r in rows] for c in source.columns}
     df = pd.DataFrame(data)
     df[ROW_INDEX] = range(len(rows))
-    source.prepare(df)
+    source.prepare(df, today)
     return df
 
 
@@ -318,7 +318,7 @@ def validate(source: Source, rows: Sequence[Mapping[str, str]], *, today: date,
     """
     if not rows:
         return {}
-    df = frame(source, rows)
+    df = frame(source, rows, today)
     vd = _definition(source)
     started = time.perf_counter()
     result = vd.run(

@@ -16,6 +16,7 @@ import pkgutil
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,7 @@ class Source:
     cpr_column: str
     columns: tuple[str, ...]
     checks: tuple[Check, ...]
-    prepare: Callable[[Any], None]
+    prepare: Callable[[Any, date], None]
     kinds: tuple[str, ...]
 
     def matches(self, file_name: str) -> bool:

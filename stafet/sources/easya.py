@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from connectors.readers import EASYA_CSV
@@ -11,7 +12,7 @@ from stafet import validation as v
 from stafet.sources import Source
 
 
-def prepare(df: Any) -> None:
+def prepare(df: Any, today: date) -> None:
     """Typed columns for the suite: birth date, event and start dates, age, institution."""
     v.add_cpr(df, "CprNr")
     v.add_date(df, "Haendelsesdato", "dmy")
