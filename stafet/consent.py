@@ -57,7 +57,7 @@ def covers_recipient(c: dict[str, Any], org: Organisation) -> bool:
 
 def check(c: dict[str, Any], birth_date: date, recipient: Organisation, needed: set[str],
           at: date) -> ConsentCheck:
-    """May ``recipient`` be told the ``needed`` scopes at ``at`` under this consent?
+    """Decide whether ``recipient`` may be told the ``needed`` scopes at ``at``.
 
     ``usable`` with ``covered`` ⊂ ``needed`` means a partial handover: the uncovered
     kinds are left out, not the whole package blocked.

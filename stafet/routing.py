@@ -182,7 +182,8 @@ def consents_of(s: Session, youth: str) -> list[dict[str, Any]]:
     return out
 
 
-def route(s: Session, network: Network, today: date, rules: tuple[Rule, ...] | None = None) -> list[Decision]:
+def route(s: Session, network: Network, today: date,
+          rules: tuple[Rule, ...] | None = None) -> list[Decision]:
     """Apply the rule table to every live record; one decision per (rule, sender, recipient, youth)."""
     rules = rules or default_rules()
     by_kind: dict[str, list[Rule]] = defaultdict(list)
@@ -294,8 +295,10 @@ def package_scope(s: Session, network: Network, rule_id: str, youth: str, recipi
 
 
 def dropouts_without_concern(s: Session, today: date) -> list[dict[str, Any]]:
-    """Randers: "no dropout without a prior concern flag to UU" — dropouts with no concern
-    flag for the same youth and institution in the 3 months before, per institution."""
+    """Dropouts with no concern flag from the same institution in the 3 months before.
+
+    Randers: "no dropout without a prior concern flag to UU"; listed per institution.
+    """
     flags: dict[tuple[str, str], list[date]] = defaultdict(list)
     for youth, p in s.execute(select(RecordRow.youth, RecordRow.payload)
                               .where(RecordRow.kind == "concern_flag")):
