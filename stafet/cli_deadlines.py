@@ -98,11 +98,12 @@ def deadlines(
     c = doc["counts"]
     t = Table(title=f"deadlines on {day.isoformat()}: {c['overdue']} overdue, "
                     f"{c['due_soon']} due within {WINDOW_DAYS} days")
-    for col in ("status", "due", "days over", "responsible", "youth", "CPR", "rule", "reference"):
-        t.add_column(col, overflow="fold")
+    for col in ("status", "due", "days", "responsible", "youth", "CPR", "rule", "reference"):
+        t.add_column(col, no_wrap=col in ("due", "CPR"), overflow="fold")
     for i in doc["items"]:
         status = "[red]overdue[/red]" if i["status"] == "overdue" else "due soon"
-        t.add_row(status, i["due"], str(i["days_overdue"]), i["responsible"] or "?", i["youth"],
+        days = f"{i['days_overdue']} over" if i["status"] == "overdue" else f"{i['days_left']} left"
+        t.add_row(status, i["due"], days, i["responsible"] or "?", i["youth"],
                   i["masked_cpr"], i["rule"], i["reference"])
     out.print(t)
     for rule in sorted({i["rule"] for i in doc["items"]}):
