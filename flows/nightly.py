@@ -2,6 +2,10 @@
 
 Nothing here sees personal data: parameters are paths and organisation ids, task
 results are counts, and no result is persisted.
+
+Timeouts: every network operation has its own socket timeout (SFTP connect 15 s and
+60 s per operation, SMTP 60 s; see ``connectors.transport``), which is what stops a
+hung peer. Prefect task timeouts cannot interrupt blocking I/O in worker threads.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ _common: dict[str, Any] = {"cache_policy": NONE, "persist_result": False}
 
 
 @task(name="ingest-source", retries=3, retry_delay_seconds=exponential_backoff(5),
-      retry_condition_fn=_retriable, timeout_seconds=1800, **_common)
+      retry_condition_fn=_retriable, **_common)
 def ingest_source(network: str, source: str) -> list[dict[str, Any]]:
     """Pull and ingest one source's waiting files."""
     return relay.ingest_source(network, source)
@@ -45,14 +49,14 @@ def route(network: str) -> dict[str, int]:
 
 
 @task(name="send", retries=3, retry_delay_seconds=exponential_backoff(5),
-      retry_condition_fn=_retriable, timeout_seconds=600, **_common)
+      retry_condition_fn=_retriable, **_common)
 def send(network: str, recipient: str) -> dict[str, Any]:
     """Send one recipient's pending handovers (a concurrency tag per endpoint)."""
     return relay.send(network, [recipient])
 
 
 @task(name="receive", retries=2, retry_delay_seconds=exponential_backoff(5),
-      retry_condition_fn=_retriable, timeout_seconds=600, **_common)
+      retry_condition_fn=_retriable, **_common)
 def receive_task(network: str, org: str, home: str = "") -> dict[str, Any]:
     """Process one organisation's inbox (handovers, receipts, withdrawals)."""
     return relay.receive(network, org, home)

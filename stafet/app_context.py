@@ -28,7 +28,9 @@ def prepare_environment(home: Path) -> None:
     os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "true")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # A cold Prefect home on a busy 2-core machine can take far longer than the 20 s default.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 def open_context(network_path: str | Path | None = None, *, home: Path | None = None,

@@ -66,7 +66,7 @@ def demo(home: HomeOpt = None,
 
     demo_dir = demo_dir.resolve()
     try:
-        network = str(setup_demo(demo_dir, h))
+        network = str(setup_demo(demo_dir, h, bits=int(os.environ.get("STAFET_DEMO_KEY_BITS", "3072"))))
         from stafet.vault import load_secret
 
         load_secret(h, create=True)

@@ -49,9 +49,17 @@ def validity(c: dict[str, Any], birth_date: date) -> str:
     return ""
 
 
+# Danish names for organisation kinds seen in consent forms ("modtagere").
+KIND_ALIASES = {"jobcenter": "job_centre", "uu": "guidance", "ungeindsats": "guidance", "kui": "guidance",
+                "vejledning": "guidance", "uddannelsesinstitution": "institution", "skole": "institution",
+                "grundskole": "primary_school", "familieafdeling": "family_services",
+                "socialafdeling": "social_services"}
+
+
 def covers_recipient(c: dict[str, Any], org: Organisation) -> bool:
-    """True when the consent names the organisation's id or its kind."""
-    named = {str(r).strip() for r in c.get("recipients", [])}
+    """True when the consent names the organisation's id or its kind (English or Danish)."""
+    named = {str(r).strip().lower() for r in c.get("recipients", [])}
+    named |= {KIND_ALIASES[n] for n in named if n in KIND_ALIASES}
     return org.id in named or org.kind.value in named
 
 

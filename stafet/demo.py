@@ -36,13 +36,16 @@ MEMBERS = [
     ("social-viborg", "social_services", "Socialafdelingen Viborg", "791", []),
 ]
 
-SOURCES = {  # drop folder → which sample files the source system drops there
+# Drop folder → the files the source system drops there: the published samples
+# (FORMATS.md) plus two demo-only files (a plan with support needs and a consent
+# that covers the plan but not the support needs: a partial handover).
+SOURCES = {
     "easy-a": ["779008_haendelser_2026112102.csv"],
     "gymnasium": ["751001_elevhaendelser_202611210200.xml"],
     "jobcenter": ["jobcenter_791_paalaeg_20261121.csv"],
-    "uu-planer": ["uu_791_planer_20261120.xml"],
+    "uu-planer": ["uu_791_planer_20261120.xml", "uu_791_planer_20261121.xml"],
     "familie": ["familie_791_overgange_20261121.csv"],
-    "samtykker": ["samtykker_791_20261121.csv"],
+    "samtykker": ["samtykker_791_20261121.csv", "samtykker_791_20261122.csv"],
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
@@ -26,10 +27,21 @@ from stafet.store.schema import Handover
 log = logging.getLogger("stafet.relay")
 
 
+_open_lock = threading.Lock()
+
+
 @lru_cache(maxsize=8)
-def context(network: str, home: str = "") -> Context:
-    """One opened context per (network, home) per process."""
+def _context(network: str, home: str) -> Context:
     return open_context(network, home=Path(home) if home else None)
+
+
+def context(network: str, home: str = "") -> Context:
+    """One opened context per (network, home) per process (tasks run in threads)."""
+    with _open_lock:
+        return _context(network, home)
+
+
+context.cache_clear = _context.cache_clear  # type: ignore[attr-defined]
 
 
 def source_names(network: str) -> list[str]:

@@ -77,3 +77,10 @@ def test_best_prefers_the_referenced_consents_refusal_and_says_no_consent() -> N
     r = best([consent(scopes=["overgang"]), expired], BORN, MERCANTEC, {"uddannelsesplan"},
              date(2026, 12, 1), preferred_ref="S-2")
     assert r.ref == "S-2" and r.reason == "udløbet 2026-10-01"
+
+
+def test_danish_kind_names_in_the_consent_form() -> None:
+    jc = Organisation("jobcenter-viborg", OrgKind.JOB_CENTRE, "Jobcenter Viborg", "791", "folder:z", "j@x.dk")
+    c = consent(recipients=["jobcenter"], scopes=["overgang"])
+    assert check(c, BORN, jc, {"overgang"}, date(2026, 12, 1)).usable
+    assert not check(c, BORN, UU, {"overgang"}, date(2026, 12, 1)).usable

@@ -1,0 +1,5 @@
+"""``python -m stafet``: the CLI."""
+
+from stafet.cli import main
+
+main()
