@@ -41,8 +41,9 @@ def demo_run(tmp_path_factory):
 
 def _state(cwd: Path) -> dict:
     with _db(cwd) as db:
-        tables = {t: db.execute(f"select count(*) from {t}").fetchone()[0]  # noqa: S608
-                  for t in ("handovers", "records", "youths", "source_files", "receipts", "imported_packages")}
+        tables = {t: db.execute(f"select count(*) from {t}").fetchone()[0]
+                  for t in ("handovers", "records", "youths", "source_files", "receipts",
+                            "imported_packages")}
         statuses = sorted(db.execute("select id, status from handovers").fetchall())
     return {"tables": tables, "handovers": statuses,
             "outbox": sorted(p.name for p in (cwd / ".stafet" / "outbox").glob("*.eml")),
