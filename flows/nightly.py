@@ -18,7 +18,16 @@ from prefect.cache_policies import NONE
 from prefect.tasks import exponential_backoff
 
 from stafet import relay
-from stafet.errors import TransientError
+from stafet.errors import StafetError, TransientError
+
+
+def _why(e: BaseException) -> str:
+    """A failure text safe for Prefect's database.
+
+    stafet's own errors carry redacted messages; of anything else only the type is
+    kept (a database driver's message may quote row values).
+    """
+    return f"{_why(e)}" if isinstance(e, StafetError) else type(e).__name__
 
 
 def _retriable(task: Any, task_run: Any, state: Any) -> bool:
@@ -62,6 +71,18 @@ def receive_task(network: str, org: str, home: str = "") -> dict[str, Any]:
     return relay.receive(network, org, home)
 
 
+@task(name="deadlines", **_common)
+def deadlines_task(network: str) -> dict[str, int]:
+    """The duty clock (counts only)."""
+    return relay.deadlines(network)
+
+
+@task(name="report", **_common)
+def report_task(network: str) -> str:
+    """Write the nightly HTML report; its path is the result."""
+    return relay.report(network)
+
+
 @flow(name="nightly-sync", persist_result=False, log_prints=False)
 def nightly_sync(network: str) -> dict[str, Any]:
     """Pull → validate/map/store → route → send → receipts → report.
@@ -76,7 +97,7 @@ def nightly_sync(network: str) -> dict[str, Any]:
         try:
             files.extend(ingest_fut.result())
         except Exception as e:
-            failures.append(f"source {name}: {type(e).__name__}: {e}")
+            failures.append(f"source {name}: {_why(e)}")
     routed = route(network)
     sent: dict[str, Any] = {}
     send_futures = [(r, send.with_options(tags=[f"endpoint:{r}"]).submit(network, r))
@@ -86,19 +107,26 @@ def nightly_sync(network: str) -> dict[str, Any]:
             sent[rcpt] = send_fut.result()
             failures += [f"send to {rcpt}: {e}" for e in sent[rcpt]["errors"]]
         except Exception as e:
-            failures.append(f"send to {rcpt}: {type(e).__name__}: {e}")
+            failures.append(f"send to {rcpt}: {_why(e)}")
     received: dict[str, Any] = {}
     for _ in range(2):  # receipts written by one hosted org land in another's inbox
         for org, recv_fut in [(o, receive_task.submit(network, o)) for o in relay.hosted_orgs(network)]:
             try:
                 r = recv_fut.result()
             except Exception as e:
-                failures.append(f"receive {org}: {type(e).__name__}: {e}")
+                failures.append(f"receive {org}: {_why(e)}")
                 continue
             acc = received.setdefault(org, {})
             for k, v in r.items():
                 acc[k] = sorted(set(acc.get(k, [])) | set(v)) if isinstance(v, list) else acc.get(k, 0) + v
     waiting = relay.unacknowledged(network)
+    clock: dict[str, int] = {}
+    try:
+        clock = deadlines_task(network)
+        report_path = report_task(network)
+    except Exception as e:
+        failures.append(f"deadlines/report: {_why(e)}")
+        report_path = ""
     summary = {
         "files": len(files), "rows": sum(f["rows"] for f in files),
         "accepted": sum(f["accepted"] for f in files), "quarantined": sum(f["quarantined"] for f in files),
@@ -108,6 +136,8 @@ def nightly_sync(network: str) -> dict[str, Any]:
         "acknowledged": sum(v["acknowledged"] for v in received.values()),
         "unacknowledged": len(waiting), "overdue": sum(1 for w in waiting if w["overdue"]),
         "outbox": relay.outbox_counts(network), "failures": failures,
+        "deadlines_overdue": clock.get("overdue", 0), "deadlines_due_soon": clock.get("due_soon", 0),
+        "report": report_path,
     }
     create_table_artifact(key="nightly-counts", table=[
         {"what": k, "count": v} for k, v in summary.items() if isinstance(v, int)],
@@ -117,6 +147,15 @@ def nightly_sync(network: str) -> dict[str, Any]:
     if failures:
         raise RuntimeError("nightly-sync: some parts failed: " + "; ".join(failures))
     return summary
+
+
+@flow(name="deadlines", persist_result=False)
+def deadlines(network: str) -> dict[str, int]:
+    """Every morning: the duty clock on its own, as a counts-only artifact."""
+    counts = deadlines_task(network)
+    create_table_artifact(key="deadlines", table=[{"what": k, "count": v} for k, v in counts.items()],
+                          description="Deadlines per rule and status: counts only, no personal data.")
+    return counts
 
 
 @flow(name="receive", persist_result=False)
@@ -135,7 +174,7 @@ def receive_all(network: str) -> dict[str, Any]:
         try:
             out[org] = fut.result()
         except Exception as e:
-            failures.append(f"receive {org}: {type(e).__name__}: {e}")
+            failures.append(f"receive {org}: {_why(e)}")
     if failures:
         raise RuntimeError("; ".join(failures))
     return out

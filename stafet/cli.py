@@ -93,6 +93,9 @@ def demo(home: HomeOpt = None,
     table.add_row("rows accepted / quarantined", f"{first['accepted']} / {first['quarantined']}")
     for status, n in sorted(counts.items()):
         table.add_row(f"handovers {status}", str(n))
+    table.add_row("deadlines overdue / due within 7 days",
+                  f"{second['deadlines_overdue']} / {second['deadlines_due_soon']}")
+    table.add_row("nightly report", second["report"])
     table.add_row("packages (sender's copies)", str(h / "outbox"))
     table.add_row("member inboxes", str(demo_dir / "inbox"))
     table.add_row("network configuration", network)
@@ -204,8 +207,9 @@ def outbox_retry(handover_id: str, network: NetworkOpt = None, home: HomeOpt = N
 
 
 @app.command("run")
-def run(what: Annotated[str, typer.Argument(help="nightly | receive")], network: NetworkOpt = None,
-        home: HomeOpt = None, org: Annotated[str | None, typer.Option("--org")] = None) -> None:
+def run(what: Annotated[str, typer.Argument(help="nightly | receive | deadlines")],
+        network: NetworkOpt = None, home: HomeOpt = None,
+        org: Annotated[str | None, typer.Option("--org")] = None) -> None:
     """Run a flow locally on an ephemeral Prefect (no server needed)."""
     _home(home)
     from flows import nightly
@@ -213,7 +217,9 @@ def run(what: Annotated[str, typer.Argument(help="nightly | receive")], network:
     net = network or "network.yaml"
     result: Any
     try:
-        if what == "nightly":
+        if what == "deadlines":
+            result = nightly.deadlines(net)
+        elif what == "nightly":
             result = nightly.nightly_sync(net)
         elif what == "receive" and org:
             result = nightly.receive(net, org)

@@ -150,3 +150,21 @@ def unacknowledged(network: str, now: dt.datetime | None = None) -> list[dict[st
             log.warning("handover %s to %s unacknowledged for %.0f h (limit %.0f h)", item["id"],
                         item["recipient"], item["age_hours"], ctx.network.ack_limit_hours)
     return out
+
+
+def deadlines(network: str, today: dt.date | None = None) -> dict[str, int]:
+    """The duty clock: counts per rule and status (no personal data)."""
+    from stafet.deadlines import compute_deadlines, deadlines_summary
+
+    items = compute_deadlines(context(network), today or dt.date.today())
+    return deadlines_summary(items)
+
+
+def report(network: str, today: dt.date | None = None) -> str:
+    """Write the nightly report; returns its path."""
+    from stafet.deadlines import compute_deadlines
+    from stafet.nightly_report import write_report
+
+    ctx = context(network)
+    today = today or dt.date.today()
+    return str(write_report(ctx, today=today, deadlines=compute_deadlines(ctx, today)))
