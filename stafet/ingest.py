@@ -215,7 +215,8 @@ class _Run:
     def store_records(self, records: list[Record]) -> None:
         if not records:
             return
-        outcome = self.store.upsert_records(self.session, records, actor=f"ingest:{self.source.name}")
+        outcome = self.store.upsert_records(self.session, records, actor=f"ingest:{self.source.name}",
+                                            with_ids=False)
         for status, _ in outcome:
             if status == "new":
                 self.result.accepted += 1
@@ -286,6 +287,9 @@ def _ingest(store: Store, network: Network, name: str,
             return result
     try:
         with store.session() as s:
+            if s.connection().dialect.name == "sqlite":
+                # A bigger page cache for this connection: the unique indexes take random keys.
+                s.connection().exec_driver_sql("PRAGMA cache_size=-65536")
             run = _Run(store, s, src, name, sha, now, known_institutions(network), result)
             with opener() as fh:
                 for chunk in _chunks(src.reader.rows(fh, name), validation.CHUNK_ROWS):

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, select, text, tuple_
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -105,20 +105,21 @@ class Store:
     # --- youths -----------------------------------------------------------------
     def ensure_youths(self, s: Session, cprs: Iterable[Cpr]) -> dict[str, str]:
         """Pseudonyms for ``cprs`` (digits → pseudonym), adding new youths."""
+        return self._ensure_youths(s, cprs)[0]
+
+    def _ensure_youths(self, s: Session, cprs: Iterable[Cpr]) -> tuple[dict[str, str], set[str]]:
+        """Like :meth:`ensure_youths`, also returning the pseudonyms that are new."""
         by_digits = {c.digits: c for c in cprs}
         pseud = {d: self.vault.pseudonym(d) for d in by_digits}
-        existing: set[str] = set()
-        ids = list(pseud.values())
-        for i in range(0, len(ids), 500):
-            existing.update(s.scalars(select(Youth.pseudonym).where(
-                Youth.pseudonym.in_(ids[i:i + 500]))))
+        existing = {r[0] for r in _select_in(s, "SELECT pseudonym FROM youths WHERE pseudonym",
+                                             list(pseud.values()))}
         now = utcnow()
-        new = [{"pseudonym": p, "cpr_enc": self.vault.encrypt(d.encode(), b"cpr"),
-                "birth_date": by_digits[d].birth_date, "created_at": now}
+        new = [(p, self.vault.encrypt(d.encode(), b"cpr"), by_digits[d].birth_date, now)
                for d, p in pseud.items() if p not in existing]
         if new:
-            s.execute(insert(Youth), new)
-        return pseud
+            new.sort()
+            _insert_many(s, Youth.__table__, ("pseudonym", "cpr_enc", "birth_date", "created_at"), new)
+        return pseud, {row[0] for row in new}
 
     def cpr_of(self, s: Session, pseudonym: str) -> Cpr:
         """Decrypt a youth's CPR (for packages to authorised recipients only)."""
@@ -128,60 +129,73 @@ class Store:
         return parse_cpr(self.vault.decrypt(y.cpr_enc, b"cpr").decode())
 
     # --- records ----------------------------------------------------------------
-    def upsert_records(self, s: Session, records: Sequence[Record], *,
-                       via_package: str = "", actor: str = "ingest") -> list[tuple[str, int]]:
+    _RECORD_COLUMNS = ("kind", "youth", "natural_key", "payload", "digest", "source", "source_file",
+                       "source_row", "received_at", "updated_at", "via_package", "withdrawn")
+
+    def upsert_records(self, s: Session, records: Sequence[Record], *, via_package: str = "",
+                       actor: str = "ingest", with_ids: bool = True) -> list[tuple[str, int]]:
         """Store records once by natural key; returns ``(new|duplicate|updated, id)`` each.
 
         A corrected record (same key, other values) is updated and the change is
-        written to the audit log with the fields that changed.
+        written to the audit log with the fields that changed. Within one batch the
+        last of several records with the same key wins (the others are duplicates,
+        id -1). ``with_ids=False`` skips reading back the ids of new records (they
+        are -1): bulk ingest only needs the counts.
+
+        Built for batches of tens of thousands: existing records are looked up only
+        for youths that existed before, by youth; inserts are one executemany.
         """
         if not records:
             return []
-        pseud = self.ensure_youths(s, (r.cpr for r in records))
+        pseud, new_youths = self._ensure_youths(s, (r.cpr for r in records))
         keys = [(r.kind, pseud[r.cpr.digits], r.natural_key()) for r in records]
-        existing: dict[tuple[str, str, str], RecordRow] = {}
-        uniq = list(dict.fromkeys(keys))
-        for i in range(0, len(uniq), 300):
-            for found in s.scalars(select(RecordRow).where(
-                    tuple_(RecordRow.kind, RecordRow.youth, RecordRow.natural_key).in_(uniq[i:i + 300]))):
-                existing[(found.kind, found.youth, found.natural_key)] = found
+        old_youths = list({k[1] for k in keys if k[1] not in new_youths})
+        existing: dict[tuple[str, str, str], tuple[int, str]] = {
+            (kind, youth, nk): (rid, digest) for rid, kind, youth, nk, digest in _select_in(
+                s, "SELECT id, kind, youth, natural_key, digest FROM records WHERE youth", old_youths)}
         now, out = utcnow(), []
-        inserts: list[dict[str, Any]] = []
+        inserts: list[list[Any]] = []
         pending: dict[tuple[str, str, str], int] = {}
         for rec, key in zip(records, keys, strict=True):
             payload = rec.payload()
-            digest = payload_digest(payload)
-            row: RecordRow | None = existing.get(key)
-            if row is None and key in pending:
-                inserts[pending[key]].update(payload=payload, digest=digest)
+            text_payload = _canonical(payload)
+            digest = hashlib.sha256(text_payload.encode()).hexdigest()
+            found = existing.get(key)
+            if found is None and key in pending:
+                inserts[pending[key]][3:5] = [text_payload, digest]
                 out.append(("duplicate", -1))
                 continue
-            if row is None:
+            if found is None:
                 prov = rec.provenance
                 pending[key] = len(inserts)
-                inserts.append({
-                    "kind": key[0], "youth": key[1], "natural_key": key[2], "payload": payload,
-                    "digest": digest, "source": prov.source if prov else "",
-                    "source_file": prov.file if prov else "", "source_row": prov.row if prov else 0,
-                    "received_at": prov.received_at if prov else now, "updated_at": now,
-                    "via_package": via_package, "withdrawn": False})
+                inserts.append([
+                    key[0], key[1], key[2], text_payload, digest, prov.source if prov else "",
+                    prov.file if prov else "", prov.row if prov else 0, prov.received_at if prov else now,
+                    now, via_package, False])
                 out.append(("new", -1))
-            elif row.digest == digest:
-                out.append(("duplicate", row.id))
+            elif found[1] == digest:
+                out.append(("duplicate", found[0]))
             else:
-                changed = sorted(k for k in payload if payload.get(k) != row.payload.get(k))
+                row = s.get(RecordRow, found[0])
+                assert row is not None
+                changed = sorted(k for k in set(payload) | set(row.payload)
+                                 if payload.get(k) != row.payload.get(k))
                 row.payload, row.digest, row.updated_at = payload, digest, now
                 if rec.provenance:
                     row.source_file, row.source_row = rec.provenance.file, rec.provenance.row
+                existing[key] = (found[0], digest)
                 self.audit(s, actor, "record.updated", f"record:{row.id}",
                            {"kind": row.kind, "youth": row.youth, "fields": changed})
                 out.append(("updated", row.id))
         if inserts:
-            s.execute(insert(RecordRow), inserts)
-            ids = {(r.kind, r.youth, r.natural_key): r.id for r in s.scalars(
-                select(RecordRow).where(tuple_(RecordRow.kind, RecordRow.youth,
-                                               RecordRow.natural_key).in_(list(pending))))}
-            out = [(st, ids[k] if st == "new" else rid) for (st, rid), k in zip(out, keys, strict=True)]
+            # In index order: random pseudonyms would touch a random page per row.
+            inserts.sort(key=lambda r: (r[0], r[1], r[2]))
+            _insert_many(s, RecordRow.__table__, self._RECORD_COLUMNS, inserts, raw=("payload",))
+            if with_ids:
+                youths = list({k[1] for k in pending})
+                ids = {(kind, youth, nk): rid for rid, kind, youth, nk in _select_in(
+                    s, "SELECT id, kind, youth, natural_key FROM records WHERE youth", youths)}
+                out = [(st, ids[k] if st == "new" else rid) for (st, rid), k in zip(out, keys, strict=True)]
         return out
 
     # --- audit --------------------------------------------------------------------
@@ -227,3 +241,55 @@ def _entry_hash(e: AuditEntry) -> str:
     body = json.dumps([e.prev_hash, e.at.isoformat(timespec="microseconds"), e.actor, e.action,
                        e.subject, e.details], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _canonical(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _placeholder(s: Session) -> str | None:
+    style = s.connection().dialect.paramstyle
+    return "?" if style == "qmark" else "%s" if style in ("format", "pyformat") else None
+
+
+def _select_in(s: Session, sql: str, values: Sequence[Any], chunk: int = 900) -> Iterator[Any]:
+    """Run ``<sql> IN (…)`` over ``values`` in chunks, straight on the driver.
+
+    Going through the driver skips SQLAlchemy's per-statement expansion of large IN
+    lists (milliseconds each), which dominated bulk ingest.
+    """
+    ph = _placeholder(s)
+    conn = s.connection()
+    for i in range(0, len(values), chunk):
+        part = tuple(values[i:i + chunk])
+        if ph is None:  # a driver with named parameters: let SQLAlchemy render it
+            names = {f"p{j}": v for j, v in enumerate(part)}
+            yield from conn.execute(text(f"{sql} IN ({', '.join(':' + n for n in names)})"), names)
+        else:
+            yield from conn.exec_driver_sql(f"{sql} IN ({', '.join([ph] * len(part))})", part)
+
+
+def _insert_many(s: Session, table: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                 raw: Sequence[str] = ()) -> None:
+    """One executemany INSERT, values converted by the columns' own bind processors.
+
+    Columns in ``raw`` are passed as they are (e.g. JSON already serialised).
+    """
+    conn = s.connection()
+    ph = _placeholder(s)
+    if ph is None:
+        s.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
+        return
+    procs = [(i, p) for i, c in enumerate(columns) if c not in raw
+             for p in [table.c[c].type.bind_processor(conn.dialect)] if p is not None]
+    if procs:
+        converted = []
+        for r in rows:
+            values = list(r)
+            for i, p in procs:
+                values[i] = p(values[i])
+            converted.append(tuple(values))
+        rows = converted
+    # Table and column names come from the schema, never from data; values are parameters.
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([ph] * len(columns))})"  # noqa: S608
+    conn.exec_driver_sql(sql, list(rows))

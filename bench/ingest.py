@@ -1,0 +1,183 @@
+"""Benchmark: ingest a synthetic EASY-A export end to end, and GX validation alone.
+
+    .venv/bin/python bench/ingest.py [--rows 1000000] [--bad 0.02] [--keep DIR]
+
+Generates ``<instnr>_haendelser_<ts>.csv`` (cp1252, ``;``, CRLF, quoted fields with
+``;`` and line breaks, about ``--bad`` of the rows breaking a rule), then runs each
+phase in its own process so that each peak RSS is its own:
+
+* ``e2e``: ``ingest_file`` into a fresh SQLite store (read → validate → map → store);
+* ``validate``: the reader and Great Expectations only, chunk by chunk.
+
+Prints rows/s, wall time, peak RSS, and GX's share of the end-to-end wall time.
+Targets (issue 4): ≥ 50,000 rows/s end to end, peak RSS < 400 MB, validation ≤ 40 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+HEADER = ("Instnr;Afdeling;CprNr;Fornavn;Efternavn;Bopaelskommune;Haendelse;Haendelsesdato;Uddannelse;"
+          "Udd_betegnelse;Startdato;Afbrudsaarsag;Afbrudsaarsag_tekst;Fravaersprocent;Note;Kontakt_navn;"
+          "Kontakt_email;")
+NOW = datetime(2026, 11, 22, 6, 0)
+INSTITUTION = "779008"
+FIRST = ["Søren", "Mathilde", "Ali", "Jonas", "Freja", "Noah", "Åse", "Ida", "Emil", "Ørjan"]
+LAST = ["Ægidius", "Østergaard", "Hansen", "Bæk", "Kjær", "Dahl", "Møller", "Holm"]
+EVENTS = ["OPTAG", "AFBRUD", "FRAFALDSTRUET", "GENNEMFOERT"]
+
+
+def _cpr(rng: random.Random, i: int) -> str:
+    born = date(2001, 1, 1) + timedelta(days=rng.randrange(0, 365 * 9))
+    d7 = rng.choice("4" if born.year <= 2036 else "0")
+    serial = f"{d7}{i % 1000:03d}"
+    return f"{born:%d%m%y}-{serial}"
+
+
+def generate(path: Path, rows: int, bad: float, seed: int = 7) -> None:
+    """Write the synthetic export (streaming; memory stays flat)."""
+    rng = random.Random(seed)
+    with path.open("w", encoding="cp1252", newline="") as fh:
+        fh.write(HEADER + "\r\n")
+        for i in range(rows):
+            event = EVENTS[i % 4]
+            ev = date(2026, 11, 21) - timedelta(days=rng.randrange(0, 300))
+            start = ev - timedelta(days=rng.randrange(0, 700))
+            cpr = _cpr(rng, i)
+            reason = f"0{rng.randrange(1, 9)}" if event == "AFBRUD" else ""
+            text = '"Ønsker omvalg; vil være smed"' if event == "AFBRUD" else ""
+            note = '"Højt fravær,\r\nsamtale aftalt"' if i % 50 == 0 else ""
+            absence = f"{rng.randrange(0, 60)},{rng.randrange(0, 10)}" if event != "OPTAG" else ""
+            inst = INSTITUTION
+            if rng.random() < bad:  # one rule broken
+                kind = rng.randrange(5)
+                if kind == 0:
+                    cpr = "3113" + cpr[4:]              # month 31: no birth date
+                elif kind == 1:
+                    ev = date(2027, 3, 1)               # in the future
+                elif kind == 2:
+                    event, reason = "AFBRUD", "42"      # reason code not in the list
+                elif kind == 3:
+                    inst = "999999"                     # institution unknown to the network
+                else:
+                    start = ev + timedelta(days=30)     # starts after the event
+            fh.write(f"{inst};EUD;{cpr};{rng.choice(FIRST)};{rng.choice(LAST)};791;{event};{ev:%d-%m-%Y};"
+                     f"1640;Tømrer;{start:%d-%m-%Y};{reason};{text};{absence};{note};Åse Møller;"
+                     f"aase.moeller@mercantec.example;\r\n")
+
+
+NETWORK = f"""network: bench
+members:
+  - {{id: uu-viborg, kind: guidance, name: UU Viborg, municipality: "791", endpoint: "folder:x",
+      email: uu@v.example}}
+  - {{id: "{INSTITUTION}", kind: institution, name: Mercantec, municipality: "791", endpoint: "folder:y",
+      email: sv@m.example}}
+"""
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def phase_e2e(path: Path, work: Path) -> dict[str, float]:
+    """ingest_file into a fresh SQLite store."""
+    from stafet import validation
+    from stafet.config import load_network
+    from stafet.ingest import ingest_file
+    from stafet.store import Store
+    from stafet.vault import Vault
+
+    (work / "network.yaml").write_text(NETWORK)
+    network = load_network(work / "network.yaml")
+    store = Store(f"sqlite:///{work / 'stafet.db'}", Vault(os.urandom(32)))
+    validation._gx_context()  # GX import is a one-off start cost, not per-row work
+    t = time.perf_counter()
+    r = ingest_file(store, network, path, now=NOW, home=work)
+    wall = time.perf_counter() - t
+    return {"rows": r.rows, "wall": wall, "rows_per_s": r.rows / wall, "peak_mb": _peak_mb(),
+            "gx_s": validation.STATS.seconds, "gx_share": validation.STATS.seconds / wall,
+            "accepted": r.accepted, "quarantined": r.quarantined, "rejected": r.rejected}
+
+
+def phase_validate(path: Path, work: Path) -> dict[str, float]:
+    """The reader plus GX validation, chunk by chunk (no mapping, no store)."""
+    from stafet import validation
+    from stafet.ingest import _chunks
+    from stafet.sources import get_source
+
+    src = get_source("easy-a")
+    validation._gx_context()
+    t = time.perf_counter()
+    rows = bad = 0
+    with path.open("rb") as fh:
+        for chunk in _chunks(src.reader.rows(fh, path.name), validation.CHUNK_ROWS):
+            rows += len(chunk)
+            bad += len(validation.validate(src, [r.fields for r in chunk], today=NOW.date(),
+                                           institutions=[INSTITUTION]))
+    wall = time.perf_counter() - t
+    return {"rows": rows, "wall": wall, "rows_per_s": rows / wall, "peak_mb": _peak_mb(),
+            "gx_s": validation.STATS.seconds, "failed_rows": bad}
+
+
+def main() -> None:
+    """Generate, run both phases in child processes, print the figures."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--bad", type=float, default=0.02)
+    ap.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temp dir)")
+    ap.add_argument("--phase", choices=["e2e", "validate"], help=argparse.SUPPRESS)
+    ap.add_argument("--file", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.phase:
+        fn = phase_e2e if args.phase == "e2e" else phase_validate
+        print(json.dumps(fn(args.file, args.work)))
+        return
+    work = args.keep or Path(tempfile.mkdtemp(prefix="stafet-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / f"{INSTITUTION}_haendelser_2026112102.csv"
+    t = time.perf_counter()
+    generate(path, args.rows, args.bad)
+    size = path.stat().st_size / 1e6
+    print(f"generated {args.rows:,} rows ({size:.0f} MB) in {time.perf_counter() - t:.1f} s")
+    out = {}
+    for phase in ("validate", "e2e"):
+        pw = work / phase
+        pw.mkdir(exist_ok=True)
+        env = {**os.environ, "STAFET_HOME": str(pw), "GX_ANALYTICS_ENABLED": "False"}
+        cmd = [sys.executable, __file__, "--phase", phase, "--file", str(path), "--work", str(pw)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        if proc.returncode:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"phase {phase} failed")
+        out[phase] = json.loads(proc.stdout.strip().splitlines()[-1])
+    e, v = out["e2e"], out["validate"]
+    print(f"end to end : {e['rows']:,} rows in {e['wall']:.1f} s = {e['rows_per_s']:,.0f} rows/s, "
+          f"peak RSS {e['peak_mb']:.0f} MB; accepted {e['accepted']:,}, quarantined {e['quarantined']:,}")
+    print(f"GX in e2e  : {e['gx_s']:.1f} s = {100 * e['gx_share']:.0f} % of wall time")
+    print(f"validation : {v['rows']:,} rows in {v['wall']:.1f} s = {v['rows_per_s']:,.0f} rows/s "
+          f"(read + frame + GX; GX itself {v['gx_s']:.1f} s), peak RSS {v['peak_mb']:.0f} MB, "
+          f"{v['failed_rows']:,} rows failed")
+    ok = e["rows_per_s"] >= 50_000 and e["peak_mb"] < 400 and e["gx_share"] <= 0.40
+    print("targets    : " + ("met" if ok else "NOT met") + " (≥ 50,000 rows/s, < 400 MB, GX ≤ 40 %)")
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
