@@ -143,26 +143,40 @@ def receive(org: Annotated[str, typer.Option("--org", help="the organisation tha
 @app.command()
 def status(network: NetworkOpt = None, home: HomeOpt = None,
            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """One screen: outbox counts, unacknowledged handovers with their age."""
-    _home(home)
-    from stafet import relay
+    """One screen: outbox, oldest unacknowledged, quarantine, deadlines, certificates."""
+    h = _home(home)
+    from stafet.app_context import open_context
+    from stafet.status import collect_status
 
     try:
-        counts = relay.outbox_counts(network or "network.yaml")
-        waiting = relay.unacknowledged(network or "network.yaml")
+        st = collect_status(open_context(network, home=h))
     except StafetError as e:
         _fail(e)
     if as_json:
-        console.print_json(json.dumps({"outbox": counts, "unacknowledged": waiting}))
+        console.print_json(json.dumps(st))
         return
-    console.print("outbox: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    t = Table(title="unacknowledged handovers (the youth is still the sender's)")
-    for c in ("package", "sender", "recipient", "status", "age (h)", "overdue"):
-        t.add_column(c)
-    for w in waiting:
-        t.add_row(w["id"], w["sender"], w["recipient"], w["status"], str(w["age_hours"]),
-                  "[red]yes[/red]" if w["overdue"] else "")
+    t = Table(title=f"stafet — {st['network']}: outbox per sending organisation")
+    cols = ["pending", "sent", "acknowledged", "failed", "held", "cancelled"]
+    t.add_column("organisation")
+    for c in cols:
+        t.add_column(c, justify="right")
+    for org, counts in st["outbox"].items():
+        t.add_row(org, *[str(counts.get(c, 0)) for c in cols])
     console.print(t)
+    o = st["oldest_unacknowledged"]
+    console.print("oldest unacknowledged: " + (f"{o['id']} {o['sender']} → {o['recipient']} "
+                                               f"({o['status']}, {o['age_hours']} h)" if o else "none"))
+    console.print(f"quarantine (open rows): {st['quarantine_open']}    "
+                  f"deadlines overdue: {st['deadlines_overdue']}")
+    console.print("last file received: {file_received}   last package sent: {package_sent}   "
+                  "last receipt: {receipt_received}".format(**st["last"]))
+    c = Table(title="certificates (warn under 30 days)")
+    for col in ("organisation", "what", "expires", "days left"):
+        c.add_column(col)
+    for e in st["certificates"]:
+        days = f"[red]{e['days_left']}[/red]" if e["warn"] else str(e["days_left"])
+        c.add_row(e["org"], e["what"], e["expires"], days)
+    console.print(c)
 
 
 @outbox_app.command("list")
