@@ -170,13 +170,13 @@ def status(network: NetworkOpt = None, home: HomeOpt = None,
                   f"deadlines overdue: {st['deadlines_overdue']}")
     console.print("last file received: {file_received}   last package sent: {package_sent}   "
                   "last receipt: {receipt_received}".format(**st["last"]))
-    c = Table(title="certificates (warn under 30 days)")
+    certs = Table(title="certificates (warn under 30 days)")
     for col in ("organisation", "what", "expires", "days left"):
-        c.add_column(col)
-    for e in st["certificates"]:
-        days = f"[red]{e['days_left']}[/red]" if e["warn"] else str(e["days_left"])
-        c.add_row(e["org"], e["what"], e["expires"], days)
-    console.print(c)
+        certs.add_column(col)
+    for item in st["certificates"]:
+        days = f"[red]{item['days_left']}[/red]" if item["warn"] else str(item["days_left"])
+        certs.add_row(item["org"], item["what"], item["expires"], days)
+    console.print(certs)
 
 
 @outbox_app.command("list")
@@ -245,8 +245,12 @@ def run(what: Annotated[str, typer.Argument(help="nightly | receive | deadlines"
     console.print_json(json.dumps(result, default=str))
 
 
-@app.command("network")
-def network_check(network: NetworkOpt = None) -> None:
+network_app = typer.Typer(help="The network: members, validation.", no_args_is_help=True)
+app.add_typer(network_app, name="network")
+
+
+@network_app.command("show")
+def network_show(network: NetworkOpt = None) -> None:
     """Validate network.yaml and list its members."""
     from stafet.config import load_network
 
@@ -260,6 +264,35 @@ def network_check(network: NetworkOpt = None) -> None:
     for m in net.members.values():
         t.add_row(m.id, m.kind.value, m.name, m.municipality, m.endpoint)
     console.print(t)
+
+
+@network_app.command("add-member")
+def network_add_member(
+        org: Annotated[str, typer.Argument(help="organisation id (institutions: 6-digit number)")],
+        kind: Annotated[str, typer.Option(help="guidance|institution|primary_school|job_centre|"
+                                               "family_services|social_services")],
+        name: Annotated[str, typer.Option()],
+        municipality: Annotated[str, typer.Option(help="3-digit municipality number")],
+        endpoint: Annotated[str, typer.Option(help="folder:PATH | sftp://user@host/path | smtp://host:port")],
+        email: Annotated[str, typer.Option(help="sikker-mail address")],
+        certificate: Annotated[Path, typer.Option(help="the member's S/MIME certificate (PEM)")],
+        serves: Annotated[list[str] | None, typer.Option(help="municipalities a UU serves")] = None,
+        network: NetworkOpt = None, home: HomeOpt = None) -> None:
+    """Add a member (validated as a whole), then show what the next run would send it."""
+    h = _home(home)
+    from stafet.membership import add_member, preview_for
+
+    try:
+        path = add_member(network, org=org, kind=kind, name=name, municipality=municipality,
+                          endpoint=endpoint, email=email, certificate=certificate, serves=serves or [])
+        preview = preview_for(str(path), org, home=h)
+    except StafetError as e:
+        _fail(e)
+    console.print(f"{org} added to {path}")
+    if not preview:
+        console.print("the next run has nothing for it yet")
+    for (rule, st), n in sorted(preview.items()):
+        console.print(f"  next run: {n} handover(s) by rule {rule}: {st}")
 
 
 def _register_optional() -> None:

@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,3 +109,36 @@ def postgres_url() -> Iterator[str]:
         pytest.skip(f"PostgreSQL unavailable: {e}")
     yield server.url
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo network (keys, certificates, config), built once per session (RSA-2048)."""
+    from stafet.demo import member_home, setup_demo
+    from stafet.vault import load_secret
+
+    root = tmp_path_factory.mktemp("demo-template")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("STAFET_KEY_PASSPHRASE", "test-passphrase")
+    setup_demo(root / "demo", root / "home", drop_samples=False, bits=2048)
+    load_secret(root / "home", create=True)
+    load_secret(member_home(root / "demo", "uu-skive"), create=True)
+    mp.undo()
+    return root
+
+
+@pytest.fixture
+def demo_net(demo_template: Path, tmp_path: Path,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Any]]:
+    """(network.yaml path, opened context) on a fresh copy of the demo network."""
+    import shutil
+
+    from stafet import relay
+
+    monkeypatch.setenv("STAFET_KEY_PASSPHRASE", "test-passphrase")
+    shutil.copytree(demo_template, tmp_path / "n")
+    monkeypatch.setenv("STAFET_HOME", str(tmp_path / "n" / "home"))
+    relay.context.cache_clear()
+    path = str(tmp_path / "n" / "demo" / "network.yaml")
+    yield path, relay.context(path)
+    relay.context.cache_clear()
