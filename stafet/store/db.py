@@ -118,7 +118,9 @@ class Store:
                for d, p in pseud.items() if p not in existing]
         if new:
             new.sort()
-            _insert_many(s, Youth.__table__, ("pseudonym", "cpr_enc", "birth_date", "created_at"), new)
+            # Parallel tasks or workers may meet the same new youth at once.
+            _insert_many(s, Youth.__table__, ("pseudonym", "cpr_enc", "birth_date", "created_at"), new,
+                         ignore_conflict_on="pseudonym")
         return pseud, {row[0] for row in new}
 
     def cpr_of(self, s: Session, pseudonym: str) -> Cpr:
@@ -270,10 +272,12 @@ def _select_in(s: Session, sql: str, values: Sequence[Any], chunk: int = 900) ->
 
 
 def _insert_many(s: Session, table: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-                 raw: Sequence[str] = ()) -> None:
+                 raw: Sequence[str] = (), ignore_conflict_on: str = "") -> None:
     """One executemany INSERT, values converted by the columns' own bind processors.
 
-    Columns in ``raw`` are passed as they are (e.g. JSON already serialised).
+    Columns in ``raw`` are passed as they are (e.g. JSON already serialised). With
+    ``ignore_conflict_on``, a row whose key another transaction inserted first is
+    skipped (``ON CONFLICT DO NOTHING``, SQLite and PostgreSQL).
     """
     conn = s.connection()
     ph = _placeholder(s)
@@ -292,4 +296,6 @@ def _insert_many(s: Session, table: Any, columns: Sequence[str], rows: Sequence[
         rows = converted
     # Table and column names come from the schema, never from data; values are parameters.
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([ph] * len(columns))})"  # noqa: S608
+    if ignore_conflict_on:
+        sql += f" ON CONFLICT ({ignore_conflict_on}) DO NOTHING"
     conn.exec_driver_sql(sql, list(rows))

@@ -104,3 +104,18 @@ def test_failed_transaction_leaves_nothing(store) -> None:
         raise RuntimeError("crash before commit")
     with store.session() as s:
         assert s.scalar(select(text("count(*)")).select_from(RecordRow)) == 0
+
+
+def test_a_youth_inserted_meanwhile_by_another_task_is_no_error(store) -> None:
+    """Two sources (parallel tasks, or workers) meeting the same new youth at once."""
+    from datetime import datetime as _dt
+
+    from stafet.store.db import _insert_many
+
+    row = ("p" * 32, b"x", date(2008, 3, 12), _dt(2026, 11, 22))
+    cols = ("pseudonym", "cpr_enc", "birth_date", "created_at")
+    with store.session() as s:
+        _insert_many(s, Youth.__table__, cols, [row], ignore_conflict_on="pseudonym")
+    with store.session() as s:
+        _insert_many(s, Youth.__table__, cols, [row], ignore_conflict_on="pseudonym")
+        assert s.scalar(select(text("count(*)")).select_from(Youth)) == 1
