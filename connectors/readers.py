@@ -235,9 +235,9 @@ def refuse_doctype(head: bytes, file: str) -> None:
         while i < len(head) and head[i:i + 1].isspace():
             i += 1
         if head.startswith(b"<?", i):
-            end = head.find(b"?>", i)
+            end, close = head.find(b"?>", i), 2
         elif head.startswith(b"<!--", i):
-            end = head.find(b"-->", i)
+            end, close = head.find(b"-->", i), 3
         elif head.startswith(b"<!", i):
             raise FileRejected("XML with a DOCTYPE or other declaration is refused (DTD/entities)",
                                file=file, rule="xml_hostile")
@@ -245,7 +245,7 @@ def refuse_doctype(head: bytes, file: str) -> None:
             return
         if end < 0:
             raise FileRejected("XML prolog is too long or not terminated", file=file, rule="xml_syntax")
-        i = end + 2
+        i = end + close
 
 
 @dataclass(frozen=True)
@@ -302,7 +302,9 @@ class XmlReader:
             raise FileRejected(f"XML does not match {self.xsd}: {_first_error(e)}", file=file,
                                rule="xsd") from None
         except etree.XMLSyntaxError as e:
-            rule = "xsd" if e.domain == etree.ErrorDomains.SCHEMASV else "xml_syntax"
+            log = e.error_log
+            schema_error = bool(log) and log[0].domain == etree.ErrorDomains.SCHEMASV
+            rule = "xsd" if schema_error else "xml_syntax"
             what = f"does not match {self.xsd}" if rule == "xsd" else "is not well formed"
             raise FileRejected(f"XML {what}: {_first_error(e)}", file=file, rule=rule,
                                line=e.lineno) from None
