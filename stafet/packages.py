@@ -314,10 +314,12 @@ def open_package(eml: bytes, *, org_id: str, keys: list[OrgKey], trust: TrustSto
 
     Checks, in order, each with its own reason code: envelope and cipher
     (``malformed``, ``weak_algorithm``), our key (``wrong_recipient``), decryption
-    (``decrypt_failed``), signature (``bad_signature``), JSON (``schema``), addressee
-    (``wrong_recipient``), sender is a member (``unknown_signer``), signer is the
-    sender (``signer_not_sender``), chain/validity/revocation (``unknown_signer``,
-    ``expired``, ``not_yet_valid``, ``revoked``). The replay check is the store's.
+    (``decrypt_failed``), signed at all (``unsigned``), signature (``bad_signature``,
+    ``weak_algorithm``), the signer's chain, validity at signing time and revocation
+    (``unknown_signer``, ``expired``, ``not_yet_valid``, ``revoked``), JSON
+    (``schema``), addressee (``wrong_recipient``), sender is a member
+    (``unknown_signer``), signer is the sender (``signer_not_sender``). The replay
+    check is the store's (:func:`stafet.exchange.import_handover`).
     """
     entity = decrypt_package(eml, keys)
     content, sig = split_signed(entity)
@@ -328,6 +330,8 @@ def open_package(eml: bytes, *, org_id: str, keys: list[OrgKey], trust: TrustSto
             raise
         # A signer that canonicalised LF to CRLF before signing (RFC 5751 §3.1.1).
         signed, certs = verify_detached(content.replace(b"\n", b"\r\n"), sig)
+    # Who signed is settled before the content is looked at: a stranger's JSON is never parsed.
+    trust.check_certificate(signed.signer, signed.signing_time, certs)
     doc = _json_part(content)
     validate_document(doc)
     if doc["recipient"] != org_id:
@@ -345,5 +349,4 @@ def open_package(eml: bytes, *, org_id: str, keys: list[OrgKey], trust: TrustSto
     if frm and sender.email.lower() not in {a.lower() for _, a in getaddresses([frm])}:
         raise PackageRejected("signer_not_sender", "the From address is not the sender's",
                               package=doc["package_id"])
-    trust.check_certificate(signed.signer, signed.signing_time, certs)
     return Opened(doc, signed, signed.content_digest)

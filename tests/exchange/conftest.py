@@ -13,9 +13,13 @@ Members::
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import shutil
+import subprocess
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +28,12 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.ciphers import algorithms
+from cryptography.hazmat.primitives.serialization import pkcs7
 
 from keys import KeyStore, OrgKey
 from stafet.models import Organisation
-from stafet.packages import Built, Opened, build_package, new_package_id, open_package
+from stafet.packages import Built, Opened, build_package, decrypt_package, new_package_id, open_package
 from stafet.trust import TrustStore
 
 BITS = 2048
@@ -219,10 +225,80 @@ class TestNet:
 
         return process_inbox(self.ctx(org), org)
 
+    # --- crafting hostile packages (what an attacker with public certificates can do) ---
+    def entity(self, eml: bytes, org: str = "uu-viborg") -> bytes:
+        """The signed MIME entity inside a package, decrypted with ``org``'s key."""
+        return decrypt_package(eml, self.keystore(org).decryption_keys(org))
+
+    def envelope(self, entity: bytes, *, like: bytes | None = None, to: str = "uu-viborg",
+                 recipient_cert: x509.Certificate | None = None,
+                 cipher: Any = algorithms.AES256) -> bytes:
+        """Encrypt ``entity`` to ``to`` and wrap it as a package (headers copied from ``like``)."""
+        der = (pkcs7.PKCS7EnvelopeBuilder().set_data(entity).set_content_encryption_algorithm(cipher)
+               .add_recipient(recipient_cert or self.key(to).cert)
+               .encrypt(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary]))
+        return with_der(like or self.build().eml, der)
+
+    def sign(self, inner: bytes, key: OrgKey, digest: hashes.HashAlgorithm | None = None) -> bytes:
+        """``inner`` as multipart/signed (detached), signed with ``key``."""
+        return (pkcs7.PKCS7SignatureBuilder().set_data(inner)
+                .add_signer(key.cert, key.key, digest or hashes.SHA256())  # type: ignore[arg-type]
+                .sign(serialization.Encoding.SMIME, [pkcs7.PKCS7Options.DetachedSignature]))
+
+    def craft(self, doc: dict[str, Any], *, signer: OrgKey | None = None, to: str = "uu-viborg",
+              sender: str = "779008") -> bytes:
+        """A package with any document (no schema check), signed by ``signer``."""
+        from stafet.packages import _inner_mime
+
+        inner = _inner_mime(doc, self.member(sender), self.member(to))
+        return self.envelope(self.sign(inner, signer or self.key(sender)), to=to)
+
+    with_der = staticmethod(lambda eml, der: with_der(eml, der))
+    der_of = staticmethod(lambda eml: der_of(eml))
+
+    def openssl_package(self, tmp: Path, doc: dict[str, Any], *, sender_key: OrgKey | None = None,
+                        sign_args: tuple[str, ...] = ("-md", "sha256"),
+                        encrypt_args: tuple[str, ...] = ("-aes256",), recipient: str = "uu-viborg") -> bytes:
+        """``openssl cms -sign | openssl cms -encrypt`` with the sender's certificate and key."""
+        sender_cert, sender_key_file = self.pem_files(sender_key or self.key(doc["sender"]), "signer")
+        recip_cert, _ = self.pem_files(self.key(recipient), "recipient")
+        (tmp / "inner.mime").write_bytes(plain_inner_mime({"schema": "stafet/1", **doc}))
+        signed = run("openssl", "cms", "-sign", "-in", tmp / "inner.mime", "-signer", sender_cert,
+                     "-inkey", sender_key_file, *sign_args)
+        return run("openssl", "cms", "-encrypt", *encrypt_args, "-from", self.member(doc["sender"]).email,
+                   "-to", self.member(recipient).email, "-subject", "Overlevering", recip_cert, stdin=signed)
+
     def deliver(self, org: str, name: str, data: bytes) -> Path:
         path = self.inbox(org) / name
         path.write_bytes(data)
         return path
+
+
+def run(*args: str | Path, stdin: bytes | None = None, env: dict[str, str] | None = None) -> bytes:
+    """Run a CLI tool; its stdout, or a failed assertion with its stderr."""
+    proc = subprocess.run([str(a) for a in args], input=stdin, capture_output=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    return proc.stdout
+
+
+def plain_inner_mime(doc: dict[str, Any]) -> bytes:
+    """A plain multipart/mixed with a text and the JSON, as another S/MIME tool would make it."""
+    msg = EmailMessage()
+    msg.set_content("Overlevering (lavet med openssl cms)\n")
+    msg.add_attachment(json.dumps(doc).encode(), maintype="application", subtype="json",
+                       filename="handover.json")
+    return msg.as_bytes()  # LF line ends: openssl canonicalises to CRLF when it signs
+
+
+def with_der(eml: bytes, der: bytes) -> bytes:
+    """``eml``'s headers with ``der`` as its base64 body."""
+    head = eml.split(b"\r\n\r\n", 1)[0]
+    return head + b"\r\n\r\n" + base64.encodebytes(der).replace(b"\n", b"\r\n")
+
+
+def der_of(eml: bytes) -> bytes:
+    """The enveloped-data DER of a package."""
+    return base64.b64decode(eml.split(b"\r\n\r\n", 1)[1])
 
 
 @pytest.fixture(scope="session")
