@@ -230,19 +230,38 @@ def run(what: Annotated[str, typer.Argument(help="nightly | receive | deadlines"
 
     net = network or "network.yaml"
     result: Any
+    from contextlib import nullcontext
+
+    from stafet import relay
+
+    status = console.status(f"{what}: starting Prefect…") if console.is_terminal else nullcontext()
+    if console.is_terminal:
+        done: list[str] = []
+
+        def show(stage: str, detail: str) -> None:
+            done.append(stage)
+            status.update(f"{what}: {stage} {detail}  ({len(done)} steps)")  # type: ignore[union-attr]
+
+        relay.observers.append(show)
     try:
-        if what == "deadlines":
-            result = nightly.deadlines(net)
-        elif what == "nightly":
-            result = nightly.nightly_sync(net)
-        elif what == "receive" and org:
-            result = nightly.receive(net, org)
-        else:
-            err.print("run: nightly | receive --org ORG")
-            raise typer.Exit(2)
+        with status:
+            result = _run_flow(nightly, what, net, org)
     except StafetError as e:
         _fail(e)
+    finally:
+        relay.observers.clear()
     console.print_json(json.dumps(result, default=str))
+
+
+def _run_flow(nightly: Any, what: str, net: str, org: str | None) -> Any:
+    if what == "deadlines":
+        return nightly.deadlines(net)
+    if what == "nightly":
+        return nightly.nightly_sync(net)
+    if what == "receive" and org:
+        return nightly.receive(net, org)
+    err.print("run: nightly | deadlines | receive --org ORG")
+    raise typer.Exit(2)
 
 
 network_app = typer.Typer(help="The network: members, validation.", no_args_is_help=True)

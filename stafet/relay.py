@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +29,13 @@ log = logging.getLogger("stafet.relay")
 
 
 _open_lock = threading.Lock()
+# Who wants to know which stage runs (the CLI's progress display); never given personal data.
+observers: list[Callable[[str, str], None]] = []
+
+
+def _notify(stage: str, what: str = "") -> None:
+    for fn in observers:
+        fn(stage, what)
 
 
 @lru_cache(maxsize=8)
@@ -61,6 +69,7 @@ def ingest_source(network: str, name: str) -> list[dict[str, Any]]:
     from connectors.transport import open_inbox
     from stafet.ingest import ingest_inbox
 
+    _notify("ingest", name)
     ctx = context(network)
     src = _source(ctx, name)
     identity = str(ctx.network.resolve(src.identity)) if src.identity else ""
@@ -70,6 +79,7 @@ def ingest_source(network: str, name: str) -> list[dict[str, Any]]:
 
 def route(network: str, today: dt.date | None = None) -> dict[str, int]:
     """Decide who must be told what; commit the decisions as handovers."""
+    _notify("route")
     ctx = context(network)
     today = today or dt.date.today()
     withdrawn = apply_withdrawals(ctx, today)
@@ -105,6 +115,7 @@ def pending_recipients(network: str) -> list[str]:
 
 def send(network: str, recipients: list[str]) -> dict[str, Any]:
     """Send the pending handovers to ``recipients``."""
+    _notify("send", ", ".join(recipients))
     r = send_pending(context(network), recipients=recipients)
     return {"sent": r.sent, "held": r.held, "retry_later": r.retry_later, "failed": r.failed,
             "errors": list(r.errors.values())}
@@ -119,6 +130,7 @@ def hosted_orgs(network: str) -> list[str]:
 
 def receive(network: str, org: str, home: str = "") -> dict[str, Any]:
     """Process one organisation's inbox."""
+    _notify("receive", org)
     r = process_inbox(context(network, home), org)
     return {"imported": r.imported, "receipts_sent": r.receipts_sent, "acknowledged": r.acknowledged,
             "withdrawn": r.withdrawn, "rejected": len(r.rejected),
@@ -154,6 +166,7 @@ def unacknowledged(network: str, now: dt.datetime | None = None) -> list[dict[st
 
 def deadlines(network: str, today: dt.date | None = None) -> dict[str, int]:
     """The duty clock: counts per rule and status (no personal data)."""
+    _notify("deadlines")
     from stafet.deadlines import compute_deadlines, deadlines_summary
 
     items = compute_deadlines(context(network), today or dt.date.today())
@@ -162,6 +175,7 @@ def deadlines(network: str, today: dt.date | None = None) -> dict[str, int]:
 
 def report(network: str, today: dt.date | None = None) -> str:
     """Write the nightly report; returns its path."""
+    _notify("report")
     from stafet.deadlines import compute_deadlines
     from stafet.nightly_report import write_report
 
