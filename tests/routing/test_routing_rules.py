@@ -233,3 +233,43 @@ def test_rule_table_is_validated(tmp_path) -> None:
     msg = str(e.value)
     assert "unknown record kind 'nonsense'" in msg and "basis must be duty or consent" in msg
     assert "recipient must be" in msg
+
+
+def _sent_doc(ctx, recipient):
+    from stafet.packages import _json_part as json_part
+    from stafet.packages import decrypt_package, split_signed
+
+    with ctx.store.session() as s:
+        h = s.scalars(select(Handover).where(Handover.recipient == recipient)).one()
+    data = (ctx.home / h.package_path).read_bytes()
+    return json_part(split_signed(decrypt_package(data, ctx.keys.decryption_keys(recipient)))[0])
+
+
+# Thy: the youth should not have to "tell their story again and again"; the history travels
+# only as far as the legal basis allows.
+def test_history_follows_the_legal_basis(net) -> None:
+    path, ctx = net
+    youth = "120308-4127"
+    store(ctx, school(Dropout, youth, "791", TODAY - timedelta(days=3), reason_code="05"),
+          school(ConcernFlag, youth, "791", TODAY - timedelta(days=20)),
+          plan(youth))
+    add_consent(ctx, youth, "S-50", ["uddannelsesplan", "stoettebehov"], ["779008"])
+    relay.route(path, TODAY)
+    relay.send(path, ["uu-viborg", "779008"])
+    duty = _sent_doc(ctx, "uu-viborg")
+    assert {h["kind"] for h in duty["history"]} == {"dropout", "concern_flag"}   # no plan: not the duty's
+    assert [h["date"] for h in duty["history"]] == sorted(h["date"] for h in duty["history"])
+    consent_pkg = _sent_doc(ctx, "779008")
+    assert consent_pkg["history"] == []          # no `historik` in the consent
+    assert consent_pkg["records"][0]["data"]["support_needs"] == ["Mentor", "Ordblind"]
+
+
+def test_history_with_historik_scope_is_the_covered_kinds(net) -> None:
+    path, ctx = net
+    youth = "120308-4127"
+    store(ctx, school(Dropout, youth, "791", TODAY - timedelta(days=3), reason_code="05"), plan(youth))
+    add_consent(ctx, youth, "S-50", ["uddannelsesplan", "stoettebehov", "historik"], ["779008"])
+    relay.route(path, TODAY)
+    relay.send(path, ["779008"])
+    doc = _sent_doc(ctx, "779008")
+    assert {h["kind"] for h in doc["history"]} == {"education_plan"}
