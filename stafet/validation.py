@@ -279,7 +279,7 @@ def build_suite(name: str, checks: Sequence[Check]) -> Any:
 
 def suite_json(source: Source) -> str:
     """The source's expectation suite as GX JSON (for review and for the repo's docs)."""
-    return json.dumps(build_suite(f"stafet.{source.name}", source.checks).to_json_dict(), indent=2,
+    return json.dumps(build_suite(f"stafet.{source.name}.review", source.checks).to_json_dict(), indent=2,
                       ensure_ascii=False)
 
 

@@ -119,3 +119,82 @@ def test_wrong_encoding_rejects_with_offset(store: Store, net: Network, tmp_path
     path.write_bytes(data + b"779008;EUD;\x81\r\n")
     r = ingest_file(store, net, path, now=NOW, home=tmp_path)
     assert r.rejected and f"byte offset {len(data) + 11}" in r.reason
+
+
+def test_all_samples_ingest_and_no_clear_cpr_at_rest(store: Store, net: Network, tmp_path: Path) -> None:
+    from ingest_fixtures import ALL_SAMPLES
+
+    from stafet.store.schema import ConsentRow
+
+    results = [ingest_file(store, net, SAMPLES / name, now=NOW, home=tmp_path) for name in ALL_SAMPLES]
+    assert [(r.rows, r.accepted, r.quarantined, r.rejected) for r in results] == [
+        (4, 4, 0, False), (2, 2, 0, False), (2, 2, 0, False), (2, 2, 0, False), (2, 2, 0, False),
+        (3, 3, 0, False)]
+    with store.session() as s:
+        assert sorted(s.scalars(select(ConsentRow.ref))) == ["S-2026-031", "S-2026-044", "S-2026-050"]
+    cprs = [b"120308", b"1203084127", b"0711094563", b"030409", b"1405024913", b"050609"]
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert not any(c in data for c in cprs), f"clear CPR in {f.name}"
+
+
+def test_hostile_xml_file_is_rejected_and_kept(store: Store, net: Network, tmp_path: Path) -> None:
+    p = tmp_path / "751001_elevhaendelser_202611210300.xml"
+    p.write_bytes(b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+                  b'<Elevhaendelser xmlns="urn:stafet:formats:skoleadm:1">&e;</Elevhaendelser>')
+    r = ingest_file(store, net, p, now=NOW, home=tmp_path)
+    assert r.rejected and "DOCTYPE" in r.reason
+    assert (tmp_path / "archive" / f"{r.sha256}.enc").exists()
+
+
+def test_unknown_file_name_is_rejected(store: Store, net: Network, tmp_path: Path) -> None:
+    p = tmp_path / "whatever.csv"
+    p.write_text("a;b\r\n")
+    r = ingest_file(store, net, p, now=NOW, home=tmp_path)
+    assert r.rejected and r.source == "" and "file-name pattern" in r.reason
+
+
+def test_quarantine_release_with_fix_and_reject(store: Store, net: Network, tmp_path: Path) -> None:
+    from stafet.ingest import reject_quarantined, release_quarantined
+
+    path = write_easya(tmp_path / "779008_haendelser_2026112106.csv",
+                       [easya_row(reason="42"), easya_row(inst="999999", event="OPTAG", reason="")])
+    r = ingest_file(store, net, path, now=NOW, home=tmp_path)
+    assert r.quarantined == 2
+    with store.session() as s:
+        ids = {q.rule: q.id for q in s.scalars(select(Quarantine))}
+    still = release_quarantined(store, net, ids["dropout_reason"], fixes={"Afbrudsaarsag": "77"}, now=NOW)
+    assert not still.released and still.failures[0].startswith("dropout_reason")
+    done = release_quarantined(store, net, ids["dropout_reason"], fixes={"Afbrudsaarsag": "05"}, now=NOW,
+                               actor="steward-anne")
+    assert done.released and done.status == "new"
+    reject_quarantined(store, ids["institution_known"], reason="school not in the network", actor="anne")
+    with store.session() as s:
+        qs = {q.id: q for q in s.scalars(select(Quarantine))}
+        assert qs[ids["dropout_reason"]].status == "released"
+        assert qs[ids["institution_known"]].status == "rejected"
+        actions = [a.action for a in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+    assert {"quarantine.release_failed", "quarantine.released", "quarantine.rejected"} <= set(actions)
+    assert store.verify_audit_chain() == len(actions)
+
+
+def test_ingest_inbox_over_sftp(sshd, store: Store, net: Network, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from connectors.transport import open_inbox
+    from stafet.config import SourceConfig
+    from stafet.ingest import ingest_inbox
+
+    folder = sshd.new_folder("easy-a")
+    shutil.copy(SAMPLES / EASYA, folder / EASYA)
+    write_easya(folder / "779008_haendelser_2026112107.csv", [easya_row()], header="Instnr;CprNr")
+    (folder / "notes.txt").write_text("not an export")
+    cfg = SourceConfig(name="easy-a", location=sshd.url(folder), host_key=sshd.host_key,
+                       identity=str(sshd.client_key))
+    with open_inbox(cfg.location, host_key=cfg.host_key, identity=cfg.identity) as inbox:
+        results = ingest_inbox(store, net, inbox, cfg, now=NOW, home=tmp_path)
+    by_name = {r.file: r for r in results}
+    assert by_name[EASYA].accepted == 4 and not by_name[EASYA].rejected
+    assert by_name["779008_haendelser_2026112107.csv"].rejected
+    assert (folder / "processed" / EASYA).exists()
+    assert (folder / "rejected" / "779008_haendelser_2026112107.csv").exists()
+    assert (folder / "notes.txt").exists()

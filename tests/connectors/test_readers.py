@@ -67,7 +67,8 @@ def test_xml_flattening() -> None:
 
 
 def test_trailing_semicolon_and_empty_optional_fields(tmp_path: Path) -> None:
-    p = write_easya(tmp_path / "a.csv", [easya_row(absence="", reason="", text="", event="OPTAG")], trailing=";")
+    row = easya_row(absence="", reason="", text="", event="OPTAG")
+    p = write_easya(tmp_path / "a.csv", [row], trailing=";")
     (row,) = EASYA_CSV(p)
     assert row.fields["Fravaersprocent"] == "" and row.fields["Kontakt_email"] == "aase@mercantec.example"
     assert not row.problem

@@ -1,0 +1,91 @@
+"""The converters every mapping table is built from."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from mappings.common import (
+    ConversionError,
+    apply,
+    code_in,
+    cpr,
+    date_dmy,
+    date_iso,
+    decimal_comma,
+    decimal_point,
+    ja_nej,
+    jn,
+    optional,
+    percentage,
+    pipe_list,
+    required,
+    split_name,
+    text,
+)
+from stafet.errors import DataError
+
+
+def test_dates() -> None:
+    assert date_dmy("17-11-2026") == date(2026, 11, 17)
+    assert date_dmy(" 29-02-2024 ") == date(2024, 2, 29)
+    assert date_iso("2026-11-17") == date(2026, 11, 17)
+    for bad in ("2026-11-17", "17/11/2026", "31-02-2026", "1-1-2026", ""):
+        with pytest.raises(ConversionError) as e:
+            date_dmy(bad)
+        assert e.value.rule == "date_format"
+    with pytest.raises(ConversionError):
+        date_iso("17-11-2026")
+
+
+def test_decimals() -> None:
+    assert decimal_comma("18,5") == 18.5 and decimal_comma(" 41 ") == 41.0
+    assert decimal_point("27.5") == 27.5
+    with pytest.raises(ConversionError, match="separator"):
+        decimal_comma("18.5")
+    with pytest.raises(ConversionError, match="not a number"):
+        decimal_comma("abc")
+    with pytest.raises(ConversionError) as e:
+        percentage(decimal_comma)("101,0")
+    assert e.value.rule == "percentage_range"
+
+
+def test_yes_no_and_codes() -> None:
+    assert jn("J") is True and jn(" n ") is False
+    assert ja_nej("ja") is True and ja_nej("NEJ") is False
+    with pytest.raises(ConversionError):
+        jn("ja")
+    assert code_in({"01": "x"})(" 01 ") == "01"
+    with pytest.raises(ConversionError) as e:
+        code_in({"01": "x"}, "dropout_reason")("1")
+    assert e.value.rule == "dropout_reason"
+
+
+def test_text_names_lists() -> None:
+    assert text("  a\r\nb ") == "a\nb"
+    assert split_name("Freja Kjær") == ("Freja", "Kjær")
+    assert split_name("Anne Marie  Holm Hansen") == ("Anne Marie Holm", "Hansen")
+    assert split_name("Madonna") == ("Madonna", "") and split_name(" ") == ("", "")
+    assert pipe_list("779008| guidance ||") == ("779008", "guidance")
+    assert optional(date_iso)("") is None
+    with pytest.raises(ConversionError) as e:
+        required(text)("  ")
+    assert e.value.rule == "required"
+
+
+def test_cpr_never_in_the_message() -> None:
+    assert cpr("120308-4127").digits == "1203084127"
+    assert cpr("1203084127").birth_date == date(2008, 3, 12)
+    for bad, rule in (("12030-4127", "cpr_format"), ("311308-4127", "cpr_birth_date")):
+        with pytest.raises(ConversionError) as e:
+            cpr(bad)
+        assert e.value.rule == rule and bad not in str(e.value)
+
+
+def test_apply_names_column_and_rule() -> None:
+    table = {"when": ("Dato", date_iso), "who": ("Navn", text)}
+    assert apply(table, {"Dato": "2026-01-02", "Navn": " A "}) == {"when": date(2026, 1, 2), "who": "A"}
+    with pytest.raises(DataError) as e:
+        apply(table, {"Dato": "02-01-2026"}, file="f.csv", row=7)
+    assert (e.value.rule, e.value.row, e.value.context["column"]) == ("date_format", 7, "Dato")
