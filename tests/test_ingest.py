@@ -198,3 +198,33 @@ def test_ingest_inbox_over_sftp(sshd, store: Store, net: Network, tmp_path: Path
     assert (folder / "processed" / EASYA).exists()
     assert (folder / "rejected" / "779008_haendelser_2026112107.csv").exists()
     assert (folder / "notes.txt").exists()
+
+
+def test_cli_ingest_json_and_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from stafet.cli import app
+
+    monkeypatch.setenv("STAFET_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STAFET_SECRET", "ab" * 32)
+    from ingest_fixtures import NETWORK_YAML
+
+    good = write_easya(tmp_path / "779008_haendelser_2026112109.csv", [easya_row(), easya_row(reason="42")])
+    bad = write_easya(tmp_path / "779008_haendelser_2026112110.csv", [easya_row()], header="Instnr;CprNr")
+    runner = CliRunner()
+    ok = runner.invoke(app, ["ingest", "--json", "-n", str(NETWORK_YAML), str(good)])
+    assert ok.exit_code == 0, ok.output
+    (summary,) = json.loads(ok.stdout)
+    assert set(summary) == {"file", "source", "rows", "accepted", "duplicates", "updated", "quarantined",
+                            "rejected", "reason"}
+    assert (summary["rows"], summary["accepted"], summary["quarantined"]) == (2, 1, 1)
+    rejected = runner.invoke(app, ["ingest", "--json", "-n", str(NETWORK_YAML), str(bad)])
+    assert rejected.exit_code == 1 and json.loads(rejected.stdout)[0]["rejected"] is True
+    listed = runner.invoke(app, ["quarantine", "list", "--json", "-n", str(NETWORK_YAML)])
+    (q,) = json.loads(listed.stdout)
+    assert q["masked_cpr"] == "120308-xxxx" and q["rule"] == "dropout_reason"
+    shown = runner.invoke(app, ["quarantine", "show", str(q["id"]), "-n", str(NETWORK_YAML)])
+    assert "120308-xxxx" in shown.stdout and "4127" not in shown.stdout
+    rel = runner.invoke(app, ["quarantine", "release", str(q["id"]), "--fix", "Afbrudsaarsag=05",
+                              "-n", str(NETWORK_YAML)])
+    assert rel.exit_code == 0 and "released" in rel.stdout
