@@ -19,6 +19,7 @@ from prefect.tasks import exponential_backoff
 
 from stafet import relay
 from stafet.errors import StafetError, TransientError
+from stafet.logs import protect_all_handlers
 
 
 def _why(e: BaseException) -> str:
@@ -90,6 +91,7 @@ def nightly_sync(network: str) -> dict[str, Any]:
     One failing source or endpoint does not stop the others; the run fails at the
     end, naming the parts that failed.
     """
+    protect_all_handlers()
     logger = get_run_logger()
     failures: list[str] = []
     files: list[dict[str, Any]] = []
@@ -152,6 +154,7 @@ def nightly_sync(network: str) -> dict[str, Any]:
 @flow(name="deadlines", persist_result=False)
 def deadlines(network: str) -> dict[str, int]:
     """Every morning: the duty clock on its own, as a counts-only artifact."""
+    protect_all_handlers()
     counts = deadlines_task(network)
     create_table_artifact(key="deadlines", table=[{"what": k, "count": v} for k, v in counts.items()],
                           description="Deadlines per rule and status: counts only, no personal data.")
@@ -161,12 +164,14 @@ def deadlines(network: str) -> dict[str, int]:
 @flow(name="receive", persist_result=False)
 def receive(network: str, org: str, home: str = "") -> dict[str, Any]:
     """Receive for one organisation: import, verify, send receipts."""
+    protect_all_handlers()
     return receive_task(network, org, home)
 
 
 @flow(name="receive-all", persist_result=False)
 def receive_all(network: str) -> dict[str, Any]:
     """Every 15 minutes: process the inboxes of every organisation this node hosts."""
+    protect_all_handlers()
     futures = [(o, receive_task.submit(network, o)) for o in relay.hosted_orgs(network)]
     out: dict[str, Any] = {}
     failures = []

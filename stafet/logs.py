@@ -58,3 +58,21 @@ def setup_logging(level: int = logging.INFO) -> None:
         protect(logging.getLogger(name))
         for h in logging.getLogger(name).handlers:
             protect(h)
+
+
+def protect_all_handlers() -> int:
+    """Attach the redaction filter to every handler of every logger that exists now.
+
+    Called at the start of each flow run, so that Prefect's own handlers (console and
+    the one that ships logs to the Prefect API) mask CPRs too, also when a Prefect worker
+    runs the flow and stafet's CLI never configured logging. Returns the handler count.
+    """
+    loggers = [logging.getLogger()] + [lg for lg in logging.root.manager.loggerDict.values()
+                                       if isinstance(lg, logging.Logger)]
+    seen = 0
+    for lg in loggers:
+        for h in lg.handlers:
+            protect(h)
+            seen += 1
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    return seen

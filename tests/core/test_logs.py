@@ -31,3 +31,18 @@ def test_setup_logging_protects_stderr(capsys) -> None:
 def test_errors_redact_their_own_message() -> None:
     e = DataError("value 120308-4127 is odd", file="a.csv", row=3, rule="r")
     assert "4127" not in str(e) and "a.csv" in str(e) and "row=3" in str(e)
+
+
+def test_every_existing_handler_gets_the_filter(capsys) -> None:
+    from stafet.logs import protect_all_handlers
+
+    lg = logging.getLogger("some.library")
+    h = logging.StreamHandler()
+    lg.addHandler(h)
+    lg.propagate = False
+    try:
+        assert protect_all_handlers() >= 1
+        lg.warning("leaked 120308-4127")
+        assert "120308-4127" not in capsys.readouterr().err
+    finally:
+        lg.removeHandler(h)
