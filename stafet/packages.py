@@ -211,7 +211,7 @@ def decrypt_package(eml: bytes, keys: list[OrgKey]) -> bytes:
     """
     der = _enveloped_der(eml)
     try:
-        info = cms.ContentInfo.load(der)
+        info = cms.ContentInfo.load(der, strict=True)
         if info["content_type"].native != "enveloped_data":
             raise PackageRejected("malformed", "not a CMS enveloped-data structure")
         env = info["content"]
@@ -252,11 +252,14 @@ def split_signed(entity: bytes) -> tuple[bytes, bytes]:
         boundary = head.get_param("boundary")
         if not isinstance(boundary, str) or not boundary:
             raise PackageRejected("malformed", "multipart/signed without a boundary")
-        delim = b"--" + boundary.encode()
-        parts = re.split(rb"(?:^|\r?\n)" + re.escape(delim) + rb"(?:--)?[ \t]*\r?\n?", entity)
-        if len(parts) < 3:
-            raise PackageRejected("malformed", "multipart/signed needs content and a signature part")
-        content, sig_part = parts[1], parts[2]
+        # RFC 2046 §5.1.1: a delimiter is a whole line; the CRLF before it belongs to it.
+        delim = re.compile(rb"(?:\A|\r?\n)--" + re.escape(boundary.encode()) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
+        marks = list(delim.finditer(entity, head_end.end()))
+        if len(marks) != 3 or marks[0][1] or marks[1][1] or not marks[2][1]:
+            raise PackageRejected("malformed", "multipart/signed needs exactly a content part, "
+                                  "a signature part and the closing delimiter")
+        content = entity[marks[0].end():marks[1].start()]
+        sig_part = entity[marks[1].end():marks[2].start()]
         sig_msg = email.message_from_bytes(sig_part, policy=email.policy.compat32)
         if sig_msg.get_content_type() not in ("application/pkcs7-signature", "application/x-pkcs7-signature"):
             raise PackageRejected("malformed", "the second part is not an S/MIME signature")
@@ -267,7 +270,7 @@ def split_signed(entity: bytes) -> tuple[bytes, bytes]:
     if ctype in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
         der = email.message_from_bytes(entity, policy=email.policy.compat32).get_payload(decode=True)
         try:
-            sd = cms.ContentInfo.load(der)["content"]
+            sd = cms.ContentInfo.load(der, strict=True)["content"]
             content = sd["encap_content_info"]["content"].native
         except Exception:
             raise PackageRejected("malformed", "the opaque signed-data cannot be parsed") from None

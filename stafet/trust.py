@@ -45,8 +45,11 @@ class Signed:
 
 
 def common_name(cert: x509.Certificate) -> str:
-    """The subject's CN."""
-    attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    """The subject's CN ("" when there is none or the subject does not parse)."""
+    try:
+        attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    except ValueError:
+        return ""
     return str(attrs[0].value) if attrs else ""
 
 
@@ -148,13 +151,12 @@ def verify_detached(content: bytes, p7s_der: bytes) -> tuple[Signed, list[x509.C
 
 
 def _verify(content: bytes, p7s_der: bytes) -> tuple[Signed, list[x509.Certificate]]:
-    info = cms.ContentInfo.load(p7s_der)
+    info = cms.ContentInfo.load(p7s_der, strict=True)  # no trailing bytes after the structure
     if info["content_type"].native != "signed_data":
         raise PackageRejected("malformed", "not a CMS signed-data structure")
     sd = info["content"]
     signer_infos = sd["signer_infos"]
-    certs = [x509.load_der_x509_certificate(c.chosen.dump()) for c in sd["certificates"] or []
-             if c.name == "certificate"]
+    certs = [_load_certificate(c.chosen.dump()) for c in sd["certificates"] or [] if c.name == "certificate"]
     if len(signer_infos) != 1:
         raise PackageRejected("malformed", "expected exactly one signer")
     si = signer_infos[0]
@@ -193,6 +195,18 @@ def _verify(content: bytes, p7s_der: bytes) -> tuple[Signed, list[x509.Certifica
     times = values.get("signing_time", [])
     when = times[0] if len(times) == 1 and isinstance(times[0], dt.datetime) else dt.datetime.now(dt.UTC)
     return Signed(signer, when, hashlib.sha256(content).hexdigest()), certs
+
+
+def _load_certificate(der: bytes) -> x509.Certificate:
+    """Parse a certificate from a message completely, now.
+
+    cryptography parses fields lazily: a damaged certificate must fail here (``malformed``),
+    not later in the chain checks.
+    """
+    cert = x509.load_der_x509_certificate(der)
+    _ = (cert.subject, cert.issuer, cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc,
+         cert.public_key(), list(cert.extensions), cert.signature_hash_algorithm)
+    return cert
 
 
 def _find_signer(sid: cms.SignerIdentifier, certs: list[x509.Certificate]) -> x509.Certificate | None:

@@ -118,6 +118,8 @@ class TestNet:
 
     root: Path
     _contexts: dict[str, Any] = field(default_factory=dict)
+    _keys: dict[str, OrgKey] = field(default_factory=dict)
+    _members: dict[str, Organisation] | None = None
 
     @property
     def network_path(self) -> Path:
@@ -137,7 +139,10 @@ class TestNet:
         return KeyStore(self.home(org))
 
     def key(self, org: str) -> OrgKey:
-        return self.keystore(org).current(org)
+        """``org``'s current key (cached: decrypting a PKCS#8 key file is slow on purpose)."""
+        if org not in self._keys:
+            self._keys[org] = self.keystore(org).current(org)
+        return self._keys[org]
 
     def odd(self, name: str) -> OrgKey:
         key = serialization.load_pem_private_key((self.root / "odd" / f"{name}.key").read_bytes(), None)
@@ -151,6 +156,7 @@ class TestNet:
     def write_config(self, config: dict[str, Any]) -> None:
         self.network_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         self._contexts.clear()
+        self._members = None
 
     def set_endpoint(self, org: str, endpoint: str, **options: Any) -> None:
         """Point ``org``'s endpoint elsewhere, with ``endpoints.<org>`` options."""
@@ -173,7 +179,9 @@ class TestNet:
     def members(self) -> dict[str, Organisation]:
         from stafet.config import load_network
 
-        return load_network(self.network_path).members
+        if self._members is None:
+            self._members = load_network(self.network_path).members
+        return self._members
 
     def member(self, org: str) -> Organisation:
         return self.members[org]
