@@ -120,7 +120,11 @@ class KeyStore:
         return serialization.BestAvailableEncryption(self.passphrase)
 
     def _load_key(self, path: Path) -> rsa.RSAPrivateKey:
-        key = serialization.load_pem_private_key(path.read_bytes(), self.passphrase)
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), self.passphrase)
+        except (TypeError, ValueError):
+            raise ConfigError(f"cannot decrypt the private key {path.name} of {path.parent.name}: "
+                              "wrong key passphrase, or the file is damaged") from None
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ConfigError(f"{path.name}: S/MIME key transport needs an RSA key")
         return key
