@@ -16,6 +16,7 @@ the signature with :mod:`stafet.trust` (asn1crypto + cryptography).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import email
 import email.policy
@@ -23,9 +24,10 @@ import hashlib
 import html
 import json
 import re
+import secrets
 import uuid
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from email.utils import format_datetime, getaddresses, make_msgid
 from functools import cache
 from importlib import resources
@@ -56,12 +58,30 @@ def new_package_id() -> str:
     return "PKG-" + uuid.uuid4().hex[:24]
 
 
+def _schema() -> dict[str, Any]:
+    return dict(json.loads(resources.files("stafet.schemas").joinpath("handover.schema.json").read_text()))
+
+
 @cache
 def _validator() -> Any:
     import jsonschema
 
-    schema = json.loads(resources.files("stafet.schemas").joinpath("handover.schema.json").read_text())
-    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    return jsonschema.Draft202012Validator(_schema(), format_checker=jsonschema.FormatChecker())
+
+
+@cache
+def _fast_validator() -> Any:
+    """The schema compiled by fastjsonschema (about 15x faster than jsonschema at 20 KB).
+
+    The schema only uses keywords that mean the same in draft 7 and 2020-12, so it is
+    compiled as draft 7 (what fastjsonschema knows). It answers yes/no quickly;
+    jsonschema still produces the message when the answer is no.
+    """
+    try:
+        import fastjsonschema
+    except ImportError:  # optional: jsonschema alone gives the same verdicts, slower
+        return None
+    return fastjsonschema.compile({**_schema(), "$schema": "http://json-schema.org/draft-07/schema#"})
 
 
 def validate_document(doc: dict[str, Any]) -> None:
@@ -70,12 +90,19 @@ def validate_document(doc: dict[str, Any]) -> None:
     Raises:
         PackageRejected: ``schema``, naming the first failing path (never the value).
     """
+    fast = _fast_validator()
+    if fast is not None:
+        with contextlib.suppress(Exception):  # JsonSchemaValueException: jsonschema says why, below
+            fast(doc)
+            return
     errors = sorted(_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
-    if errors:
-        e = errors[0]
-        where = "/".join(str(p) for p in e.absolute_path) or "(top)"
-        raise PackageRejected("schema", f"the JSON does not match the schema at {where}: {e.validator}",
+    if not errors:
+        raise PackageRejected("schema", "the JSON does not match the schema",
                               package=str(doc.get("package_id", "?"))[:64])
+    e = errors[0]
+    where = "/".join(str(p) for p in e.absolute_path) or "(top)"
+    raise PackageRejected("schema", f"the JSON does not match the schema at {where}: {e.validator}",
+                          package=str(doc.get("package_id", "?"))[:64])
 
 
 @dataclass(frozen=True)
@@ -131,20 +158,55 @@ def _summary(doc: dict[str, Any], sender: Organisation, recipient: Organisation)
     return text, f'<!DOCTYPE html><html lang="da"><meta charset="utf-8"><body>{body}</body></html>'
 
 
+def _b64(data: bytes) -> bytes:
+    """Base64 in 76-character CRLF lines (RFC 2045), ending in CRLF."""
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")
+
+
+def _boundary() -> str:
+    return "=_stafet_" + secrets.token_hex(12)
+
+
 def _inner_mime(doc: dict[str, Any], sender: Organisation, recipient: Organisation) -> bytes:
+    """The signed content: multipart/mixed of the Danish summary (text + HTML) and the JSON.
+
+    Written directly rather than with :mod:`email` (which costs more than the RSA
+    operation for a 20 KB handover); every part is base64 with CRLF line ends, so the
+    bytes are already canonical for signing.
+    """
     text, page = _summary(doc, sender, recipient)
-    msg = EmailMessage(policy=email.policy.SMTP)
-    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(page, subtype="html", charset="utf-8", cte="quoted-printable")
-    mixed = EmailMessage(policy=email.policy.SMTP)
-    mixed.make_mixed()
-    mixed.attach(msg)
-    js = EmailMessage(policy=email.policy.SMTP)
-    js.set_content(json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8"), maintype="application",
-                   subtype="json", disposition="attachment", filename="handover.json", cte="base64")
-    mixed.attach(js)
-    del mixed["MIME-Version"]
-    return mixed.as_bytes(policy=email.policy.SMTP)
+    alt, mixed = _boundary(), _boundary()
+    body = json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")
+    return b"".join([
+        f'Content-Type: multipart/mixed; boundary="{mixed}"\r\n\r\n--{mixed}\r\n'.encode(),
+        f'Content-Type: multipart/alternative; boundary="{alt}"\r\n\r\n--{alt}\r\n'.encode(),
+        b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n',
+        _b64(text.replace("\n", "\r\n").encode("utf-8")),
+        f"--{alt}\r\n".encode(),
+        b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n',
+        _b64(page.encode("utf-8")),
+        f"--{alt}--\r\n--{mixed}\r\n".encode(),
+        b'Content-Type: application/json; name="handover.json"\r\nContent-Transfer-Encoding: base64\r\n'
+        b'Content-Disposition: attachment; filename="handover.json"\r\n\r\n',
+        _b64(body),
+        f"--{mixed}--\r\n".encode(),
+    ])
+
+
+def _multipart_signed(inner: bytes, p7s: bytes) -> bytes:
+    """``inner`` and its detached signature as multipart/signed (RFC 5751 §3.5.3)."""
+    b = _boundary()
+    return b"".join([
+        f'MIME-Version: 1.0\r\nContent-Type: multipart/signed; protocol="application/pkcs7-signature"; '
+        f'micalg="sha-256"; boundary="{b}"\r\n\r\nThis is an S/MIME signed message\r\n\r\n'
+        f"--{b}\r\n".encode(),
+        inner,
+        f"\r\n--{b}\r\n".encode(),
+        b'Content-Type: application/pkcs7-signature; name="smime.p7s"\r\n'
+        b'Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename="smime.p7s"\r\n\r\n',
+        _b64(p7s),
+        f"--{b}--\r\n".encode(),
+    ])
 
 
 def build_package(doc: dict[str, Any], *, sender: Organisation, sender_key: OrgKey,
@@ -157,9 +219,10 @@ def build_package(doc: dict[str, Any], *, sender: Organisation, sender_key: OrgK
     doc = {"schema": SCHEMA_VERSION, **doc}
     validate_document(doc)
     inner = _inner_mime(doc, sender, recipient)
-    signed = (pkcs7.PKCS7SignatureBuilder().set_data(inner)
-              .add_signer(sender_key.cert, sender_key.key, hashes.SHA256())
-              .sign(Encoding.SMIME, [pkcs7.PKCS7Options.DetachedSignature]))
+    p7s = (pkcs7.PKCS7SignatureBuilder().set_data(inner)
+           .add_signer(sender_key.cert, sender_key.key, hashes.SHA256())
+           .sign(Encoding.DER, [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary]))
+    signed = _multipart_signed(inner, p7s)
     enveloped = (pkcs7.PKCS7EnvelopeBuilder().set_data(signed)
                  .set_content_encryption_algorithm(algorithms.AES256)
                  .add_recipient(recipient_cert).add_recipient(sender_key.cert)
@@ -176,7 +239,7 @@ def build_package(doc: dict[str, Any], *, sender: Organisation, sender_key: OrgK
         ("Content-Disposition", 'attachment; filename="smime.p7m"'),
     ]
     head = "".join(f"{k}: {_header_value(v)}\r\n" for k, v in headers).encode("utf-8")
-    body = base64.encodebytes(enveloped).replace(b"\n", b"\r\n")
+    body = _b64(enveloped)
     return Built(doc["package_id"], head + b"\r\n" + body, hashlib.sha256(inner).hexdigest())
 
 
@@ -192,14 +255,31 @@ def read_headers(eml: bytes) -> dict[str, str]:
     return {k: str(v) for k, v in msg.items()}
 
 
+def _split_head(data: bytes) -> tuple[Message, bytes]:
+    """The header block of a MIME entity (parsed) and its raw body."""
+    end = re.search(rb"\r?\n\r?\n", data)
+    if end is None:
+        raise PackageRejected("malformed", "no header/body separator")
+    return email.message_from_bytes(data[:end.end()], policy=email.policy.compat32), data[end.end():]
+
+
 def _enveloped_der(eml: bytes) -> bytes:
-    msg = email.message_from_bytes(eml, policy=email.policy.compat32)
-    ctype = msg.get_content_type()
+    head, body = _split_head(eml)
+    ctype = head.get_content_type()
     if ctype not in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
         raise PackageRejected("malformed", f"not an S/MIME encrypted message ({ctype})")
-    payload = msg.get_payload(decode=True)
-    if not isinstance(payload, bytes) or not payload:
-        raise PackageRejected("malformed", "the S/MIME body is empty or not base64")
+    cte = str(head.get("Content-Transfer-Encoding", "7bit")).strip().lower()
+    if cte == "base64":
+        try:
+            payload = base64.b64decode(body.translate(None, b" \t\r\n"), validate=True)
+        except ValueError:
+            raise PackageRejected("malformed", "the S/MIME body is not valid base64") from None
+    elif cte in ("binary", "8bit", "7bit"):
+        payload = body
+    else:
+        raise PackageRejected("malformed", f"unexpected transfer encoding {cte[:20]}")
+    if not payload:
+        raise PackageRejected("malformed", "the S/MIME body is empty")
     return payload
 
 
@@ -253,13 +333,18 @@ def split_signed(entity: bytes) -> tuple[bytes, bytes]:
         if not isinstance(boundary, str) or not boundary:
             raise PackageRejected("malformed", "multipart/signed without a boundary")
         # RFC 2046 §5.1.1: a delimiter is a whole line; the CRLF before it belongs to it.
-        delim = re.compile(rb"(?:\A|\r?\n)--" + re.escape(boundary.encode()) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
-        marks = list(delim.finditer(entity, head_end.end()))
+        # (A pattern that starts with a literal: an alternation like (?:\A|\r?\n) is 100x slower.)
+        delim = re.compile(rb"\n--" + re.escape(boundary.encode()) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
+        marks = list(delim.finditer(entity, head_end.end() - 1))
         if len(marks) != 3 or marks[0][1] or marks[1][1] or not marks[2][1]:
             raise PackageRejected("malformed", "multipart/signed needs exactly a content part, "
                                   "a signature part and the closing delimiter")
-        content = entity[marks[0].end():marks[1].start()]
-        sig_part = entity[marks[1].end():marks[2].start()]
+
+        def before(m: re.Match[bytes]) -> int:
+            return m.start() - 1 if entity[m.start() - 1:m.start()] == b"\r" else m.start()
+
+        content = entity[marks[0].end():before(marks[1])]
+        sig_part = entity[marks[1].end():before(marks[2])]
         sig_msg = email.message_from_bytes(sig_part, policy=email.policy.compat32)
         if sig_msg.get_content_type() not in ("application/pkcs7-signature", "application/x-pkcs7-signature"):
             raise PackageRejected("malformed", "the second part is not an S/MIME signature")
@@ -282,7 +367,7 @@ def split_signed(entity: bytes) -> tuple[bytes, bytes]:
 
 def _json_part(content: bytes) -> dict[str, Any]:
     try:
-        msg = email.message_from_bytes(content, policy=email.policy.default)
+        msg = email.message_from_bytes(content, policy=email.policy.compat32)
         raw = next((part.get_payload(decode=True) for part in msg.walk()
                     if part.get_content_type() == "application/json"), None)
     except Exception:  # the email package can trip over hostile MIME structure
@@ -348,7 +433,7 @@ def open_package(eml: bytes, *, org_id: str, keys: list[OrgKey], trust: TrustSto
         raise PackageRejected("signer_not_sender", "the package is signed by another organisation "
                               "than its sender", package=doc["package_id"], signer=signed.org_id,
                               sender=doc["sender"])
-    frm = read_headers(eml).get("From", "")
+    frm = str(_split_head(eml)[0].get("From", ""))
     if frm and sender.email.lower() not in {a.lower() for _, a in getaddresses([frm])}:
         raise PackageRejected("signer_not_sender", "the From address is not the sender's",
                               package=doc["package_id"])

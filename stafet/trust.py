@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from asn1crypto import cms
@@ -197,6 +198,7 @@ def _verify(content: bytes, p7s_der: bytes) -> tuple[Signed, list[x509.Certifica
     return Signed(signer, when, hashlib.sha256(content).hexdigest()), certs
 
 
+@lru_cache(maxsize=256)  # the same few signer certificates arrive in every package
 def _load_certificate(der: bytes) -> x509.Certificate:
     """Parse a certificate from a message completely, now.
 
