@@ -16,16 +16,19 @@ the signature with :mod:`stafet.trust` (asn1crypto + cryptography).
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import datetime as dt
 import email
 import email.policy
 import hashlib
 import html
+import itertools
 import json
 import re
 import secrets
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 from email.utils import format_datetime, getaddresses, make_msgid
@@ -365,17 +368,50 @@ def split_signed(entity: bytes) -> tuple[bytes, bytes]:
     raise PackageRejected("unsigned", f"the decrypted content is not signed ({ctype})")
 
 
+def _leaf_parts(entity: bytes, depth: int = 0) -> Iterator[tuple[Message, bytes]]:
+    """(header, raw body) of every non-multipart part, depth first.
+
+    Only header blocks go through :mod:`email`; bodies are cut at the boundary lines
+    (the feed parser reads a 60 KB entity line by line, which costs more than the RSA
+    operation of the package).
+    """
+    head, body = _split_head(entity)
+    if head.get_content_maintype() != "multipart":
+        yield head, body
+        return
+    boundary = head.get_param("boundary")
+    if depth > 4 or not isinstance(boundary, str) or not boundary:
+        raise PackageRejected("malformed", "a multipart part without a boundary, or nested too deep")
+    delim = re.compile(rb"\n--" + re.escape(boundary.encode()) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
+    text = b"\n" + body  # so that a delimiter on the body's first line matches too
+    for m, nxt in itertools.pairwise(delim.finditer(text)):
+        if m[1]:  # the closing delimiter: what follows is the epilogue
+            break
+        end = nxt.start() - 1 if text[nxt.start() - 1:nxt.start()] == b"\r" else nxt.start()
+        yield from _leaf_parts(text[m.end():end], depth + 1)
+
+
+def _decoded(head: Message, body: bytes) -> bytes:
+    cte = str(head.get("Content-Transfer-Encoding", "7bit")).strip().lower()
+    if cte == "base64":
+        return binascii.a2b_base64(body)
+    if cte == "quoted-printable":
+        return binascii.a2b_qp(body)
+    return body
+
+
 def _json_part(content: bytes) -> dict[str, Any]:
     try:
-        msg = email.message_from_bytes(content, policy=email.policy.compat32)
-        raw = next((part.get_payload(decode=True) for part in msg.walk()
-                    if part.get_content_type() == "application/json"), None)
-    except Exception:  # the email package can trip over hostile MIME structure
+        raw = next((_decoded(h, b) for h, b in _leaf_parts(content)
+                    if h.get_content_type() == "application/json"), None)
+    except PackageRejected:
+        raise
+    except Exception:  # the email package or a decoder can trip over hostile MIME structure
         raise PackageRejected("malformed", "the signed content is not a readable MIME entity") from None
     if raw is None:
         raise PackageRejected("schema", "the package has no application/json part")
     try:
-        doc = json.loads(raw)  # type: ignore[arg-type]
+        doc = json.loads(raw)
     except (TypeError, ValueError):
         raise PackageRejected("schema", "the JSON part is not valid JSON") from None
     if not isinstance(doc, dict):

@@ -188,11 +188,17 @@ def _verify(content: bytes, p7s_der: bytes) -> tuple[Signed, list[x509.Certifica
         raise PackageRejected("weak_algorithm", "only RSA signers are accepted")
     if key.key_size < MIN_RSA_BITS:
         raise PackageRejected("weak_algorithm", f"RSA keys below {MIN_RSA_BITS} bits are not accepted")
+    # Signed over the DER of SET OF attributes: the bytes as received with a SET tag (the
+    # values above were read from these very bytes); if the sender's encoding was not DER,
+    # over asn1crypto's DER re-encoding, as OpenSSL does.
+    signature, digest = si["signature"].native, ACCEPTED_DIGESTS[digest_name]
     try:
-        key.verify(si["signature"].native, attrs.untag().dump(force=True), padding.PKCS1v15(),
-                   ACCEPTED_DIGESTS[digest_name])
+        key.verify(signature, attrs.untag().dump(), padding.PKCS1v15(), digest)
     except InvalidSignature:
-        raise PackageRejected("bad_signature", "the signature does not verify") from None
+        try:
+            key.verify(signature, attrs.untag().dump(force=True), padding.PKCS1v15(), digest)
+        except InvalidSignature:
+            raise PackageRejected("bad_signature", "the signature does not verify") from None
     times = values.get("signing_time", [])
     when = times[0] if len(times) == 1 and isinstance(times[0], dt.datetime) else dt.datetime.now(dt.UTC)
     return Signed(signer, when, hashlib.sha256(content).hexdigest()), certs
