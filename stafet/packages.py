@@ -163,7 +163,8 @@ def _summary(doc: dict[str, Any], sender: Organisation, recipient: Organisation)
 
 def _b64(data: bytes) -> bytes:
     """Base64 in 76-character CRLF lines (RFC 2045), ending in CRLF."""
-    return base64.encodebytes(data).replace(b"\n", b"\r\n")
+    b64 = base64.b64encode(data)
+    return b"".join([b64[i:i + 76] + b"\r\n" for i in range(0, len(b64), 76)])
 
 
 def _boundary() -> str:
@@ -179,7 +180,7 @@ def _inner_mime(doc: dict[str, Any], sender: Organisation, recipient: Organisati
     """
     text, page = _summary(doc, sender, recipient)
     alt, mixed = _boundary(), _boundary()
-    body = json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")
+    body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")  # C encoder
     return b"".join([
         f'Content-Type: multipart/mixed; boundary="{mixed}"\r\n\r\n--{mixed}\r\n'.encode(),
         f'Content-Type: multipart/alternative; boundary="{alt}"\r\n\r\n--{alt}\r\n'.encode(),
