@@ -33,6 +33,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
@@ -53,7 +54,7 @@ from stafet.store.schema import ConsentRow, Quarantine, SourceFile
 
 if TYPE_CHECKING:  # pragma: no cover
     from connectors.transport import Inbox
-    from stafet.validation import Failure
+    from stafet.validation import ChunkValidator, Failure
 
 log = logging.getLogger("stafet.ingest")
 
@@ -160,6 +161,14 @@ def _masked_cpr(raw: str) -> str:
 
 
 @dataclass
+class _Pending:
+    """A chunk submitted to validation: all its rows, and the well-formed ones that were sent."""
+
+    rows: list[Row]
+    good: list[Row]
+
+
+@dataclass
 class _Run:
     """State of one file's ingest inside its transaction."""
 
@@ -187,27 +196,49 @@ class _Run:
             "status": "open", "decided_by": "", "decision": "", "created_at": self.now})
         self.result.quarantined += 1
 
-    def chunk(self, rows: list[Row]) -> None:
+    def submit(self, val: ChunkValidator, rows: list[Row]) -> _Pending:
+        """Send a chunk's well-formed rows to validation; the answer is collected in :meth:`finish`."""
         from stafet import validation
 
         good = [r for r in rows if not r.problem]
-        for r in rows:
+        if good:
+            val.submit(self.source, validation.columns_of(self.source, [r.fields for r in good]),
+                       self.now.date(), self.institutions)
+        return _Pending(rows, good)
+
+    def finish(self, val: ChunkValidator, chunk: _Pending) -> None:
+        """Map the chunk (while its validation may still run), then quarantine and store."""
+        for r in chunk.rows:
             if r.problem:
                 self.quarantine_row(r, [("row_shape", r.problem)])
-        failures: dict[int, list[Failure]] = validation.validate(
-            self.source, [r.fields for r in good], today=self.now.date(), institutions=self.institutions)
+        if not chunk.good:
+            self.flush_quarantine()
+            return
+        # Mapped before the failures are known: a row that failed validation is
+        # quarantined for that, whatever its mapping did.
+        name, file, now, map_row = self.source.name, self.file, self.now, self.source.map_row
+        mapped: list[Record | Exception] = []
+        for row in chunk.good:
+            try:
+                mapped.append(map_row(row.fields, Provenance(name, file, row.number, now)))
+            except Exception as e:  # judged below: only a row that passed validation may raise
+                mapped.append(e)
+        failures: dict[int, list[Failure]] = val.collect()
         records: list[Record] = []
-        for i, row in enumerate(good):
+        for i, (row, rec) in enumerate(zip(chunk.good, mapped, strict=True)):
             failed = failures.get(i)
             if failed:
                 self.quarantine_row(row, [(f.rule, f.description) for f in failed])
-                continue
-            prov = Provenance(self.source.name, self.file, row.number, self.now)
-            try:
-                records.append(self.source.map_row(row.fields, prov))
-            except DataError as e:
-                self.quarantine_row(row, [(e.rule or "mapping", str(e))])
+            elif isinstance(rec, DataError):
+                self.quarantine_row(row, [(rec.rule or "mapping", str(rec))])
+            elif isinstance(rec, Exception):
+                raise rec
+            else:
+                records.append(rec)
         self.store_records(records)
+        self.flush_quarantine()
+
+    def flush_quarantine(self) -> None:
         if self.quarantine:
             self.session.execute(insert(Quarantine), self.quarantine)
             self.quarantine = []
@@ -291,10 +322,22 @@ def _ingest(store: Store, network: Network, name: str,
                 # A bigger page cache for this connection: the unique indexes take random keys.
                 s.connection().exec_driver_sql("PRAGMA cache_size=-65536")
             run = _Run(store, s, src, name, sha, now, known_institutions(network), result)
-            with opener() as fh:
+            with opener() as fh, validation.validator() as val:
+                # One chunk ahead: the next chunk is read and validated (in the worker)
+                # while this one is mapped and stored.
+                ahead: deque[_Pending] = deque()
                 for chunk in _chunks(src.reader.rows(fh, name), validation.CHUNK_ROWS):
-                    result.rows += len(chunk)
-                    run.chunk(chunk)
+                    ahead.append(run.submit(val, chunk))
+                    if len(ahead) > 1:
+                        done = ahead.popleft()
+                        run.finish(val, done)
+                        result.rows += len(done.rows)
+                        if progress is not None:
+                            progress(result.rows)
+                while ahead:
+                    done = ahead.popleft()
+                    run.finish(val, done)
+                    result.rows += len(done.rows)
                     if progress is not None:
                         progress(result.rows)
             result.seconds = round(time.perf_counter() - started, 3)

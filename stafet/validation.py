@@ -24,14 +24,21 @@ seconds and the CLI must start fast.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
+import pickle
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -234,11 +241,13 @@ class Failure:
 
 @dataclass
 class ValidationStats:
-    """Time spent in GX itself, for the benchmark and the report."""
+    """Time spent in GX itself, for the benchmark and the report (and the workers' footprint)."""
 
     seconds: float = 0.0
     rows: int = 0
     chunks: int = 0
+    worker_peak_mb: float = 0.0
+    worker_cpu_s: dict[int, float] = field(default_factory=dict)  # CPU so far, per worker pid
 
 
 STATS = ValidationStats()
@@ -270,6 +279,7 @@ def build_suite(name: str, checks: Sequence[Check]) -> Any:
     import great_expectations.expectations as gxe
     from great_expectations.core.expectation_suite import ExpectationSuite
 
+    _gx_context()  # GX builds suites only inside an active context
     suite = ExpectationSuite(name=name)
     for c in checks:
         cls = getattr(gxe, c.expectation)
@@ -299,35 +309,61 @@ def _definition(source: Source) -> Any:
         return vd
 
 
-def frame(source: Source, rows: Sequence[Mapping[str, str]], today: date) -> pd.DataFrame:
-    """The validation frame for a chunk: raw columns, ``_i`` and the source's typed columns."""
+RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_INDEX],
+                 "return_unexpected_index_query": False, "partial_unexpected_count": 0}
+
+
+def columns_of(source: Source, rows: Sequence[Mapping[str, str]]) -> list[list[str]]:
+    """The raw values of the suite's columns, column by column (absent fields are ``""``)."""
+    return [[r.get(c) or "" for r in rows] for c in source.columns]
+
+
+def frame_from_columns(source: Source, columns: Sequence[Sequence[str]], today: date) -> pd.DataFrame:
+    """The validation frame from :func:`columns_of`: raw columns, ``_i`` and the typed columns."""
     import pandas as pd
 
-    data = {c: [r.get(c) or "" for r in rows] for c in source.columns}
-    df = pd.DataFrame(data)
-    df[ROW_INDEX] = range(len(rows))
+    df = pd.DataFrame(dict(zip(source.columns, columns, strict=True)))
+    df[ROW_INDEX] = range(len(df))
     source.prepare(df, today)
     return df
+
+
+def frame(source: Source, rows: Sequence[Mapping[str, str]], today: date) -> pd.DataFrame:
+    """The validation frame for a chunk: raw columns, ``_i`` and the source's typed columns."""
+    return frame_from_columns(source, columns_of(source, rows), today)
 
 
 def validate(source: Source, rows: Sequence[Mapping[str, str]], *, today: date,
              institutions: Sequence[str]) -> dict[int, list[Failure]]:
     """Validate a chunk of raw rows; returns the failures per position in ``rows``.
 
-    Rows not in the result passed every rule.
+    Rows not in the result passed every rule. Runs in this process (see
+    :func:`validator` for the pipelined worker that bulk ingest uses).
     """
     if not rows:
         return {}
-    df = frame(source, rows, today)
+    return validate_columns(source, columns_of(source, rows), today=today, institutions=institutions)
+
+
+def validate_columns(source: Source, columns: Sequence[Sequence[str]], *, today: date,
+                     institutions: Sequence[str]) -> dict[int, list[Failure]]:
+    """Like :func:`validate`, on the values from :func:`columns_of`."""
+    n = len(columns[0]) if columns else 0
+    if not n:
+        return {}
+    from great_expectations.validator.v1_validator import Validator
+
+    df = frame_from_columns(source, columns, today)
     vd = _definition(source)
     started = time.perf_counter()
-    result = vd.run(
-        batch_parameters={"dataframe": df},
-        expectation_parameters={"today": day_number(today), "institutions": sorted(institutions)},
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_INDEX],
-                       "return_unexpected_index_query": False, "partial_unexpected_count": 0})
+    # GX's own validator, as ValidationDefinition.run uses it, minus run() storing every
+    # result (with its index lists) in the context's results store: nothing reads that
+    # store, and serialising it cost more than a second per chunk.
+    result: Any = Validator(batch_definition=vd.batch_definition, batch_parameters={"dataframe": df},
+                       result_format=RESULT_FORMAT).validate_expectation_suite(
+        vd.suite, {"today": day_number(today), "institutions": sorted(institutions)})
     STATS.seconds += time.perf_counter() - started
-    STATS.rows += len(rows)
+    STATS.rows += n
     STATS.chunks += 1
     failures: dict[int, list[Failure]] = {}
     for r in result.results:
@@ -341,3 +377,169 @@ def validate(source: Source, rows: Sequence[Mapping[str, str]], *, today: date,
         for hit in r.result.get("unexpected_index_list") or []:
             failures.setdefault(int(hit[ROW_INDEX]), []).append(Failure(rule, desc))
     return failures
+
+
+# --- the validation worker: GX in its own process, pipelined with the ingest ----------
+
+WORKER_ENV = "STAFET_VALIDATION_WORKER"
+"""Set to ``0`` to validate in the ingesting process instead of a worker process."""
+
+
+class ChunkValidator(Protocol):
+    """What :func:`validator` yields: submit chunks, then collect their failures in the same order."""
+
+    def submit(self, source: Source, columns: list[list[str]], today: date,
+               institutions: Sequence[str]) -> None:
+        """Queue the values from :func:`columns_of` of one chunk for validation."""
+        ...
+
+    def collect(self) -> dict[int, list[Failure]]:
+        """The failures of the oldest submitted chunk, by position in it."""
+        ...
+
+
+class _InProcess:
+    """Validates at submit time, in this process (``STAFET_VALIDATION_WORKER=0``)."""
+
+    def __init__(self) -> None:
+        self._done: deque[dict[int, list[Failure]]] = deque()
+
+    def submit(self, source: Source, columns: list[list[str]], today: date,
+               institutions: Sequence[str]) -> None:
+        self._done.append(validate_columns(source, columns, today=today, institutions=institutions))
+
+    def collect(self) -> dict[int, list[Failure]]:
+        return self._done.popleft()
+
+    def close(self) -> None:
+        self._done.clear()
+
+
+class _Worker:
+    """A ``python -m stafet.validation_worker`` child: GX and pandas live there, not here.
+
+    Requests and answers are pickles over its stdin and stdout, answered in order, so
+    the ingest can submit the next chunk before it collects the failures of this one.
+    The worker keeps GX imported (≈ 3 s, ≈ 270 MB) for the life of this process.
+    """
+
+    def __init__(self) -> None:
+        root = str(Path(__file__).resolve().parents[1])
+        path = os.environ.get("PYTHONPATH", "")
+        env = {**os.environ, "GX_ANALYTICS_ENABLED": "False",
+               "PYTHONPATH": root + (os.pathsep + path if path else "")}
+        self.proc = subprocess.Popen([sys.executable, "-m", "stafet.validation_worker"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self.outstanding = 0
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        assert self.proc.stdin is not None
+        try:
+            pickle.dump(message, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise RuntimeError("the validation worker has exited") from None
+        self.outstanding += 1
+
+    def submit(self, source: Source, columns: list[list[str]], today: date,
+               institutions: Sequence[str]) -> None:
+        self._send(("validate", source.name, columns, today, sorted(institutions)))
+
+    def ping(self) -> None:
+        """Wait until the worker has imported GX and is ready."""
+        self._send(("ping",))
+        self.collect()
+
+    def collect(self) -> dict[int, list[Failure]]:
+        assert self.proc.stdout is not None
+        try:
+            # Our own child on a private pipe: trusted, unlike any file or network input.
+            status, value, seconds, rows, peak_mb, cpu = pickle.load(self.proc.stdout)  # noqa: S301
+        except (EOFError, pickle.UnpicklingError, OSError):
+            raise RuntimeError(f"the validation worker has exited (code {self.proc.poll()})") from None
+        self.outstanding -= 1
+        STATS.seconds += seconds
+        STATS.rows += rows
+        STATS.chunks += 1 if rows else 0
+        STATS.worker_peak_mb = max(STATS.worker_peak_mb, peak_mb)
+        STATS.worker_cpu_s[self.proc.pid] = cpu
+        if status != "ok":
+            raise RuntimeError(f"validation failed in the worker: {value}")
+        return dict(value or {})
+
+    def close(self) -> None:
+        """Stop the worker (closing its stdin ends it), killing it if it lingers."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+_idle: list[_Worker] = []
+
+
+def _use_worker() -> bool:
+    return os.environ.get(WORKER_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _checkout() -> _Worker:
+    with _lock:
+        while _idle:
+            w = _idle.pop()
+            if w.proc.poll() is None:
+                return w
+            w.close()
+    return _Worker()
+
+
+def _checkin(w: _Worker) -> None:
+    if w.outstanding or w.proc.poll() is not None:
+        w.close()
+        return
+    with _lock:
+        _idle.append(w)
+
+
+@atexit.register
+def _close_idle() -> None:
+    with _lock:
+        workers = list(_idle)
+        _idle.clear()
+    for w in workers:
+        w.close()
+
+
+def warm_up() -> None:
+    """Start a validation worker (GX imported) now, so that the first ingest does not wait."""
+    if _use_worker():
+        w = _checkout()
+        w.ping()
+        _checkin(w)
+    else:
+        _gx_context()
+
+
+@contextlib.contextmanager
+def validator() -> Iterator[ChunkValidator]:
+    """A pipelined validator for one file: ``submit`` chunks, ``collect`` their failures in order.
+
+    GX runs in a worker process (one per concurrent ingest, reused afterwards), so
+    GX's memory stays out of the ingesting process and validation of the next chunk
+    overlaps with mapping and storing this one. A worker left with unanswered
+    chunks (an error in between) is stopped, not reused.
+    """
+    if not _use_worker():
+        local = _InProcess()
+        yield local
+        return
+    w = _checkout()
+    try:
+        yield w
+    finally:
+        _checkin(w)

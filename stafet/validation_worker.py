@@ -1,0 +1,67 @@
+"""The validation worker: ``python -m stafet.validation_worker`` (started by :mod:`stafet.validation`).
+
+Reads pickled requests on stdin and answers each, in order, with one pickle on
+stdout: ``(status, failures | message, GX seconds, rows, peak RSS in MB, CPU seconds)``. A
+reader thread drains stdin all the time, so a big request never waits on an
+unread answer. Anything else written to stdout (by a library) goes to stderr:
+the protocol owns the original stdout alone. Closing stdin ends the worker.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import resource
+import sys
+import threading
+from typing import Any
+
+
+def _usage() -> tuple[float, float]:
+    """Peak RSS in MB and CPU seconds of this process so far."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_maxrss / 1024, ru.ru_utime + ru.ru_stime
+
+
+def main() -> None:
+    """Serve requests until stdin closes."""
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    inp = sys.stdin.buffer
+    requests: queue.Queue[Any] = queue.Queue()
+
+    def read() -> None:
+        while True:
+            try:
+                requests.put(pickle.load(inp))  # noqa: S301 (our parent, a private pipe)
+            except (EOFError, OSError, pickle.UnpicklingError):
+                requests.put(None)
+                return
+
+    threading.Thread(target=read, name="requests", daemon=True).start()
+    from stafet import validation
+    from stafet.cpr import redact
+    from stafet.sources import get_source
+
+    validation._gx_context()
+    while (req := requests.get()) is not None:
+        rows, seconds = 0, validation.STATS.seconds
+        try:
+            if req[0] == "ping":
+                answer: tuple[str, Any] = ("ok", None)
+            else:
+                _, name, columns, today, institutions = req
+                rows = len(columns[0]) if columns else 0
+                answer = ("ok", validation.validate_columns(get_source(name), columns, today=today,
+                                                            institutions=institutions))
+        except Exception as e:  # answered, not fatal: the ingest decides
+            answer = ("error", redact(f"{type(e).__name__}: {e}"))
+        pickle.dump((*answer, validation.STATS.seconds - seconds, rows, *_usage()), out,
+                    protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()
