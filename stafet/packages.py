@@ -49,6 +49,7 @@ from stafet.models import Organisation
 from stafet.trust import ACCEPTED_CIPHERS, Signed, TrustStore, common_name, verify_detached
 
 SCHEMA_VERSION = "stafet/1"
+SIGNATURE_TYPES = ("application/pkcs7-signature", "application/x-pkcs7-signature")
 KIND_DA = {
     "enrolment": "Optagelse", "completion": "Gennemført", "concern_flag": "Frafaldstruet (bekymring)",
     "dropout": "Afbrud", "education_plan": "Uddannelsesplan", "education_order": "Uddannelsespålæg",
@@ -259,12 +260,27 @@ def read_headers(eml: bytes) -> dict[str, str]:
     return {k: str(v) for k, v in msg.items()}
 
 
+_FOLD = re.compile(rb"\r?\n(?=[ \t])")
+_LINE = re.compile(rb"\r?\n")
+
+
 def _split_head(data: bytes) -> tuple[Message, bytes]:
-    """The header block of a MIME entity (parsed) and its raw body."""
+    """The header block of a MIME entity (parsed) and its raw body.
+
+    The fields go straight into a :class:`email.message.Message` (whose parameter
+    parsing is then used as usual): unfolding and splitting at the colon is all the
+    email package's feed parser would do here, at a tenth of the cost.
+    """
     end = re.search(rb"\r?\n\r?\n", data)
     if end is None:
         raise PackageRejected("malformed", "no header/body separator")
-    return email.message_from_bytes(data[:end.end()], policy=email.policy.compat32), data[end.end():]
+    msg = Message()
+    for line in _LINE.split(_FOLD.sub(b"", data[:end.start()])):
+        name, colon, value = line.partition(b":")
+        if not colon or not name.strip() or b" " in name.strip():
+            raise PackageRejected("malformed", "a header line is not a header field")
+        msg[name.strip().decode("latin-1")] = value.strip().decode("latin-1")
+    return msg, data[end.end():]
 
 
 def _enveloped_der(eml: bytes) -> bytes:
@@ -327,10 +343,8 @@ def split_signed(entity: bytes) -> tuple[bytes, bytes]:
     Handles ``multipart/signed`` (detached; the content is taken byte for byte) and
     opaque ``application/pkcs7-mime; smime-type=signed-data``.
     """
-    head_end = re.search(rb"\r?\n\r?\n", entity)
-    if head_end is None:
-        raise PackageRejected("malformed", "the signed entity has no header")
-    head = email.message_from_bytes(entity[:head_end.end()], policy=email.policy.compat32)
+    head, body = _split_head(entity)
+    body_at = len(entity) - len(body)
     ctype = head.get_content_type()
     if ctype == "multipart/signed":
         boundary = head.get_param("boundary")
@@ -339,7 +353,7 @@ def split_signed(entity: bytes) -> tuple[bytes, bytes]:
         # RFC 2046 §5.1.1: a delimiter is a whole line; the CRLF before it belongs to it.
         # (A pattern that starts with a literal: an alternation like (?:\A|\r?\n) is 100x slower.)
         delim = re.compile(rb"\n--" + re.escape(boundary.encode()) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
-        marks = list(delim.finditer(entity, head_end.end() - 1))
+        marks = list(delim.finditer(entity, body_at - 1))
         if len(marks) != 3 or marks[0][1] or marks[1][1] or not marks[2][1]:
             raise PackageRejected("malformed", "multipart/signed needs exactly a content part, "
                                   "a signature part and the closing delimiter")
@@ -349,15 +363,15 @@ def split_signed(entity: bytes) -> tuple[bytes, bytes]:
 
         content = entity[marks[0].end():before(marks[1])]
         sig_part = entity[marks[1].end():before(marks[2])]
-        sig_msg = email.message_from_bytes(sig_part, policy=email.policy.compat32)
-        if sig_msg.get_content_type() not in ("application/pkcs7-signature", "application/x-pkcs7-signature"):
+        sig_head, sig_body = _split_head(sig_part)
+        if sig_head.get_content_type() not in SIGNATURE_TYPES:
             raise PackageRejected("malformed", "the second part is not an S/MIME signature")
-        sig = sig_msg.get_payload(decode=True)
-        if not isinstance(sig, bytes):
+        sig = _decoded(sig_head, sig_body)
+        if not sig:
             raise PackageRejected("malformed", "the signature part is empty")
         return content, sig
     if ctype in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
-        der = email.message_from_bytes(entity, policy=email.policy.compat32).get_payload(decode=True)
+        der = _decoded(head, body)
         try:
             sd = cms.ContentInfo.load(der, strict=True)["content"]
             content = sd["encap_content_info"]["content"].native
@@ -365,7 +379,7 @@ def split_signed(entity: bytes) -> tuple[bytes, bytes]:
             raise PackageRejected("malformed", "the opaque signed-data cannot be parsed") from None
         if not isinstance(content, bytes):
             raise PackageRejected("malformed", "the opaque signed-data holds no content")
-        return content, der  # type: ignore[return-value]
+        return content, der
     raise PackageRejected("unsigned", f"the decrypted content is not signed ({ctype})")
 
 
@@ -393,11 +407,15 @@ def _leaf_parts(entity: bytes, depth: int = 0) -> Iterator[tuple[Message, bytes]
 
 
 def _decoded(head: Message, body: bytes) -> bytes:
+    """A part's body without its transfer encoding (lenient, as mail clients are)."""
     cte = str(head.get("Content-Transfer-Encoding", "7bit")).strip().lower()
-    if cte == "base64":
-        return binascii.a2b_base64(body)
-    if cte == "quoted-printable":
-        return binascii.a2b_qp(body)
+    try:
+        if cte == "base64":
+            return binascii.a2b_base64(body)
+        if cte == "quoted-printable":
+            return binascii.a2b_qp(body)
+    except (binascii.Error, ValueError):
+        raise PackageRejected("malformed", f"a part's {cte} body does not decode") from None
     return body
 
 
