@@ -28,7 +28,7 @@ def _why(e: BaseException) -> str:
     stafet's own errors carry redacted messages; of anything else only the type is
     kept (a database driver's message may quote row values).
     """
-    return f"{_why(e)}" if isinstance(e, StafetError) else type(e).__name__
+    return f"{type(e).__name__}: {e}" if isinstance(e, StafetError) else type(e).__name__
 
 
 def _retriable(task: Any, task_run: Any, state: Any) -> bool:

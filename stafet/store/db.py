@@ -7,6 +7,7 @@ SQLite by default (``$STAFET_HOME/stafet.db``), PostgreSQL with ``STAFET_DATABAS
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stafet.cpr import Cpr, parse_cpr
 from stafet.errors import DataError, TransientError
-from stafet.models import Record
+from stafet.models import Record, _jsonable
 from stafet.store.schema import AuditEntry, RecordRow, Youth
 from stafet.vault import Vault
 
@@ -158,10 +159,11 @@ class Store:
         now, out = utcnow(), []
         inserts: list[list[Any]] = []
         pending: dict[tuple[str, str, str], int] = {}
+        sha256 = hashlib.sha256
         for rec, key in zip(records, keys, strict=True):
-            payload = rec.payload()
-            text_payload = _canonical(payload)
-            digest = hashlib.sha256(text_payload.encode()).hexdigest()
+            payload = _payload(rec)
+            text_payload = _CANONICAL(payload)
+            digest = sha256(text_payload.encode()).hexdigest()
             found = existing.get(key)
             if found is None and key in pending:
                 inserts[pending[key]][3:5] = [text_payload, digest]
@@ -203,14 +205,23 @@ class Store:
     # --- audit --------------------------------------------------------------------
     def audit(self, s: Session, actor: str, action: str, subject: str,
               details: dict[str, Any] | None = None) -> AuditEntry:
-        """Append one entry to the hash chain. Never put a CPR in ``details``."""
-        if s.bind is not None and s.bind.dialect.name == "postgresql":
+        """Append one entry to the hash chain. Never put a CPR in ``details``.
+
+        The entry is inserted first, so the transaction holds the database's write lock
+        (SQLite) or the chain's advisory lock (PostgreSQL) before the predecessor is read:
+        concurrent writers (parallel tasks, several workers) queue up instead of forking
+        the chain.
+        """
+        if s.get_bind().dialect.name == "postgresql":
             s.execute(text("SELECT pg_advisory_xact_lock(727272)"))
-        prev = s.scalars(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).first()
         entry = AuditEntry(at=utcnow(), actor=actor, action=action, subject=subject,
-                           details=_plain(details or {}), prev_hash=prev or GENESIS, hash="")
-        entry.hash = _entry_hash(entry)
+                           details=_plain(details or {}), prev_hash="", hash="")
         s.add(entry)
+        s.flush()
+        prev = s.scalars(select(AuditEntry.hash).where(AuditEntry.id < entry.id)
+                         .order_by(AuditEntry.id.desc()).limit(1)).first()
+        entry.prev_hash = prev or GENESIS
+        entry.hash = _entry_hash(entry)
         s.flush()
         return entry
 
@@ -245,8 +256,42 @@ def _entry_hash(e: AuditEntry) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                             check_circular=False).encode
+"""``json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, one encoder."""
+
+
 def _canonical(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL(payload)
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+_PAYLOAD_FIELDS: dict[type, tuple[str, ...] | None] = {}
+
+
+def _payload_fields(cls: type[Record]) -> tuple[str, ...] | None:
+    """The payload's field names of a record class, or None if the class has its own ``payload``."""
+    try:
+        return _PAYLOAD_FIELDS[cls]
+    except KeyError:
+        names = None if cls.payload is not Record.payload else tuple(
+            f.name for f in dataclasses.fields(cls) if f.name not in ("cpr", "provenance"))
+        _PAYLOAD_FIELDS[cls] = names
+        return names
+
+
+def _payload(rec: Record) -> dict[str, Any]:
+    """``rec.payload()``, without looking up the dataclass fields again for every record."""
+    names = _payload_fields(type(rec))
+    if names is None:
+        return rec.payload()
+    out: dict[str, Any] = {}
+    for name in names:
+        v = getattr(rec, name)
+        out[name] = v if type(v) in _PLAIN else _jsonable(v)
+    return out
 
 
 def _placeholder(s: Session) -> str | None:
@@ -287,11 +332,19 @@ def _insert_many(s: Session, table: Any, columns: Sequence[str], rows: Sequence[
     procs = [(i, p) for i, c in enumerate(columns) if c not in raw
              for p in [table.c[c].type.bind_processor(conn.dialect)] if p is not None]
     if procs:
+        # Dates and times repeat (one received_at per file): convert each value once.
+        caches: list[dict[Any, Any]] = [{} for _ in procs]
         converted = []
         for r in rows:
             values = list(r)
-            for i, p in procs:
-                values[i] = p(values[i])
+            for (i, p), cache in zip(procs, caches, strict=True):
+                v = values[i]
+                try:
+                    values[i] = cache[v]
+                except KeyError:
+                    values[i] = cache[v] = p(v)
+                except TypeError:  # unhashable
+                    values[i] = p(v)
             converted.append(tuple(values))
         rows = converted
     # Table and column names come from the schema, never from data; values are parameters.
