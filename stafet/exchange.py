@@ -351,6 +351,7 @@ class InboxResult:
     acknowledged: int = 0
     withdrawn: int = 0
     rejected: dict[str, str] = field(default_factory=dict)  # file → reason code
+    receipt_errors: dict[str, str] = field(default_factory=dict)  # file → why its receipt was not sent
 
 
 def trust_store(ctx: Context) -> TrustStore:
@@ -470,19 +471,26 @@ def process_inbox(ctx: Context, org_id: str, *, location: str | None = None) -> 
         try:
             opened = open_package(data, org_id=org_id, keys=keys, trust=trust, members=ctx.network.members)
             kind = opened.doc["type"]
-            if kind == "handover":
-                import_handover(ctx, org_id, opened)
-                result.imported += 1
-                send_receipt(ctx, org_id, opened.doc["sender"], opened.doc["package_id"], opened.digest,
-                             "imported")
-                result.receipts_sent += 1
-            elif kind == "receipt":
+            if kind == "receipt":
                 if accept_receipt(ctx, org_id, opened) == "acknowledged":
                     result.acknowledged += 1
             else:
-                result.withdrawn += apply_withdrawal(ctx, org_id, opened)
-                send_receipt(ctx, org_id, opened.doc["sender"], opened.doc["package_id"], opened.digest,
-                             "imported")
+                if kind == "handover":
+                    import_handover(ctx, org_id, opened)
+                    result.imported += 1
+                else:
+                    result.withdrawn += apply_withdrawal(ctx, org_id, opened)
+                try:
+                    send_receipt(ctx, org_id, opened.doc["sender"], opened.doc["package_id"], opened.digest,
+                                 "imported")
+                except PackageRejected:
+                    raise
+                except StafetError as e:
+                    # Imported, but the sender cannot be told now: leave the file in the inbox so the
+                    # next pass answers it (as a replay, re-acknowledged), and go on with the others.
+                    result.receipt_errors[name] = str(e)
+                    log.warning("imported %s but its receipt was not sent: %s", name, e)
+                    continue
                 result.receipts_sent += 1
         except PackageRejected as e:
             result.rejected[name] = e.reason

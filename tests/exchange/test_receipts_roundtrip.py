@@ -182,3 +182,27 @@ def test_duplicate_receipt_is_harmless(net):
     result = net.receive(SENDER)
     assert result.acknowledged == 1 and result.rejected == {}
     assert status(net, package_id) == "acknowledged"
+
+
+@pytest.mark.slow
+def test_an_unreachable_sender_does_not_stop_the_inbox_and_is_answered_later(net, make_smtp_server):
+    """The receipt to one sender cannot be sent (SMTP 451): the other packages are still
+    received, and the next pass answers the first one (it is a replay by then)."""
+    smtp = make_smtp_server()
+    config = net.config()
+    for m in config["members"]:
+        if m["id"] == SENDER:
+            m["endpoint"] = smtp.endpoint
+    config["endpoints"] = {SENDER: {"inbox": f"folder:{smtp.maildir}"}}
+    net.write_config(config)
+    net.deliver(RECEIVER, "a.eml", net.build().eml)
+    net.deliver(RECEIVER, "b.eml", net.build().eml)
+    smtp.fail_next(451)
+    first = net.receive(RECEIVER)
+    assert first.imported == 2 and first.receipts_sent == 1
+    assert list(first.receipt_errors) == ["a.eml"]
+    assert (net.inbox(RECEIVER) / "a.eml").exists()  # kept: answered on the next pass
+    second = net.receive(RECEIVER)
+    assert second.rejected == {"a.eml": "replay"} and second.imported == 0
+    answers = [net.open(m, SENDER).doc["receipt"]["disposition"] for m in smtp.messages()]
+    assert answers == ["imported", "imported"]
