@@ -46,10 +46,11 @@ from cryptography.x509.oid import NameOID
 from keys import OrgKey
 from stafet.errors import PackageRejected
 from stafet.models import Organisation
-from stafet.trust import ACCEPTED_CIPHERS, Signed, TrustStore, common_name, verify_detached
+from stafet.trust import ACCEPTED_CIPHERS, CLOCK_SKEW, Signed, TrustStore, common_name, verify_detached
 
 SCHEMA_VERSION = "stafet/1"
 SIGNATURE_TYPES = ("application/pkcs7-signature", "application/x-pkcs7-signature")
+MAX_SIGNATURE_AGE = dt.timedelta(days=30)  # far beyond any endpoint's retry window (default 72 h)
 KIND_DA = {
     "enrolment": "Optagelse", "completion": "Gennemført", "concern_flag": "Frafaldstruet (bekymring)",
     "dropout": "Afbrud", "education_plan": "Uddannelsesplan", "education_order": "Uddannelsespålæg",
@@ -452,13 +453,15 @@ def _signer_is(org: Organisation, cert: x509.Certificate) -> bool:
 
 
 def open_package(eml: bytes, *, org_id: str, keys: list[OrgKey], trust: TrustStore,
-                 members: dict[str, Organisation]) -> Opened:
+                 members: dict[str, Organisation], now: dt.datetime | None = None) -> Opened:
     """Decrypt, verify and check a package addressed to ``org_id``.
 
     Checks, in order, each with its own reason code: envelope and cipher
     (``malformed``, ``weak_algorithm``), our key (``wrong_recipient``), decryption
     (``decrypt_failed``), signed at all (``unsigned``), signature (``bad_signature``,
-    ``weak_algorithm``), the signer's chain, validity at signing time and revocation
+    ``weak_algorithm``), a signing time neither ahead nor older than
+    :data:`MAX_SIGNATURE_AGE` (``not_yet_valid``, ``expired``), the signer's chain,
+    validity at signing time and revocation
     (``unknown_signer``, ``expired``, ``not_yet_valid``, ``revoked``), JSON
     (``schema``), addressee (``wrong_recipient``), sender is a member
     (``unknown_signer``), signer is the sender (``signer_not_sender``). The replay
@@ -473,6 +476,13 @@ def open_package(eml: bytes, *, org_id: str, keys: list[OrgKey], trust: TrustSto
             raise
         # A signer that canonicalised LF to CRLF before signing (RFC 5751 §3.1.1).
         signed, certs = verify_detached(content.replace(b"\n", b"\r\n"), sig)
+    # The signing time is the signer's claim: it may not lie ahead, nor further back than a
+    # package can take to arrive, or an expired key could sign with an old date.
+    now = now or dt.datetime.now(dt.UTC)
+    if signed.signing_time > now + CLOCK_SKEW:
+        raise PackageRejected("not_yet_valid", "the signing time lies in the future")
+    if signed.signing_time < now - MAX_SIGNATURE_AGE:
+        raise PackageRejected("expired", f"signed more than {MAX_SIGNATURE_AGE.days} days ago")
     # Who signed is settled before the content is looked at: a stranger's JSON is never parsed.
     trust.check_certificate(signed.signer, signed.signing_time, certs)
     doc = _json_part(content)

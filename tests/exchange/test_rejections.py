@@ -254,3 +254,23 @@ def test_openssl_cli_is_not_needed_for_any_of_this(net):
     finally:
         subprocess.Popen = real  # type: ignore[misc]
     assert calls == []
+
+
+def test_signing_time_too_old_or_in_the_future(net):
+    """The signing time is the signer's claim: bounded, so an expired key cannot backdate."""
+    import datetime as dt
+
+    from stafet.errors import PackageRejected
+    from stafet.packages import open_package
+
+    eml = net.build().eml
+    args = {"org_id": "uu-viborg", "keys": net.keystore("uu-viborg").decryption_keys("uu-viborg"),
+            "trust": net.trust(), "members": net.members}
+    now = dt.datetime.now(dt.UTC)
+    with pytest.raises(PackageRejected) as late:
+        open_package(eml, **args, now=now + dt.timedelta(days=31))
+    assert late.value.reason == "expired"
+    with pytest.raises(PackageRejected) as early:
+        open_package(eml, **args, now=now - dt.timedelta(hours=1))
+    assert early.value.reason == "not_yet_valid"
+    assert open_package(eml, **args, now=now + dt.timedelta(days=3)).doc  # a late retry is fine
