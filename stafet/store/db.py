@@ -316,6 +316,39 @@ def _select_in(s: Session, sql: str, values: Sequence[Any], chunk: int = 900) ->
             yield from conn.exec_driver_sql(f"{sql} IN ({', '.join([ph] * len(part))})", part)
 
 
+def _repeats(type_: Any) -> bool:
+    try:
+        return type_.python_type in (date, datetime, bool)
+    except NotImplementedError:
+        return False
+
+
+def _bind_processor(type_: Any, dialect: Any) -> Any:
+    """The column type's bind processor; on sqlite3 also its adapter for dates and times.
+
+    sqlite3 adapts ``date``/``datetime`` parameters one by one in Python; doing it here
+    with the very adapter sqlite3 has registered lets repeated values be converted once.
+    """
+    proc = type_.bind_processor(dialect)
+    if dialect.driver != "pysqlite":
+        return proc
+    import sqlite3
+
+    try:
+        python_type = type_.python_type
+    except NotImplementedError:
+        return proc
+    if python_type is bytes:
+        return None  # sqlite3 binds bytes as a BLOB itself; the processor only wraps them
+    if proc is not None:
+        return proc
+    adapt = sqlite3.adapters.get((python_type, sqlite3.PrepareProtocol)) if python_type in (date, datetime) \
+        else None
+    if adapt is None:
+        return None
+    return lambda v: v if v is None or type(v) is not python_type else adapt(v)
+
+
 def _insert_many(s: Session, table: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                  raw: Sequence[str] = (), ignore_conflict_on: str = "") -> None:
     """One executemany INSERT, values converted by the columns' own bind processors.
@@ -330,21 +363,23 @@ def _insert_many(s: Session, table: Any, columns: Sequence[str], rows: Sequence[
         s.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
         return
     procs = [(i, p) for i, c in enumerate(columns) if c not in raw
-             for p in [table.c[c].type.bind_processor(conn.dialect)] if p is not None]
+             for p in [_bind_processor(table.c[c].type, conn.dialect)] if p is not None]
     if procs:
-        # Dates and times repeat (one received_at per file): convert each value once.
-        caches: list[dict[Any, Any]] = [{} for _ in procs]
+        # Dates, times and flags repeat (one received_at per file): convert each value once.
+        cached: list[tuple[int, Any, dict[Any, Any] | None]] = [
+            (i, p, {} if _repeats(table.c[columns[i]].type) else None) for i, p in procs]
         converted = []
         for r in rows:
             values = list(r)
-            for (i, p), cache in zip(procs, caches, strict=True):
+            for i, p, cache in cached:
                 v = values[i]
+                if cache is None:
+                    values[i] = p(v)
+                    continue
                 try:
                     values[i] = cache[v]
                 except KeyError:
                     values[i] = cache[v] = p(v)
-                except TypeError:  # unhashable
-                    values[i] = p(v)
             converted.append(tuple(values))
         rows = converted
     # Table and column names come from the schema, never from data; values are parameters.

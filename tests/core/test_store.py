@@ -119,3 +119,24 @@ def test_a_youth_inserted_meanwhile_by_another_task_is_no_error(store) -> None:
     with store.session() as s:
         _insert_many(s, Youth.__table__, cols, [row], ignore_conflict_on="pseudonym")
         assert s.scalar(select(text("count(*)")).select_from(Youth)) == 1
+
+
+def test_bulk_payload_and_json_are_the_records_own() -> None:
+    """The store's fast payload and canonical JSON give what Record.payload and json.dumps give."""
+    import json
+
+    from ingest_fixtures import ALL_SAMPLES, NOW, SAMPLES
+
+    from stafet.sources import source_for
+    from stafet.store.db import _canonical, _payload
+
+    seen = set()
+    for name in ALL_SAMPLES:
+        src = source_for(name)
+        for row in src.reader(SAMPLES / name):
+            rec = src.map_row(row.fields, Provenance(src.name, name, row.number, NOW))
+            seen.add(type(rec).__name__)
+            assert _payload(rec) == rec.payload()
+            plain = json.dumps(rec.payload(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            assert _canonical(rec.payload()) == plain
+    assert len(seen) >= 7
