@@ -43,7 +43,9 @@ def _home(home: Path | None) -> Path:
 
 
 def _fail(e: StafetError) -> None:
-    err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+    from rich.markup import escape
+
+    err.print(f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False)
     raise typer.Exit(2)
 
 

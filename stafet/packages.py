@@ -49,6 +49,7 @@ from stafet.models import Organisation
 from stafet.trust import ACCEPTED_CIPHERS, CLOCK_SKEW, Signed, TrustStore, common_name, verify_detached
 
 SCHEMA_VERSION = "stafet/1"
+SUMMARY_HISTORY = 10  # history entries shown in the human summary
 SIGNATURE_TYPES = ("application/pkcs7-signature", "application/x-pkcs7-signature")
 MAX_SIGNATURE_AGE = dt.timedelta(days=30)  # far beyond any endpoint's retry window (default 72 h)
 KIND_DA = {
@@ -146,7 +147,12 @@ def _summary(doc: dict[str, Any], sender: Organisation, recipient: Organisation)
             what = d.get("programme_name") or d.get("goal_name") or d.get("target_education") or ""
             lines.append(f"  - {KIND_DA.get(r['kind'], r['kind'])} {when} {what}{extra}")
         if doc.get("history"):
-            lines += ["", "Forløb:"] + [f"  - {h['date']} {h['summary']}" for h in doc["history"]]
+            # The summary is for people; the full history is in handover.json.
+            recent = doc["history"][-SUMMARY_HISTORY:]
+            more = len(doc["history"]) - len(recent)
+            lines += ["", "Forløb" + (f" (de seneste {len(recent)}; hele forløbet i handover.json)"
+                                      if more else "") + ":"]
+            lines += [f"  - {h['date']} {h['summary']}" for h in recent]
         if doc.get("omitted"):
             lines += ["", "Udeladt (ikke dækket af samtykke):"] + [
                 f"  - {KIND_DA.get(o['kind'], o['kind'])}: {o['reason']}" for o in doc["omitted"]]
