@@ -45,7 +45,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from stafet.sources import Source
 
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = 20_000
+"""Rows per chunk. Two chunks are in flight (one in the GX worker, one being mapped and
+stored), so this bounds the ingest's memory; the worker's ≈ 0.3 s fixed cost per chunk
+runs beside the ingest and is not on its critical path (measured: 50,000 gave a 444 MB
+ingest process, 20,000 gives 264 MB at the same throughput)."""
 ROW_INDEX = "_i"
 
 
