@@ -15,6 +15,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NONE
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from stafet import relay
@@ -43,6 +44,14 @@ def _retriable(task: Any, task_run: Any, state: Any) -> bool:
 
 
 _common: dict[str, Any] = {"cache_policy": NONE, "persist_result": False}
+
+# Fan-out in threads, bounded: Prefect's default pool has no limit, and with ~20 sources
+# the ingest threads outnumbered the store's connection pool (5 + 10) and timed out.
+MAX_THREADS = 4
+
+
+def _threads() -> Any:
+    return ThreadPoolTaskRunner(max_workers=MAX_THREADS)
 
 
 @task(name="ingest-source", retries=3, retry_delay_seconds=exponential_backoff(5),
@@ -84,7 +93,8 @@ def report_task(network: str) -> str:
     return relay.report(network)
 
 
-@flow(name="nightly-sync", persist_result=False, log_prints=False)
+@flow(name="nightly-sync", persist_result=False, log_prints=False,
+      task_runner=_threads())
 def nightly_sync(network: str) -> dict[str, Any]:
     """Pull → validate/map/store → route → send → receipts → report.
 
@@ -168,7 +178,7 @@ def receive(network: str, org: str, home: str = "") -> dict[str, Any]:
     return receive_task(network, org, home)
 
 
-@flow(name="receive-all", persist_result=False)
+@flow(name="receive-all", persist_result=False, task_runner=_threads())
 def receive_all(network: str) -> dict[str, Any]:
     """Every 15 minutes: process the inboxes of every organisation this node hosts."""
     protect_all_handlers()
