@@ -16,6 +16,9 @@ What makes a whole file unusable raises :class:`~stafet.errors.FileRejected`
   the first bad byte offset); NUL bytes, and C1 control bytes in ISO-8859-1 text,
   count as invalid: no text export holds them, they mean a wrong encoding;
 * a CSV header with missing or unknown columns;
+* a CSV field over the csv module's field limit (128 Ki characters), or a physical
+  CSV line longer than any row of the format can be (refused once that many
+  characters are read, so memory stays bounded);
 * XML that is not well formed, fails its XSD, or carries a DOCTYPE at all (so
   XXE and billion-laughs documents are refused before lxml sees them; the parser
   is configured against them as well).
@@ -126,20 +129,46 @@ class _CheckedBytes:
         self.decode(chunk)
         return chunk
 
-    def lines(self) -> Iterator[str]:
-        """Yield decoded lines, each with its newline (a CR stays, for the csv module)."""
-        tail = ""
+    def lines(self, max_line: int) -> Iterator[str]:
+        """Yield decoded lines, each with its newline (a CR stays, for the csv module).
+
+        A line is assembled from the pieces of the chunks it spans and joined once,
+        when its newline comes (linear in its length). A physical line longer than
+        ``max_line`` characters raises ``FileRejected`` naming its line number, as
+        soon as that many characters have been read without a newline: memory stays
+        bounded by ``max_line`` whatever the file holds.
+        """
+        pieces: list[str] = []  # the current line so far, before its newline
+        size = 0  # characters in ``pieces``
+        number = 0  # lines yielded so far
         while True:
             chunk = self._fh.read(_READ_SIZE)
             text = self.decode(chunk)
             if not chunk:
-                if tail + text:
-                    yield tail + text
+                if pieces or text:
+                    if size + len(text) > max_line:
+                        raise self._too_long(number + 1, max_line)
+                    yield "".join(pieces) + text
                 return
-            parts = (tail + text).split("\n")
-            tail = parts.pop()
-            for p in parts:
-                yield p + "\n"
+            parts = text.split("\n")
+            if len(parts) > 1:
+                first = "".join(pieces) + parts[0] if pieces else parts[0]
+                pieces, size = [], 0
+                for line in (first, *parts[1:-1]):
+                    number += 1
+                    if len(line) > max_line:
+                        raise self._too_long(number, max_line)
+                    yield line + "\n"
+            if parts[-1]:
+                pieces.append(parts[-1])
+                size += len(parts[-1])
+                if size > max_line:
+                    raise self._too_long(number + 1, max_line)
+
+    def _too_long(self, line: int, max_line: int) -> FileRejected:
+        return FileRejected(f"line {line} is longer than any row of this format can be "
+                            f"(over {max_line} characters without a line break)",
+                            file=self._file, row=line, rule="csv_structure")
 
 
 # --- CSV ------------------------------------------------------------------------
@@ -153,6 +182,17 @@ class CsvReader:
     columns: tuple[str, ...]
     delimiter: str = ";"
 
+    @property
+    def max_line(self) -> int:
+        """The longest physical line (without its line break) any row of this format can have.
+
+        Every column (and the optional trailing one) at the csv module's field limit,
+        quoted with every character a doubled quote, plus its separator. A longer line
+        cannot be a row, so it is refused before it is held whole (a 100 MB field
+        without a line break would otherwise be read into memory before csv refuses it).
+        """
+        return (len(self.columns) + 1) * (2 * csv.field_size_limit() + 3)
+
     def __call__(self, path: Path) -> Iterator[Row]:
         """Yield the rows of ``path``; see the module docstring for what is rejected."""
         path = Path(path)
@@ -162,7 +202,7 @@ class CsvReader:
     def rows(self, fh: IO[bytes], file: str) -> Iterator[Row]:
         """Yield the rows of an open binary file named ``file`` (for messages)."""
         checked = _CheckedBytes(fh, self.encoding, file)
-        reader = csv.reader(checked.lines(), delimiter=self.delimiter, quotechar='"',
+        reader = csv.reader(checked.lines(self.max_line), delimiter=self.delimiter, quotechar='"',
                             doublequote=True, skipinitialspace=False, strict=False)
         header: list[str] | None = None
         n = 0
@@ -298,15 +338,18 @@ class XmlReader:
                 elem.clear(keep_tail=False)
                 while elem.getprevious() is not None:
                     del parent[0]
+        # The reason comes from this parse's own error log (``context.error_log``), never
+        # from ``e.error_log``: that is a copy of lxml's thread-wide log, which still holds
+        # the errors of earlier files, so its first entry can be another file's reason.
         except etree.DocumentInvalid as e:
-            raise FileRejected(f"XML does not match {self.xsd}: {_first_error(e)}", file=file,
-                               rule="xsd") from None
+            raise FileRejected(f"XML does not match {self.xsd}: {_first_error(context, e)}",
+                               file=file, rule="xsd") from None
         except etree.XMLSyntaxError as e:
-            log = e.error_log
+            log = context.error_log
             schema_error = bool(log) and log[0].domain == etree.ErrorDomains.SCHEMASV
             rule = "xsd" if schema_error else "xml_syntax"
             what = f"does not match {self.xsd}" if rule == "xsd" else "is not well formed"
-            raise FileRejected(f"XML {what}: {_first_error(e)}", file=file, rule=rule,
+            raise FileRejected(f"XML {what}: {_first_error(context, e)}", file=file, rule=rule,
                                line=e.lineno) from None
         if root_fields is None:
             _check_empty_root(context, self, file)
@@ -319,8 +362,9 @@ def _check_empty_root(context: etree.iterparse, fmt: XmlReader, file: str) -> No
         raise FileRejected(f"XML root is not {fmt.root} in {fmt.namespace}", file=file, rule="xsd")
 
 
-def _first_error(e: etree.LxmlError) -> str:
-    log = getattr(e, "error_log", None)
+def _first_error(context: etree.iterparse, e: etree.LxmlError) -> str:
+    """The first error of this parse (``context``), else the exception's own message."""
+    log = context.error_log
     if log:
         err = log[0]
         return f"line {err.line}: {err.message}"

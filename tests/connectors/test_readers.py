@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from ingest_fixtures import (
     easya_row,
     write_easya,
 )
+from lxml import etree
 
 from connectors.readers import (
     CONSENT_CSV,
@@ -139,6 +142,41 @@ def test_utf8_split_across_chunks_is_fine(tmp_path: Path) -> None:
     assert len(rows) == n + 1 and rows[-1].fields["samtykke_ref"].endswith("yø")
 
 
+
+def test_a_row_spanning_several_read_chunks_is_read_whole(tmp_path: Path) -> None:
+    """Every field near csv's field limit: one 2 MB line over three 1 MiB reads."""
+    values = [f"{i:02d}" + "x" * 120_000 for i in range(len(EASYA_CSV.columns))]
+    p = write_easya(tmp_path / "a.csv", [easya_row(), ";".join(values), easya_row()])
+    rows = list(EASYA_CSV(p))
+    assert [r.number for r in rows] == [2, 3, 4] and not any(r.problem for r in rows)
+    assert list(rows[1].fields.values()) == values
+    assert rows[2].fields == rows[0].fields
+
+
+def test_a_field_over_the_csv_field_limit_rejects_naming_the_row(tmp_path: Path) -> None:
+    p = write_easya(tmp_path / "a.csv", [easya_row(), easya_row(note="n" * 200_000)])
+    with pytest.raises(FileRejected) as e:
+        list(EASYA_CSV(p))
+    assert e.value.rule == "csv_structure" and e.value.row == 3 and "a.csv" in str(e.value)
+
+
+def test_a_line_longer_than_any_row_is_refused_before_it_is_read_whole(tmp_path: Path) -> None:
+    """A field without a line break is refused once ``max_line`` characters are read:
+    the rest of the file is never read, so memory stays bounded (tests/reliability has
+    the 100 MB case with its memory measured)."""
+    data = (EASYA_HEADER + "\r\n" + easya_row() + "\r\n779008;").encode("cp1252")
+    data += b"A" * (3 * EASYA_CSV.max_line) + b";x\r\n"
+    fh = io.BytesIO(data)
+    with pytest.raises(FileRejected) as e:
+        list(EASYA_CSV.rows(fh, "a.csv"))
+    assert e.value.rule == "csv_structure" and e.value.row == 3 and "a.csv" in str(e.value)
+    assert fh.tell() < EASYA_CSV.max_line + (2 << 20)
+
+
+def test_max_line_leaves_room_for_every_field_at_the_limit_quoted() -> None:
+    assert EASYA_CSV.max_line >= len(EASYA_CSV.columns) * (2 * csv.field_size_limit() + 3)
+
+
 GYM_OK = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
           b'<Elevhaendelser xmlns="urn:stafet:formats:skoleadm:1" institution="751001" '
           b'dannet="2026-11-21T02:00:00">\n%s</Elevhaendelser>\n')
@@ -161,6 +199,26 @@ def test_xml_not_well_formed_rejects(tmp_path: Path) -> None:
     with pytest.raises(FileRejected) as e:
         list(GYMNASIUM_XML(p))
     assert e.value.rule in ("xml_syntax", "xsd")
+
+
+@pytest.mark.parametrize("reader", [GYMNASIUM_XML, UU_XML], ids=lambda r: r.name)
+def test_xml_rejection_reason_is_this_files_own(tmp_path: Path, reader) -> None:
+    """lxml's thread-wide error log holds earlier errors (another file's, anyone's parse):
+    a file that is not XML at all is rejected as not well formed, with its own reason."""
+    invalid = tmp_path / "invalid.xml"
+    invalid.write_bytes(GYM_OK % EVENT.replace(b"<Navn>A B</Navn>", b"<Ukendt/>"))
+    not_xml = tmp_path / "not.xml"
+    not_xml.write_bytes(b"Instnr;CprNr\n1;2\n")
+    with pytest.raises(etree.XMLSyntaxError):
+        etree.fromstring(b"<stray><unclosed></stray>")
+    for first in (GYMNASIUM_XML, UU_XML):
+        with pytest.raises(FileRejected):
+            list(first(invalid))
+    with pytest.raises(FileRejected) as e:
+        list(reader(not_xml))
+    assert e.value.rule == "xml_syntax", str(e.value)
+    for stale in ("Ukendt", "stray", "Elevhaendelser"):
+        assert stale not in str(e.value), str(e.value)
 
 
 def test_xml_wrong_root_rejects(tmp_path: Path) -> None:

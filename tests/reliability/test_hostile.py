@@ -158,9 +158,6 @@ def test_100mb_xml_text_node_is_refused_in_bounded_memory(source: str, tmp_path:
     assert r["growth_mb"] < HUGE_LIMIT_MB, r
 
 
-@pytest.mark.xfail(strict=True, reason="BUG connectors/readers.py: _CheckedBytes.lines() concatenates "
-                   "`tail + text` per 1 MiB chunk until a newline comes, so a 100 MB field is held whole "
-                   "(~300 MB peak RSS, quadratic copying, ~15-20 s) before csv refuses it at 128 KiB")
 @pytest.mark.parametrize("source", ["easy-a"])
 def test_100mb_csv_field_is_refused_in_bounded_memory(source: str, tmp_path: Path) -> None:
     r = _probe(source, tmp_path)
@@ -205,10 +202,6 @@ def test_odd_file_names_in_a_drop_folder_are_skipped_or_refused(tmp_path: Path) 
     assert get_source("easy-a").matches("779008_haendelser_2026112102.csv")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG connectors/readers.py: the XML readers report a stale error: "
-                   "after a file that failed the XSD, a later file that is not XML at all is rejected "
-                   "with rule=xsd and the *earlier* file's message (lxml's error log is shared and "
-                   "_first_error reads its first entry), so the steward is told the wrong reason")
 def test_xml_rejection_reason_is_about_this_file_not_an_earlier_one(tmp_path: Path) -> None:
     reader = hostile.READERS["gymnasium"]
     bad_root = tmp_path / "a.xml"
