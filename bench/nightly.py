@@ -388,9 +388,23 @@ def tree_cpu() -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def run_direct(network: str) -> dict[str, Any]:
-    """The flow's stages as plain relay calls, one after the other."""
+def flow_threads() -> int:
+    """The flow's thread fan-out (``flows.nightly.MAX_THREADS``)."""
+    from flows.nightly import MAX_THREADS
+
+    return MAX_THREADS
+
+
+def run_direct(network: str, threads: int = 1) -> dict[str, Any]:
+    """The flow's stages as plain relay calls: one after the other, or fanned out like the flow."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from stafet import relay
+
+    ex = ThreadPoolExecutor(max_workers=max(threads, 1))
+
+    def each(fn: Any, items: list[str]) -> list[Any]:
+        return list(ex.map(fn, items)) if threads > 1 else [fn(i) for i in items]
 
     st: dict[str, float] = {}
     cpu0 = tree_cpu()
@@ -398,16 +412,17 @@ def run_direct(network: str) -> dict[str, Any]:
     names = relay.source_names(network)   # opens the context: store, vault, keys, network
     st["open"] = time.perf_counter() - t
     t = time.perf_counter()
-    files = [f for n in names for f in relay.ingest_source(network, n)]
+    files = [f for fs in each(lambda n: relay.ingest_source(network, n), names) for f in fs]
     st["ingest"] = time.perf_counter() - t
     t = time.perf_counter()
     routed = relay.route(network)
     st["route"] = time.perf_counter() - t
     t = time.perf_counter()
-    sent = [relay.send(network, [r]) for r in relay.pending_recipients(network)]
+    sent = each(lambda r: relay.send(network, [r]), relay.pending_recipients(network))
     st["send"] = time.perf_counter() - t
     t = time.perf_counter()
-    received = [relay.receive(network, o) for _ in range(2) for o in relay.hosted_orgs(network)]
+    received = [r for _ in range(2) for r in each(lambda o: relay.receive(network, o),
+                                                 relay.hosted_orgs(network))]
     st["receive/receipts"] = time.perf_counter() - t
     t = time.perf_counter()
     waiting = relay.unacknowledged(network)
@@ -415,7 +430,9 @@ def run_direct(network: str) -> dict[str, Any]:
     relay.report(network)
     relay.outbox_counts(network)
     st["deadlines/report"] = time.perf_counter() - t
-    return {"stages": st, "wall": time.perf_counter() - t0, "cpu": tree_cpu() - cpu0, "counts": {
+    ex.shutdown()
+    return {"stages": st, "wall": time.perf_counter() - t0, "cpu": tree_cpu() - cpu0, "threads": threads,
+            "counts": {
         "files": len(files), "rows": sum(f["rows"] for f in files),
         "accepted": sum(f["accepted"] for f in files), "quarantined": sum(f["quarantined"] for f in files),
         "handovers": routed, "sent": sum(s["sent"] for s in sent),
@@ -483,7 +500,10 @@ def phase(kind: str, base: Path) -> None:
     from stafet.logs import setup_logging
 
     setup_logging(logging.WARNING)
-    out = run_direct(network) if kind == "direct" else run_prefect(network)
+    if kind == "prefect":
+        out = run_prefect(network)
+    else:
+        out = run_direct(network, threads=flow_threads() if kind == "threads" else 1)
     print("RESULT " + json.dumps(out, default=str))
 
 
@@ -502,7 +522,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=2_000)
     ap.add_argument("--bits", type=int, default=3072, help="RSA key size of the organisations")
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it")
-    ap.add_argument("--phase", choices=["build", "direct", "prefect"], help=argparse.SUPPRESS)
+    ap.add_argument("--phase", choices=["build", "direct", "threads", "prefect"], help=argparse.SUPPRESS)
     ap.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.phase == "build":
@@ -529,7 +549,7 @@ def main() -> None:
               f"{built['history_s']:.1f} s, {built['files']} files in {built['sources']} sources, "
               f"{built['rows']:,} rows", flush=True)
         results = {}
-        for kind in ("direct", "prefect"):
+        for kind in ("direct", "threads", "prefect"):
             shutil.copytree(work / "template", work / kind)
             print(f"running the night: {kind} …", flush=True)
             results[kind] = _child(kind, work / kind, env)
@@ -542,31 +562,34 @@ def main() -> None:
 
 
 def report(r: dict[str, Any]) -> None:
-    d, p = r["direct"], r["prefect"]
-    print("\ncounts (direct | prefect):")
+    d, t, p = r["direct"], r["threads"], r["prefect"]
+    cols = f"{'direct':>9} {'threads':>9} {'prefect':>9}"
+    print(f"\ncounts             {cols}")
     for k in ("files", "rows", "accepted", "quarantined", "sent", "acknowledged", "unacknowledged"):
-        print(f"  {k:<16} {d['counts'][k]:>8} | {p['counts'][k]:>8}")
-    print(f"  handovers        {d['counts']['handovers']} | {p['counts']['handovers']}")
+        print(f"  {k:<16} {d['counts'][k]:>9} {t['counts'][k]:>9} {p['counts'][k]:>9}")
+    print(f"  handovers: {p['counts']['handovers']}")
     if p["counts"]["failures"]:
-        print(f"  FAILURES: {p['counts']['failures']}")
-    print("\nwall time per stage, seconds:")
-    print(f"  {'stage':<20} {'direct':>8} {'prefect':>8}")
+        print(f"  FAILURES in the flow: {p['counts']['failures']}")
+    print(f"\nwall time, seconds {cols}")
     for stage in ("open", "ingest", "route", "send", "receive/receipts", "deadlines/report",
                   "summary, artifact"):
-        print(f"  {stage:<20} {d['stages'].get(stage, 0):>8.1f} {p['stages'].get(stage, 0):>8.1f}")
-    print(f"  {'whole night':<20} {d['wall']:>8.1f} {p['wall']:>8.1f}")
-    print(f"  {'CPU s (whole tree)':<20} {d['cpu']:>8.1f} {p['cpu']:>8.1f}")
-    share = (p["wall"] - d["wall"]) / p["wall"]
-    print(f"\nprefect: temporary server start (once per process, before the night) "
-          f"{p['server_start']:.1f} s; {p['task_runs']} task runs; flow run {p['flow_run_s']:.1f} s "
-          "by its own record")
-    print(f"prefect's share of the night: ({p['wall']:.1f} - {d['wall']:.1f}) / {p['wall']:.1f} = "
-          f"{share:.1%} (target < 10 %); with the server start: "
-          f"{(p['wall'] + p['server_start'] - d['wall']) / (p['wall'] + p['server_start']):.1%}")
-    print(f"prefect's share by CPU time (this process, its workers and Prefect's server): "
-          f"({p['cpu']:.1f} - {d['cpu']:.1f}) / {p['cpu']:.1f} = {(p['cpu'] - d['cpu']) / p['cpu']:.1%}")
+        print(f"  {stage:<16} " + " ".join(f"{x['stages'].get(stage, 0):>9.1f}" for x in (d, t, p)))
+    print(f"  {'whole night':<16} " + " ".join(f"{x['wall']:>9.1f}" for x in (d, t, p)))
+    print(f"  {'CPU s, tree':<16} " + " ".join(f"{x['cpu']:>9.1f}" for x in (d, t, p)))
+    print(f"\ndirect = relay stages one after the other; threads = the same calls fanned out over "
+          f"{t['threads']} threads like the flow; prefect = nightly_sync")
+    print(f"prefect: temporary server start (once per process, before the night) {p['server_start']:.1f} s; "
+          f"{p['task_runs']} task runs; the flow run {p['flow_run_s']:.1f} s by its own record")
+
+    def share(x: float, base: float) -> str:
+        return f"({x:.1f} - {base:.1f}) / {x:.1f} = {(x - base) / x:.1%}"
+
+    print(f"prefect's share, wall, against threads: {share(p['wall'], t['wall'])}; "
+          f"against direct: {share(p['wall'], d['wall'])}  (target < 10 %)")
+    print(f"prefect's share, CPU, against threads: {share(p['cpu'], t['cpu'])}; "
+          f"against direct: {share(p['cpu'], d['cpu'])}")
     night = p["wall"] + p["server_start"]
-    print(f"whole night through Prefect, server start included: {night:.1f} s (target < 300 s): "
+    print(f"whole night through Prefect, temporary server start included: {night:.1f} s (target < 300 s): "
           f"{'OK' if night < 300 else 'MISSED'}")
 
 

@@ -10,6 +10,7 @@ hung peer. Prefect task timeouts cannot interrupt blocking I/O in worker threads
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -45,9 +46,11 @@ def _retriable(task: Any, task_run: Any, state: Any) -> bool:
 
 _common: dict[str, Any] = {"cache_policy": NONE, "persist_result": False}
 
-# Fan-out in threads, bounded: Prefect's default pool has no limit, and with ~20 sources
-# the ingest threads outnumbered the store's connection pool (5 + 10) and timed out.
-MAX_THREADS = 4
+# Fan-out in threads, bounded by the cores: Prefect's default pool has no limit, and with
+# ~20 sources the ingest threads outnumbered the store's connection pool (5 + 10) and timed
+# out; each concurrent ingest also starts its own GX validation worker (≈ 3 s CPU, 270 MB).
+# bench/nightly.py on 2 cores: 4 threads 83 s, 2 threads 57 s, one after the other 61 s.
+MAX_THREADS = min(4, os.cpu_count() or 2)
 
 
 def _threads() -> Any:
