@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mappings.common import Table, apply, code_in, cpr, date_iso, optional, pipe_list, required, text
+from mappings.common import (
+    Table,
+    apply,
+    code_in,
+    cpr,
+    date_iso,
+    free_text,
+    optional,
+    pipe_list,
+    required,
+    text,
+)
 from stafet.errors import DataError
 from stafet.models import Consent, Provenance
 
@@ -22,13 +33,13 @@ FIELDS: Table = {
     "cpr": ("cpr", cpr),
     "ref": ("samtykke_ref", required(text)),
     "signed_by": ("underskrevet_af", code_in(SIGNERS, "signer")),
-    "signer_name": ("underskriver_navn", text),
+    "signer_name": ("underskriver_navn", free_text),
     "signed_date": ("underskrevet_dato", required(date_iso)),
     "valid_from": ("gyldig_fra", required(date_iso)),
     "valid_to": ("gyldig_til", required(date_iso)),
     "recipients": ("modtagere", pipe_list),
     "scopes": ("oplysninger", pipe_list),
-    "situation": ("situation", text),
+    "situation": ("situation", free_text),
     "withdrawn_date": ("tilbagekaldt_dato", optional(date_iso)),
 }
 

@@ -16,6 +16,7 @@ from mappings.common import (
     cpr,
     date_dmy,
     decimal_comma,
+    free_text,
     optional,
     percentage,
     required,
@@ -35,22 +36,22 @@ FIELDS: Table = {
     "cpr": ("CprNr", cpr),
     "institution": ("Instnr", required(text)),
     "department": ("Afdeling", text),
-    "first_name": ("Fornavn", text),
-    "last_name": ("Efternavn", text),
+    "first_name": ("Fornavn", free_text),
+    "last_name": ("Efternavn", free_text),
     "home_municipality": ("Bopaelskommune", required(text)),
     "event_date": ("Haendelsesdato", required(date_dmy)),
     "programme_code": ("Uddannelse", required(text)),
-    "programme_name": ("Udd_betegnelse", text),
+    "programme_name": ("Udd_betegnelse", free_text),
     "start_date": ("Startdato", optional(date_dmy)),
     "absence_pct": ("Fravaersprocent", optional(percentage(decimal_comma))),
-    "note": ("Note", text),
-    "contact_name": ("Kontakt_navn", text),
+    "note": ("Note", free_text),
+    "contact_name": ("Kontakt_navn", free_text),
     "contact_email": ("Kontakt_email", text),
 }
 
 DROPOUT_FIELDS: Table = {
     "reason_code": ("Afbrudsaarsag", code_in(REASON_CODES, "dropout_reason")),
-    "reason_text": ("Afbrudsaarsag_tekst", text),
+    "reason_text": ("Afbrudsaarsag_tekst", free_text),
 }
 
 

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mappings.common import Table, apply, cpr, date_dmy, jn, lower_code_in, optional, required, text
+from mappings.common import (
+    Table,
+    apply,
+    cpr,
+    date_dmy,
+    free_text,
+    jn,
+    lower_code_in,
+    optional,
+    required,
+    text,
+)
 from stafet.models import Provenance, TransitionCase
 
 RECEIVERS = ("socialafdeling", "jobcenter", "ingen")
@@ -20,7 +31,7 @@ FIELDS: Table = {
     "aftercare_sel76": ("SEL76_efterværn", jn),
     "support_sel85": ("SEL85_stoette", jn),
     "receiver": ("Modtager", lower_code_in(RECEIVERS, "receiver")),
-    "adviser_name": ("Raadgiver_navn", text),
+    "adviser_name": ("Raadgiver_navn", free_text),
     "adviser_email": ("Raadgiver_email", text),
     "consent_ref": ("Samtykke_ref", text),
 }

@@ -17,6 +17,7 @@ from mappings.common import (
     cpr,
     date_iso,
     decimal_point,
+    free_text,
     optional,
     percentage,
     required,
@@ -39,16 +40,16 @@ FIELDS: Table = {
     "home_municipality": ("Bopaelskommune", required(text)),
     "event_date": ("Dato", required(date_iso)),
     "programme_code": ("Uddannelse@kode", required(text)),
-    "programme_name": ("Uddannelse", text),
+    "programme_name": ("Uddannelse", free_text),
     "start_date": ("Startdato", optional(date_iso)),
     "absence_pct": ("Fravaer", optional(percentage(decimal_point))),
-    "contact_name": ("Kontakt@navn", text),
+    "contact_name": ("Kontakt@navn", free_text),
     "contact_email": ("Kontakt@email", text),
 }
 
 DROPOUT_FIELDS: Table = {
     "reason_code": ("Aarsag@kode", code_in(REASON_CODES, "dropout_reason")),
-    "reason_text": ("Aarsag", text),
+    "reason_text": ("Aarsag", free_text),
 }
 
 
@@ -65,5 +66,5 @@ def map_row(fields: Mapping[str, str], prov: Provenance) -> SchoolEvent:
     values = apply(FIELDS, fields, file=prov.file, row=prov.row)
     if kind is Dropout:
         values.update(apply(DROPOUT_FIELDS, fields, file=prov.file, row=prov.row))
-    first, last = split_name(text(fields.get("Navn") or ""))
+    first, last = split_name(free_text(fields.get("Navn") or ""))
     return kind(provenance=prov, first_name=first, last_name=last, **values)

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mappings.common import ConversionError, Table, apply, cpr, date_iso, optional, required, text
+from mappings.common import (
+    ConversionError,
+    Table,
+    apply,
+    cpr,
+    date_iso,
+    free_text,
+    optional,
+    required,
+    text,
+)
 from stafet.errors import DataError
 from stafet.models import EducationPlan, Provenance
 
@@ -23,10 +33,10 @@ FIELDS: Table = {
     "plan_id": ("@id", required(text)),
     "updated": ("@opdateret", required(date_iso)),
     "goal_code": ("MaalUddannelse@kode", required(text)),
-    "goal_name": ("MaalUddannelse", text),
+    "goal_name": ("MaalUddannelse", free_text),
     "goal_institution": ("MaalUddannelse@institution", text),
-    "support_other": ("Stoettebehov/Andet", text),
-    "counsellor_name": ("Vejleder@navn", text),
+    "support_other": ("Stoettebehov/Andet", free_text),
+    "counsellor_name": ("Vejleder@navn", free_text),
     "counsellor_email": ("Vejleder@email", text),
     "counsellor_phone": ("Vejleder@tlf", text),
     "agreement_date": ("Aftale@dato", optional(date_iso)),

@@ -15,6 +15,7 @@ from mappings.common import (
     date_iso,
     decimal_comma,
     decimal_point,
+    free_text,
     ja_nej,
     jn,
     optional,
@@ -24,6 +25,7 @@ from mappings.common import (
     split_name,
     text,
 )
+from stafet.cpr import redact
 from stafet.errors import DataError
 
 
@@ -89,3 +91,22 @@ def test_apply_names_column_and_rule() -> None:
     with pytest.raises(DataError) as e:
         apply(table, {"Dato": "02-01-2026"}, file="f.csv", row=7)
     assert (e.value.rule, e.value.row, e.value.context["column"]) == ("date_format", 7, "Dato")
+
+
+def test_free_text_redacts_a_typed_cpr_in_every_written_form() -> None:
+    for form in ("020209-4012", "0202094012", "020209 4012"):
+        assert free_text(f" bror {form} ringede\r\n") == "bror ******-**** ringede"
+        assert free_text(form) == "******-****"
+        assert free_text(f"{form};{form}") == "******-****;******-****"
+    assert free_text("  Højt fravær,\r\nsamtale aftalt ") == "Højt fravær,\nsamtale aftalt"   # as text()
+    assert free_text("") == "" and free_text("Åse Møller") == "Åse Møller"
+
+
+@pytest.mark.parametrize("value", [
+    "mødt 3 af 10 dage 17-11-2026", "tlf 20304050, sag 2026-0042", "ref 12345678901", "x0202094012",
+    "0202094012x", "02020940123", "020209--4012", "a 3112994123 b", "990209-4012", "٠٢٠٢٠٩-٤٠١٢",
+    "02٠2٠9-4٠12", "1" * 40, "020209-4012 " * 50, "x" * 500, "0202094012\n0303094012", "020209-4012\r\n"])
+def test_free_text_pre_check_never_skips_what_redact_would_catch(value: str) -> None:
+    """The cheap pre-check is only a shortcut: the result is always ``redact(text(v))``."""
+    assert free_text(value) == redact(text(value))
+    assert free_text(f" {value} ") == redact(text(value))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime
 
 import pytest
@@ -120,3 +121,32 @@ def test_consent_sample() -> None:
         with pytest.raises(DataError) as e:
             consent.map_row({**base, **change}, _prov())
         assert e.value.rule == rule
+
+
+# A clerk typed a sibling's CPR into free text (tests/reliability/test_canary.py): no
+# free-text field of any mapping keeps it; the youth's own CPR field is parsed as before.
+SIBLING = "0202094012"
+SIBLING_FORMS = (SIBLING, f"{SIBLING[:6]}-{SIBLING[6:]}", f"{SIBLING[:6]} {SIBLING[6:]}")
+FREE_TEXT_COLUMNS = {
+    EASYA: (easya, ("Fornavn", "Efternavn", "Udd_betegnelse", "Note", "Kontakt_navn", "Afbrudsaarsag_tekst")),
+    GYMNASIUM: (gymnasium, ("Navn", "Uddannelse", "Kontakt@navn", "Aarsag")),
+    UU: (uu, ("MaalUddannelse", "Stoettebehov/Andet", "Vejleder@navn")),
+    JOBCENTER: (jobcentre, ("maal_uddannelse", "mentor_navn", "sagsbehandler_navn")),
+    FAMILIE: (family, ("Raadgiver_navn",)),
+    SAMTYKKER: (consent, ("underskriver_navn", "situation")),
+}
+
+
+@pytest.mark.parametrize("name", list(FREE_TEXT_COLUMNS))
+def test_a_cpr_typed_into_free_text_is_redacted_before_it_is_a_record(name: str) -> None:
+    module, columns = FREE_TEXT_COLUMNS[name]
+    row = _rows(name)[0]
+    own = module.map_row(row, _prov()).cpr
+    typed = {c: f"Anne {SIBLING_FORMS[i % 3]} ringede" for i, c in enumerate(columns)}
+    rec = module.map_row({**row, **typed}, _prov())
+    assert rec.cpr == own  # the youth's own CPR field is not free text
+    values = {f.name: getattr(rec, f.name) for f in dataclasses.fields(rec) if f.name != "cpr"}
+    text = repr(values)
+    assert not [f for f in SIBLING_FORMS if f in text], text
+    assert text.count("******-****") >= len(columns), text
+    assert "Anne" in text and "ringede" in text  # the note still reads

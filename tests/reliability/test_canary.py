@@ -109,10 +109,6 @@ def test_no_other_file_under_stafet_home_holds_a_canary(night: Path) -> None:
                 assert not [f for f in forms if f.encode() in data], p
 
 
-@pytest.mark.xfail(strict=True, reason="BUG mappings/store: a CPR typed into a free-text field (EASY-A "
-                   "'Note': 'bror 020209-4012 ringede') is stored in clear in records.payload; README "
-                   "promises no clear CPR in the store. Free text should pass through stafet.cpr.redact "
-                   "(or the row be quarantined) before it is stored")
 def test_cpr_typed_into_free_text_is_not_stored_in_clear(night: Path) -> None:
     assert FREE_TEXT.encode() not in (night / "home" / "stafet.db").read_bytes()
 
