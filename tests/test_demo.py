@@ -96,3 +96,12 @@ def test_no_cpr_in_file_names_database_or_prefect(demo_run) -> None:
     blobs = b"".join(p.read_bytes() for p in (cwd / ".stafet").rglob("*.db*") if p.is_file())
     assert b"779008" in blobs  # the databases are readable
     assert not [f for f in forms if f.encode() in blobs]
+
+
+def test_the_nightly_report_shows_held_partial_and_sent(demo_run) -> None:
+    cwd, _, _ = demo_run
+    (page,) = (cwd / ".stafet" / "reports").glob("nightly-*.html")
+    text = page.read_text()
+    assert "ingen samtykke" in text                        # held: the social services transition
+    assert "samtykke dækker ikke støttebehov" in text      # partial: the plan without support needs
+    assert "acknowledged" in text                           # full handovers, per rule
