@@ -120,6 +120,18 @@ class KeyStore:
         return serialization.BestAvailableEncryption(self.passphrase)
 
     def _load_key(self, path: Path) -> rsa.RSAPrivateKey:
+        # Decrypting a PKCS#8 key costs ~70 ms (its KDF): once per file version per
+        # process, not once per package. Keyed by mtime and size, so a rotated or
+        # replaced file is read again.
+        st = path.stat()
+        stamp = (str(path), st.st_mtime_ns, st.st_size)
+        cache: dict[tuple[str, int, int], rsa.RSAPrivateKey] = self.__dict__.setdefault("_key_cache", {})
+        if stamp in cache:
+            return cache[stamp]
+        cache[stamp] = key = self._read_key(path)
+        return key
+
+    def _read_key(self, path: Path) -> rsa.RSAPrivateKey:
         try:
             key = serialization.load_pem_private_key(path.read_bytes(), self.passphrase)
         except (TypeError, ValueError):
