@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 from stafet.cpr import redact
 
@@ -40,11 +41,43 @@ def protect(logger: logging.Logger | logging.Handler) -> None:
         logger.addFilter(_FILTER)
 
 
+class StafetStderrHandler(logging.StreamHandler[TextIO]):
+    """A stream handler on whatever ``sys.stderr`` is when a record is emitted.
+
+    Like :data:`logging.lastResort`: a handler bound to the ``sys.stderr`` of the
+    moment it was made keeps writing to that stream after it was replaced and closed
+    (an embedding application, pytest's capture of an earlier test), and every record
+    then ends as a "--- Logging error ---" traceback on the new stderr instead of the
+    redacted line.
+
+    The name must not start with ``_``: Prefect's own logging setup keeps the root
+    logger's handlers only when one of them is a "user handler" (one with a formatter
+    whose class name does not start with ``_``), and replaces them with its console
+    otherwise — every other root handler (a log file) then goes too.
+    """
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> TextIO:
+        """The current ``sys.stderr``."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        """Ignored: the stream is always the current ``sys.stderr``."""
+
+
 def setup_logging(level: int = logging.INFO) -> None:
-    """Configure stafet's logging: one stderr handler, redaction on every handler."""
+    """Configure stafet's logging: one stderr handler, redaction on every handler.
+
+    Idempotent: a second call adds no second handler. The handler writes to the
+    ``sys.stderr`` of each record's moment, not the one of the first call.
+    """
     root = logging.getLogger()
     if not any(getattr(h, "_stafet", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = StafetStderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler._stafet = True  # type: ignore[attr-defined]
         root.addHandler(handler)

@@ -1,6 +1,8 @@
 """The redaction filter: the safety net behind "never log a CPR"."""
 
+import io
 import logging
+import sys
 
 from stafet.errors import DataError
 from stafet.logs import RedactCprFilter, setup_logging
@@ -25,7 +27,39 @@ def test_filter_masks_message_args_and_exceptions(caplog) -> None:
 def test_setup_logging_protects_stderr(capsys) -> None:
     setup_logging()
     logging.getLogger("stafet.x").warning("cpr 1203084127 here")
-    assert "1203084127" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "1203084127" not in err
+    assert "cpr ******-**** here" in err and "Logging error" not in err, err  # written, and masked
+
+
+def test_setup_logging_follows_sys_stderr_when_it_is_replaced(monkeypatch) -> None:
+    """The stafet handler writes to the current ``sys.stderr``, not to the one of the call
+    that created it: that one may be closed by now (an earlier pytest test's capture, as
+    when tests/test_ingest.py ran the CLI first), and every record would end as a
+    "--- Logging error ---" traceback printing the logging call's source line."""
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    setup_logging()
+    setup_logging()
+    first.close()
+    for _ in range(2):
+        now = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", now)
+        setup_logging()
+        logging.getLogger("stafet.x").warning("cpr 1203084127 here")
+        assert now.getvalue().count("cpr ******-**** here") == 1, now.getvalue()  # one handler, masked
+        assert "1203084127" not in now.getvalue() and "Logging error" not in now.getvalue()
+
+
+def test_prefect_keeps_the_stafet_handler_on_the_root_logger() -> None:
+    """Prefect's logging setup replaces the root logger's handlers unless one of them is a
+    "user handler": it has a formatter and its class name does not start with ``_``
+    (prefect.logging.configuration.setup_logging). The stafet handler must be one, or a
+    flow run drops it and every other root handler (tests/reliability/canary_run.py's
+    log file)."""
+    setup_logging()
+    (handler,) = [h for h in logging.getLogger().handlers if getattr(h, "_stafet", False)]
+    assert handler.formatter is not None and not type(handler).__name__.startswith("_")
 
 
 def test_errors_redact_their_own_message() -> None:
