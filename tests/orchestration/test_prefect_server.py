@@ -268,7 +268,8 @@ def night(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Ite
     server_env = {**base, "PREFECT_HOME": str(prefect_home),
                   "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false", "PREFECT_UI_ENABLED": "false"}
     if databases.prefect_url:
-        server_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = databases.prefect_url
+        # the README's name for it (an alias of PREFECT_SERVER_DATABASE_CONNECTION_URL)
+        server_env["PREFECT_API_DATABASE_CONNECTION_URL"] = databases.prefect_url
     client_env = {**base, "PREFECT_HOME": str(tmp / "prefect-client-home"), "PREFECT_API_URL": api}
 
     # The demo network, built with known secrets (no secret files: the flows must use the blocks).
