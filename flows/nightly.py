@@ -10,6 +10,7 @@ hung peer. Prefect task timeouts cannot interrupt blocking I/O in worker threads
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -31,6 +32,23 @@ def _why(e: BaseException) -> str:
     kept (a database driver's message may quote row values).
     """
     return f"{type(e).__name__}: {e}" if isinstance(e, StafetError) else type(e).__name__
+
+
+def _contained(fn: Any, *args: Any) -> Any:
+    """Run a relay stage; an exception that is not stafet's reaches Prefect as its type only.
+
+    Prefect stores a failed task's exception text in its database, and a library's
+    message may quote row values (Great Expectations lists unexpected values). The
+    traceback stays in the worker's local log (CPR-redacted).
+    """
+    try:
+        return fn(*args)
+    except StafetError:
+        raise
+    except Exception as e:
+        logging.getLogger("stafet.flows").exception("stage %s failed", getattr(fn, "__name__", "?"))
+        raise RuntimeError(f"{type(e).__name__} in {getattr(fn, '__name__', 'a stage')} "
+                           "(details in the worker's log)") from None
 
 
 def _retriable(task: Any, task_run: Any, state: Any) -> bool:
@@ -61,39 +79,39 @@ def _threads() -> Any:
       retry_condition_fn=_retriable, **_common)
 def ingest_source(network: str, source: str) -> list[dict[str, Any]]:
     """Pull and ingest one source's waiting files."""
-    return relay.ingest_source(network, source)
+    return _contained(relay.ingest_source, network, source)
 
 
 @task(name="route", **_common)
 def route(network: str) -> dict[str, int]:
     """Routing decisions → handovers."""
-    return relay.route(network)
+    return _contained(relay.route, network)
 
 
 @task(name="send", retries=3, retry_delay_seconds=exponential_backoff(5),
       retry_condition_fn=_retriable, **_common)
 def send(network: str, recipient: str) -> dict[str, Any]:
     """Send one recipient's pending handovers (a concurrency tag per endpoint)."""
-    return relay.send(network, [recipient])
+    return _contained(relay.send, network, [recipient])
 
 
 @task(name="receive", retries=2, retry_delay_seconds=exponential_backoff(5),
       retry_condition_fn=_retriable, **_common)
 def receive_task(network: str, org: str, home: str = "") -> dict[str, Any]:
     """Process one organisation's inbox (handovers, receipts, withdrawals)."""
-    return relay.receive(network, org, home)
+    return _contained(relay.receive, network, org, home)
 
 
 @task(name="deadlines", **_common)
 def deadlines_task(network: str) -> dict[str, int]:
     """The duty clock (counts only)."""
-    return relay.deadlines(network)
+    return _contained(relay.deadlines, network)
 
 
 @task(name="report", **_common)
 def report_task(network: str) -> str:
     """Write the nightly HTML report; its path is the result."""
-    return relay.report(network)
+    return _contained(relay.report, network)
 
 
 @flow(name="nightly-sync", persist_result=False, log_prints=False,
@@ -157,6 +175,21 @@ def nightly_sync(network: str) -> dict[str, Any]:
     create_table_artifact(key="nightly-counts", table=[
         {"what": k, "count": v} for k, v in summary.items() if isinstance(v, int)],
         description="Counts only: no personal data.")
+    per_source: dict[str, dict[str, Any]] = {}
+    for f in files:
+        row = per_source.setdefault(f["source"], {"source": f["source"], "files": 0, "rows": 0, "accepted": 0,
+                                                  "duplicates": 0, "updated": 0, "quarantined": 0,
+                                                  "rejected_files": 0})
+        row["files"] += 1
+        row["rejected_files"] += int(bool(f["rejected"]))
+        for k in ("rows", "accepted", "duplicates", "updated", "quarantined"):
+            row[k] += f[k]
+    create_table_artifact(key="nightly-per-source", table=[per_source[k] for k in sorted(per_source)],
+                          description="Rows per source: counts only.")
+    create_table_artifact(key="nightly-per-rule", table=relay.handover_counts(network, "rule"),
+                          description="Handovers per routing rule and status: counts only.")
+    create_table_artifact(key="nightly-per-recipient", table=relay.handover_counts(network, "recipient"),
+                          description="Handovers per recipient and status: counts only.")
     logger.info("nightly: %s files, %s sent, %s acknowledged, %s unacknowledged",
                 summary["files"], summary["sent"], summary["acknowledged"], summary["unacknowledged"])
     if failures:

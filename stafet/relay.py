@@ -182,3 +182,15 @@ def report(network: str, today: dt.date | None = None) -> str:
     ctx = context(network)
     today = today or dt.date.today()
     return str(write_report(ctx, today=today, deadlines=compute_deadlines(ctx, today)))
+
+
+def handover_counts(network: str, by: str) -> list[dict[str, Any]]:
+    """Handovers per rule or per recipient and status: rows for a Prefect artifact."""
+    column = {"rule": Handover.rule, "recipient": Handover.recipient}[by]
+    ctx = context(network)
+    table: dict[str, dict[str, Any]] = {}
+    with ctx.store.session() as s:
+        for key, st, n in s.execute(select(column, Handover.status, func.count())
+                                    .group_by(column, Handover.status)):
+            table.setdefault(key, {by: key})[st] = n
+    return [table[k] for k in sorted(table)]

@@ -105,3 +105,19 @@ def test_the_nightly_report_shows_held_partial_and_sent(demo_run) -> None:
     assert "ingen samtykke" in text                        # held: the social services transition
     assert "samtykke dækker ikke støttebehov" in text      # partial: the plan without support needs
     assert "acknowledged" in text                           # full handovers, per rule
+
+
+def test_prefect_artifacts_per_source_rule_and_recipient_hold_counts_only(demo_run) -> None:
+    import json
+
+    cwd, _, _ = demo_run
+    with sqlite3.connect(cwd / ".stafet" / "prefect" / "prefect.db") as db:
+        rows = db.execute("select key, data from artifact order by created").fetchall()
+    keys = {k for k, _ in rows}
+    assert {"nightly-counts", "nightly-per-source", "nightly-per-rule", "nightly-per-recipient"} <= keys
+    per_rule = json.loads(json.loads([d for k, d in rows if k == "nightly-per-rule"][-1]))
+    assert {r["rule"] for r in per_rule} >= {"dropout_to_uu", "order_to_institution", "plan_to_institution"}
+    first = json.loads(json.loads(next(d for k, d in rows if k == "nightly-per-source")))
+    assert sum(r["rows"] for r in first) == 17 and len(first) == 6   # six source systems, first night
+    assert all(set(r) <= {"source", "files", "rows", "accepted", "duplicates", "updated", "quarantined",
+                          "rejected_files"} for r in first)
