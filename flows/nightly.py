@@ -133,6 +133,24 @@ def report_task(network: str) -> str:
     return _contained(relay.report, network)
 
 
+def _receive_pass(network: str, failures: list[str]) -> dict[str, Any]:
+    """One pass over every hosted inbox, in batches; failed parts are added to ``failures``."""
+    out: dict[str, Any] = {}
+    futures = [(b, receive_task.submit(network, b)) for b in _batches(relay.hosted_orgs(network))]
+    for batch, fut in futures:
+        try:
+            results = fut.result()
+        except Exception as e:
+            failures.append(f"receive {','.join(batch)}: {_why(e)}")
+            continue
+        for org, r in results.items():
+            if "failed" in r:
+                failures.append(f"receive {org}: {r['failed']}")
+            else:
+                out[org] = r
+    return out
+
+
 @flow(name="nightly-sync", persist_result=False, log_prints=False,
       task_runner=_threads())
 def nightly_sync(network: str) -> dict[str, Any]:
@@ -162,21 +180,11 @@ def nightly_sync(network: str) -> dict[str, Any]:
             failures.append(f"send to {rcpt}: {_why(e)}")
     received: dict[str, Any] = {}
     for _ in range(2):  # receipts written by one hosted org land in another's inbox
-        for batch, recv_fut in [(b, receive_task.submit(network, b))
-                                for b in _batches(relay.hosted_orgs(network))]:
-            try:
-                results = recv_fut.result()
-            except Exception as e:
-                failures.append(f"receive {','.join(batch)}: {_why(e)}")
-                continue
-            for org, r in results.items():
-                if "failed" in r:
-                    failures.append(f"receive {org}: {r['failed']}")
-                    continue
-                acc = received.setdefault(org, {})
-                for k, v in r.items():
-                    acc[k] = (sorted(set(acc.get(k, [])) | set(v)) if isinstance(v, list)
-                              else acc.get(k, 0) + v)
+        for org, r in _receive_pass(network, failures).items():
+            acc = received.setdefault(org, {})
+            for k, v in r.items():
+                acc[k] = (sorted(set(acc.get(k, [])) | set(v)) if isinstance(v, list)
+                          else acc.get(k, 0) + v)
     waiting = relay.unacknowledged(network)
     clock: dict[str, int] = {}
     try:
@@ -246,20 +254,8 @@ def receive(network: str, org: str, home: str = "") -> dict[str, Any]:
 def receive_all(network: str) -> dict[str, Any]:
     """Every 15 minutes: process the inboxes of every organisation this node hosts."""
     protect_all_handlers()
-    futures = [(b, receive_task.submit(network, b)) for b in _batches(relay.hosted_orgs(network))]
-    out: dict[str, Any] = {}
-    failures = []
-    for batch, fut in futures:
-        try:
-            results = fut.result()
-        except Exception as e:
-            failures.append(f"receive {','.join(batch)}: {_why(e)}")
-            continue
-        for org, r in results.items():
-            if "failed" in r:
-                failures.append(f"receive {org}: {r['failed']}")
-            else:
-                out[org] = r
+    failures: list[str] = []
+    out = _receive_pass(network, failures)
     if failures:
         raise RuntimeError("; ".join(failures))
     return out
