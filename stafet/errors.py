@@ -68,6 +68,18 @@ class PackageRejected(StafetError):
         self.reason = reason
         super().__init__(f"[{reason}] {message}", **context)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as it is (e.g. from a worker process that opened a package): the message
+        # was composed and redacted once, and must not be composed again.
+        return (_restore_rejection, (self.reason, str(self), self.context))
+
+
+def _restore_rejection(reason: str, text: str, context: dict[str, Any]) -> PackageRejected:
+    e = PackageRejected.__new__(PackageRejected)
+    Exception.__init__(e, text)
+    e.reason, e.context = reason, context
+    return e
+
 
 class DeliveryFailed(StafetError):
     """Delivery failed for good (e.g. SMTP 5xx); the handover goes to ``failed``."""

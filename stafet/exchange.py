@@ -29,7 +29,8 @@ from sqlalchemy import select
 from stafet.app_context import Context
 from stafet.errors import ConfigError, DeliveryFailed, PackageRejected, StafetError, TransientError
 from stafet.models import Provenance, record_from_payload
-from stafet.packages import Opened, build_package, new_package_id, open_package
+from stafet.opening import open_all
+from stafet.packages import Opened, build_package, new_package_id
 from stafet.routing import Decision, package_scope
 from stafet.store.db import utcnow
 from stafet.store.schema import Handover, ImportedPackage, Receipt, RecordRow, Youth
@@ -465,11 +466,16 @@ def process_inbox(ctx: Context, org_id: str, *, location: str | None = None) -> 
     keys = ctx.keys.decryption_keys(org_id)
     trust = trust_store(ctx)
     result = InboxResult()
-    for name in inbox.list("*.eml"):
-        data = inbox.read(name)
+    names = inbox.list("*.eml")
+    # Opening (decrypt, verify: CPU) may run in worker processes; everything with an effect
+    # below (store, receipt, moving the file) happens here, one file at a time, in order.
+    for name, data, outcome in open_all(((n, inbox.read(n)) for n in names), count=len(names),
+                                        org_id=org_id, keys=keys, trust=trust, members=ctx.network.members):
         opened: Opened | None = None
         try:
-            opened = open_package(data, org_id=org_id, keys=keys, trust=trust, members=ctx.network.members)
+            if isinstance(outcome, PackageRejected):
+                raise outcome
+            opened = outcome
             kind = opened.doc["type"]
             if kind == "receipt":
                 if accept_receipt(ctx, org_id, opened) == "acknowledged":

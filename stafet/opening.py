@@ -1,0 +1,180 @@
+"""Open a run of incoming packages on every core.
+
+Opening a package (:func:`stafet.packages.open_package`: decrypt, verify, check) costs
+one RSA private-key operation and about a millisecond of parsing, all of it holding
+Python's GIL (``pkcs7_decrypt_der`` does not release it), so threads do not help.
+When an inbox holds enough packages, :func:`open_all` opens them in worker
+processes while the caller imports, answers and files the ones already opened, in
+the inbox's order. Below :data:`MIN_PER_WORKER` packages per worker it opens them
+in-process: a spawned worker costs about half a second to start.
+
+The workers are pure: bytes in, an :class:`~stafet.packages.Opened` or a
+:class:`~stafet.errors.PackageRejected` out. Everything with an effect — the store,
+receipts, moving files — stays with the caller, in the order the outbox pattern
+needs, so a crash of the caller or a worker changes nothing the next pass cannot
+redo. The workers are the caller's own children: the organisation's decryption
+keys reach them over the pool's private pipe (never through a file), and each
+watches its parent and exits when the parent is gone (SIGKILL included).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import datetime as dt
+import multiprocessing
+import os
+import sys
+import threading
+import time
+import types
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from keys import OrgKey
+from stafet.errors import PackageRejected
+from stafet.models import Organisation
+from stafet.packages import Opened, open_package
+from stafet.trust import Signed, TrustStore
+
+MIN_PER_WORKER = 48
+"""Packages per worker below which a pool does not pay for its start (≈ 0.5 s a worker)."""
+IN_FLIGHT_PER_WORKER = 4
+"""Packages queued per worker: bounds memory (an inbox is read as it is opened)."""
+
+Outcome = Opened | PackageRejected
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def workers_for(count: int, cores: int | None = None) -> int:
+    """How many worker processes pay for ``count`` packages (0: open them in-process)."""
+    cores = available_cores() if cores is None else cores
+    if cores < 2:
+        return 0
+    n = min(cores, count // MIN_PER_WORKER)
+    return n if n >= 2 else 0
+
+
+@dataclass(frozen=True)
+class _Recipe:
+    """What a worker needs to open packages for one organisation (picklable)."""
+
+    org_id: str
+    keys: tuple[tuple[bytes, bytes], ...]  # (PKCS#8 DER, certificate DER)
+    anchors: tuple[bytes, ...]
+    crls: tuple[bytes, ...]
+    members: dict[str, Organisation]
+    parent: int  # the caller's pid: a worker whose parent is gone exits
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit when the parent is gone (SIGKILLed): the pool's pipes do not tell an idle worker."""
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(70)
+
+
+def _start_worker(recipe: _Recipe) -> None:
+    threading.Thread(target=_watch_parent, args=(recipe.parent,), name="stafet-parent-watch",
+                     daemon=True).start()
+    keys = []
+    for key_der, cert_der in recipe.keys:
+        key = serialization.load_der_private_key(key_der, None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        keys.append(OrgKey(key, x509.load_der_x509_certificate(cert_der)))
+    _WORKER.update(org_id=recipe.org_id, keys=keys, members=recipe.members,
+                   trust=TrustStore([x509.load_der_x509_certificate(a) for a in recipe.anchors],
+                                    [x509.load_der_x509_crl(c) for c in recipe.crls]))
+
+
+def _open_in_worker(data: bytes) -> tuple[dict[str, Any], bytes, dt.datetime, str, str]:
+    """Open one package in a worker; the result crosses the pipe as plain values."""
+    opened = open_package(data, org_id=_WORKER["org_id"], keys=_WORKER["keys"], trust=_WORKER["trust"],
+                          members=_WORKER["members"])
+    signer = opened.signed.signer.public_bytes(serialization.Encoding.DER)
+    return opened.doc, signer, opened.signed.signing_time, opened.signed.content_digest, opened.digest
+
+
+def _outcome(future: Future[tuple[dict[str, Any], bytes, dt.datetime, str, str]]) -> Outcome:
+    try:
+        doc, signer, when, content_digest, digest = future.result()
+    except PackageRejected as e:
+        return e
+    return Opened(doc, Signed(x509.load_der_x509_certificate(signer), when, content_digest), digest)
+
+
+@contextlib.contextmanager
+def _plain_main() -> Iterator[None]:
+    """Hide ``__main__`` while workers start.
+
+    A spawned worker re-imports its parent's main module (for a Prefect flow run that is
+    Prefect's engine: seconds of imports). The workers need nothing from it.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+def open_all(items: Iterable[tuple[str, bytes]], *, count: int, org_id: str, keys: list[OrgKey],
+             trust: TrustStore, members: dict[str, Organisation],
+             workers: int | None = None) -> Iterator[tuple[str, bytes, Outcome]]:
+    """Open ``(name, bytes)`` items in order; yield ``(name, bytes, Opened or PackageRejected)``.
+
+    ``count`` is how many items there are (to choose the number of workers,
+    :func:`workers_for`, unless ``workers`` is given). Items are read from ``items``
+    only as workers become free. Errors other than a refusal (a worker that died)
+    propagate: the caller's pass stops, and the next one starts over.
+    """
+    n = workers_for(count) if workers is None else workers
+    if n <= 0:
+        for name, data in items:
+            try:
+                yield name, data, open_package(data, org_id=org_id, keys=keys, trust=trust, members=members)
+            except PackageRejected as e:
+                yield name, data, e
+        return
+    recipe = _Recipe(
+        org_id,
+        tuple((k.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()),
+               k.cert.public_bytes(serialization.Encoding.DER)) for k in keys),
+        tuple(a.public_bytes(serialization.Encoding.DER) for a in trust.anchors),
+        tuple(c.public_bytes(serialization.Encoding.DER) for c in trust.crls),
+        dict(members), os.getpid())
+    pending: collections.deque[tuple[str, bytes, Future[Any]]] = collections.deque()
+    source = iter(items)
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                             initargs=(recipe,)) as pool:
+        def fill() -> None:
+            while len(pending) < n * IN_FLIGHT_PER_WORKER:
+                item = next(source, None)
+                if item is None:
+                    return
+                pending.append((item[0], item[1], pool.submit(_open_in_worker, item[1])))
+
+        with _plain_main():  # the first submit starts every worker
+            fill()
+        while pending:
+            name, data, future = pending.popleft()
+            outcome = _outcome(future)
+            fill()
+            yield name, data, outcome

@@ -1,0 +1,185 @@
+"""Opening an inbox on every core (``stafet.opening``): the same outcomes as one by one,
+in the inbox's order; refusals keep their reason across the process boundary; the
+workers die with their parent. And revocation is checked for issuing CAs too."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from stafet import opening
+from stafet.errors import PackageRejected
+from stafet.opening import open_all, workers_for
+from stafet.packages import Opened
+from stafet.trust import TrustStore
+
+
+def _inbox(net) -> list[tuple[str, bytes]]:
+    """Good packages for uu-viborg with refusals between them (each with its own reason)."""
+    items = [(f"good-{i:02d}.eml", net.build().eml) for i in range(8)]
+    tampered = bytearray(net.build().eml)
+    tampered[len(tampered) // 2] ^= 0x04  # inside the base64 body: a damaged envelope
+    items.insert(2, ("tampered.eml", bytes(tampered)))
+    items.insert(5, ("to-jobcenter.eml", net.build(recipient="jobcenter-viborg").eml))
+    items.insert(7, ("revoked.eml", net.build(sender_key=net.odd("revoked")).eml))
+    items.append(("garbage.eml", b"From: x\r\n\r\nnot a package"))
+    return items
+
+
+def _summary(outcomes: list[tuple[str, bytes, object]]) -> list[tuple[str, str, str]]:
+    out = []
+    for name, _, o in outcomes:
+        if isinstance(o, Opened):
+            out.append((name, o.doc["package_id"], o.digest))
+        else:
+            assert isinstance(o, PackageRejected)
+            out.append((name, o.reason, str(o)))
+    return out
+
+
+def test_workers_give_the_same_outcomes_in_the_same_order(net):
+    items = _inbox(net)
+    org = "uu-viborg"
+    keys = net.keystore(org).decryption_keys(org)
+    args = {"count": len(items), "org_id": org, "keys": keys, "trust": net.trust(), "members": net.members}
+    alone = list(open_all(iter(items), workers=0, **args))
+    pooled = list(open_all(iter(items), workers=2, **args))
+    assert _summary(pooled) == _summary(alone)
+    assert [n for n, _, _ in pooled] == [n for n, _ in items]
+    reasons = {n: o.reason for n, _, o in pooled if isinstance(o, PackageRejected)}
+    assert reasons == {"to-jobcenter.eml": "wrong_recipient", "revoked.eml": "revoked",
+                       "garbage.eml": "malformed", "tampered.eml": reasons["tampered.eml"]}
+    assert reasons["tampered.eml"] in {"malformed", "decrypt_failed", "bad_signature"}
+    good = [o for _, _, o in pooled if isinstance(o, Opened)]
+    assert len(good) == 8
+    # The signer's certificate crossed the pipe as DER and is the sender's.
+    assert {o.signed.org_id for o in good} == {"779008"}
+    assert all(o.signed.content_digest == o.digest for o in good)
+
+
+def test_a_full_inbox_pass_on_workers_imports_answers_and_keeps_refusals(net, monkeypatch):
+    monkeypatch.setattr(opening, "MIN_PER_WORKER", 2)  # this inbox is small: make the pool pay anyway
+    assert workers_for(12, cores=2) == 2
+    for name, data in _inbox(net):
+        net.deliver("uu-viborg", name, data)
+    result = net.receive("uu-viborg")
+    assert (result.imported, result.receipts_sent) == (8, 8)
+    assert set(result.rejected) == {"tampered.eml", "to-jobcenter.eml", "revoked.eml", "garbage.eml"}
+    rejected = net.home("uu-viborg") / "rejected"
+    assert (rejected / "revoked.eml.reason.txt").read_text().startswith("[revoked]")
+    assert not list(net.inbox("uu-viborg").glob("*.eml"))  # every file filed: processed or rejected
+    assert len(list(net.inbox("779008").glob("*.eml"))) == 8  # a signed receipt for each import
+
+
+def test_workers_for_keeps_small_inboxes_in_process():
+    assert workers_for(10, cores=2) == 0
+    assert workers_for(opening.MIN_PER_WORKER * 2, cores=2) == 2
+    assert workers_for(10_000, cores=1) == 0
+    assert workers_for(10_000, cores=8) == 8
+
+
+def test_a_refusal_pickles_with_its_reason_and_message():
+    e = PackageRejected("revoked", "the signer's certificate is revoked", serial="1f", signer="779008")
+    back = pickle.loads(pickle.dumps(e))
+    assert type(back) is PackageRejected
+    assert (back.reason, str(back), back.context) == (e.reason, str(e), e.context)
+
+
+def test_workers_exit_when_their_parent_is_killed(net, tmp_path: Path):
+    """A SIGKILLed receive (the crash tests do this) leaves no worker behind."""
+    org = "uu-viborg"
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent(f"""
+        import itertools, multiprocessing, sys, time
+        sys.path[:0] = {[str(Path(__file__).parents[2]), str(Path(__file__).parent)]!r}
+        from conftest import TestNet
+        from stafet.opening import open_all
+        net = TestNet(__import__("pathlib").Path({str(net.root)!r}))
+        eml = net.build().eml
+        keys = net.keystore({org!r}).decryption_keys({org!r})
+        for i, _ in enumerate(open_all((("p.eml", eml) for _ in itertools.count()), count=10**6,
+                                       org_id={org!r}, keys=keys, trust=net.trust(), members=net.members,
+                                       workers=2)):
+            if i == 3:
+                print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+            time.sleep(0.01)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        pids = [int(p) for p in line.split()]
+        assert len(pids) >= 2, line
+        assert all(Path(f"/proc/{p}").exists() for p in pids)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 20
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if _running(p)]
+        time.sleep(0.1)
+    assert alive == []
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+# --- revocation of an issuing CA ---------------------------------------------------------
+
+def _cert(subject: str, key: rsa.RSAPrivateKey, issuer: str, issuer_key: rsa.RSAPrivateKey, *,
+          ca: bool) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    return (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(issuer_key, hashes.SHA256()))
+
+
+def _crl(issuer: str, key: rsa.RSAPrivateKey,
+         revoked: list[x509.Certificate]) -> x509.CertificateRevocationList:
+    now = dt.datetime.now(dt.UTC)
+    b = (x509.CertificateRevocationListBuilder()
+         .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+         .last_update(now).next_update(now + dt.timedelta(days=7)))
+    for c in revoked:
+        b = b.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(c.serial_number)
+                                      .revocation_date(now).build())
+    return b.sign(key, hashes.SHA256())
+
+
+@pytest.mark.parametrize("revoke_intermediate", [False, True])
+def test_a_revoked_issuing_ca_revokes_what_it_issued(revoke_intermediate: bool):
+    keys = [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(3)]
+    root = _cert("root", keys[0], "root", keys[0], ca=True)
+    inter = _cert("intermediate", keys[1], "root", keys[0], ca=True)
+    leaf = _cert("779008", keys[2], "intermediate", keys[1], ca=False)
+    crls = [_crl("root", keys[0], [inter] if revoke_intermediate else []), _crl("intermediate", keys[1], [])]
+    trust = TrustStore([root], crls)
+    now = dt.datetime.now(dt.UTC)
+    if revoke_intermediate:
+        with pytest.raises(PackageRejected) as e:
+            trust.check_certificate(leaf, now, [inter])
+        assert e.value.reason == "revoked" and "issuing CA" in str(e.value)
+    else:
+        trust.check_certificate(leaf, now, [inter])  # chains, valid, nothing revoked
