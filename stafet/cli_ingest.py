@@ -44,13 +44,15 @@ def _fail(e: StafetError) -> None:
     raise typer.Exit(2)
 
 
-def _ingest_all(ctx: Context, paths: list[Path], source: str | None, show_progress: bool) -> list[FileResult]:
+def _ingest_all(ctx: Context, paths: list[Path], source: str | None, show_progress: bool,
+                docs_dir: Path | None = None) -> list[FileResult]:
     from stafet.ingest import ingest_file
 
     results = []
     if not show_progress:
         for p in paths:
-            results.append(ingest_file(ctx.store, ctx.network, p, source=source, home=ctx.home))
+            results.append(ingest_file(ctx.store, ctx.network, p, source=source, home=ctx.home,
+                                       docs_dir=docs_dir))
         return results
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -64,7 +66,7 @@ def _ingest_all(ctx: Context, paths: list[Path], source: str | None, show_progre
                 progress.update(t, completed=n)
 
             results.append(ingest_file(ctx.store, ctx.network, p, source=source, home=ctx.home,
-                                       progress=advance))
+                                       progress=advance, docs_dir=docs_dir))
             progress.update(task, total=results[-1].rows or 1, completed=results[-1].rows or 1)
     return results
 
@@ -88,12 +90,14 @@ def register(app: typer.Typer) -> None:
         Exit code 0 when every file was processed (quarantined rows are not an
         error), 1 when a file was rejected, 2 on a configuration error.
         """
-        from stafet.report import write_report
+        from stafet.report import docs_dir, new_run, write_report
 
         try:
             ctx = _ctx(network, home)
-            results = _ingest_all(ctx, paths, source, show_progress=not as_json and sys.stderr.isatty())
-            report_path = write_report(ctx.store, results, home=ctx.home) if report else None
+            run = new_run()
+            results = _ingest_all(ctx, paths, source, show_progress=not as_json and sys.stderr.isatty(),
+                                  docs_dir=docs_dir(run, ctx.home) if report else None)
+            report_path = write_report(ctx.store, results, home=ctx.home, run=run) if report else None
         except StafetError as e:
             _fail(e)
             return

@@ -83,6 +83,7 @@ class FileResult:
     duplicate_file: bool = False
     rules: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    datadocs: str = ""  # the run's Great Expectations Data Docs index, when built
 
     def summary(self) -> dict[str, Any]:
         """The machine-readable summary of ``stafet ingest --json``."""
@@ -291,9 +292,22 @@ def _record_file(store: Store, sha: str, name: str, source: str, status: str, re
                     {"name": name, "source": source, "reason": reason})
 
 
+def _build_docs(val: ChunkValidator, name: str, docs_dir: Path, now: datetime) -> str:
+    """The file's Data Docs page (an extra: a failure is logged, the ingest goes on)."""
+    try:
+        index = val.build_docs(name, docs_dir, docs_dir.parent.name or "ingest", now)
+    except (RuntimeError, OSError) as e:
+        from stafet.cpr import redact
+
+        log.warning("Data Docs for %s not built: %s", name, redact(str(e))[:300])
+        return ""
+    return str(index) if index else ""
+
+
 def _ingest(store: Store, network: Network, name: str,
             opener: Opener, *, source: str | Source | None,
-            now: datetime | None, home: Path | None, progress: ProgressFn | None) -> FileResult:
+            now: datetime | None, home: Path | None, progress: ProgressFn | None,
+            docs_dir: Path | None = None) -> FileResult:
     from stafet import validation
 
     started = time.perf_counter()
@@ -323,6 +337,8 @@ def _ingest(store: Store, network: Network, name: str,
                 s.connection().exec_driver_sql("PRAGMA cache_size=-65536")
             run = _Run(store, s, src, name, sha, now, known_institutions(network), result)
             with opener() as fh, validation.validator() as val:
+                if docs_dir is not None:
+                    val.start_file(name)
                 # One chunk ahead: the next chunk is read and validated (in the worker)
                 # while this one is mapped and stored.
                 ahead: deque[_Pending] = deque()
@@ -340,6 +356,8 @@ def _ingest(store: Store, network: Network, name: str,
                     result.rows += len(done.rows)
                     if progress is not None:
                         progress(result.rows)
+                if docs_dir is not None:
+                    result.datadocs = _build_docs(val, name, docs_dir, now)
             result.seconds = round(time.perf_counter() - started, 3)
             _record_file(store, sha, name, src.name, "processed", "", archived, result.as_dict(), now,
                          session=s)
@@ -358,7 +376,7 @@ def _ingest(store: Store, network: Network, name: str,
 
 def ingest_file(store: Store, network: Network, path: str | Path, *, source: str | None = None,
                 now: datetime | None = None, home: Path | None = None,
-                progress: ProgressFn | None = None) -> FileResult:
+                progress: ProgressFn | None = None, docs_dir: Path | None = None) -> FileResult:
     """Ingest one source file (see the module docstring for the steps).
 
     Args:
@@ -370,6 +388,10 @@ def ingest_file(store: Store, network: Network, path: str | Path, *, source: str
             not-in-the-future rules.
         home: ``$STAFET_HOME`` unless given (the archive lives there).
         progress: called with the rows read so far after every chunk.
+        docs_dir: when given, the file's Great Expectations Data Docs page is built
+            there (with the site's index; the files of one run share the folder, whose
+            parent's name is the run's name). Counts per rule only: no value from the
+            file can reach the pages.
 
     Returns:
         The file's :class:`FileResult`. A rejected file is a result with
@@ -384,7 +406,7 @@ def ingest_file(store: Store, network: Network, path: str | Path, *, source: str
     if not p.is_file():
         raise FileRejected("not a readable file", file=p.name, rule="missing")
     return _ingest(store, network, p.name, lambda: p.open("rb"), source=source, now=now, home=home,
-                   progress=progress)
+                   progress=progress, docs_dir=docs_dir)
 
 
 def _source_of(cfg: SourceConfig) -> Source | None:

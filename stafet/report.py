@@ -14,6 +14,7 @@ as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first) is shown with a leading
 from __future__ import annotations
 
 import html
+import os
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
@@ -90,7 +91,8 @@ def render(results: Sequence[FileResult], quarantined: Sequence[Quarantine], *,
                     for q in quarantined],
                    numeric=(0, 2)) if quarantined else '<p class="ok">Nothing was quarantined.</p>'
     if docs_url and (docs_url.startswith(("file:", "http://", "https://")) or ":" not in docs_url):
-        docs = (f'<p>Great Expectations Data Docs for this run: '
+        docs = (f'<p>Great Expectations Data Docs for this run (counts per rule; GX\'s pages load '
+                f'their styles and scripts from the internet): '
                 f'<a href="{cell(docs_url)}">{cell(docs_url)}</a></p>')
     else:
         docs = '<p class="muted">Great Expectations Data Docs were not built for this run.</p>'
@@ -122,13 +124,32 @@ def build_report(store: Store, results: Sequence[FileResult], *, docs_url: str |
     return render(results, rows, docs_url=docs_url, generated_at=generated_at)
 
 
+def new_run(now: datetime | None = None) -> str:
+    """A name for one ingest run: ``ingest-<UTC time>`` (the report's file name without ``.html``)."""
+    return f"ingest-{(now or utcnow()):%Y%m%dT%H%M%S%f}"
+
+
+def docs_dir(run: str, home: Path | None = None) -> Path:
+    """Where a run's Great Expectations Data Docs go: ``$STAFET_HOME/reports/<run>/datadocs``."""
+    return (home or stafet_home()) / "reports" / run / "datadocs"
+
+
 def write_report(store: Store, results: Sequence[FileResult], path: Path | None = None, *,
-                 docs_url: str | None = None, home: Path | None = None) -> Path:
-    """Write the report (default ``$STAFET_HOME/reports/ingest-<UTC time>.html``); returns its path."""
+                 docs_url: str | None = None, home: Path | None = None, run: str | None = None) -> Path:
+    """Write the report (default ``$STAFET_HOME/reports/<run>.html``, run ``ingest-<UTC time>``).
+
+    Without ``docs_url``, the report links the run's Data Docs index (built by
+    ``ingest_file(..., docs_dir=docs_dir(run))``) relative to the report's folder,
+    when it exists. Returns the report's path.
+    """
     now = utcnow()
     if path is None:
         folder = (home or stafet_home()) / "reports"
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"ingest-{now:%Y%m%dT%H%M%S%f}.html"
+        path = folder / f"{run or new_run(now)}.html"
+    if docs_url is None:
+        index = next((Path(r.datadocs) for r in results if r.datadocs and Path(r.datadocs).is_file()), None)
+        if index is not None:
+            docs_url = Path(os.path.relpath(index, path.parent)).as_posix()
     path.write_text(build_report(store, results, docs_url=docs_url, generated_at=now), encoding="utf-8")
     return path

@@ -313,13 +313,36 @@ def _definition(source: Source) -> Any:
         return vd
 
 
-RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_INDEX],
+RESULT_FORMAT = {"result_format": "COMPLETE", "exclude_unexpected_values": True,
                  "return_unexpected_index_query": False, "partial_unexpected_count": 0}
+"""Failed rows by their frame index (a ``RangeIndex``, so the position in the chunk). No
+``unexpected_index_column_names``: with them GX looks every failed row up one by one."""
 
 
 def columns_of(source: Source, rows: Sequence[Mapping[str, str]]) -> list[list[str]]:
     """The raw values of the suite's columns, column by column (absent fields are ``""``)."""
     return [[r.get(c) or "" for r in rows] for c in source.columns]
+
+
+_SEP = "\x1f"
+
+
+def pack_columns(columns: Sequence[Sequence[str]]) -> list[str | Sequence[str]]:
+    """Columns for the worker pipe: each one string joined by US (unit separator) when no value holds it.
+
+    One string per column pickles and unpickles in one step where a list of strings
+    costs a Python object per value on both sides. :func:`unpack_columns` reverses it.
+    """
+    out: list[str | Sequence[str]] = []
+    for col in columns:
+        joined = _SEP.join(col)
+        out.append(joined if joined.count(_SEP) == len(col) - 1 else col)
+    return out
+
+
+def unpack_columns(packed: Sequence[str | Sequence[str]], n: int) -> list[Sequence[str]]:
+    """Reverse :func:`pack_columns` for a chunk of ``n`` rows."""
+    return [(c.split(_SEP) if n else []) if isinstance(c, str) else c for c in packed]
 
 
 def frame_from_columns(source: Source, columns: Sequence[Sequence[str]], today: date) -> pd.DataFrame:
@@ -350,8 +373,8 @@ def validate(source: Source, rows: Sequence[Mapping[str, str]], *, today: date,
 
 
 def validate_columns(source: Source, columns: Sequence[Sequence[str]], *, today: date,
-                     institutions: Sequence[str]) -> dict[int, list[Failure]]:
-    """Like :func:`validate`, on the values from :func:`columns_of`."""
+                     institutions: Sequence[str], docs: DocsTally | None = None) -> dict[int, list[Failure]]:
+    """Like :func:`validate`, on the values from :func:`columns_of`; counts go to ``docs`` if given."""
     n = len(columns[0]) if columns else 0
     if not n:
         return {}
@@ -369,6 +392,8 @@ def validate_columns(source: Source, columns: Sequence[Sequence[str]], *, today:
     STATS.seconds += time.perf_counter() - started
     STATS.rows += n
     STATS.chunks += 1
+    if docs is not None:
+        docs.add(source.name, result)
     failures: dict[int, list[Failure]] = {}
     for r in result.results:
         meta = r.expectation_config.meta or {}
@@ -379,8 +404,120 @@ def validate_columns(source: Source, columns: Sequence[Sequence[str]], *, today:
         if r.success:
             continue
         for hit in r.result.get("unexpected_index_list") or []:
-            failures.setdefault(int(hit[ROW_INDEX]), []).append(Failure(rule, desc))
+            failures.setdefault(int(hit[ROW_INDEX] if isinstance(hit, dict) else hit), []).append(
+                Failure(rule, desc))
     return failures
+
+
+# --- Data Docs: GX's own pages for a run, from counts only ---------------------------
+
+_COUNT_KEYS = ("element_count", "unexpected_count", "missing_count")
+
+
+@dataclass
+class DocsTally:
+    """Per-file, per-expectation counts of validated chunks: all that goes into Data Docs.
+
+    GX's results name failed values and rows (and a value may be a CPR typed into the
+    wrong field); the tally keeps only each expectation's configuration (rule names,
+    column names, value sets from the suite) and its element, unexpected and missing
+    counts, so the pages rendered from it cannot carry a value from a source file.
+    """
+
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # file → tally
+    current: str = ""
+
+    def start(self, file: str) -> None:
+        """Count the following chunks for ``file``."""
+        self.current = file
+
+    def add(self, source: str, result: Any) -> None:
+        """Add one chunk's ``ExpectationSuiteValidationResult``."""
+        t = self.files.setdefault(self.current, {"source": source, "configs": [], "counts": []})
+        for i, r in enumerate(result.results):
+            if i == len(t["counts"]):
+                t["configs"].append(r.expectation_config)
+                t["counts"].append(dict.fromkeys(_COUNT_KEYS, 0))
+            counts, res = t["counts"][i], r.result or {}
+            for k in _COUNT_KEYS:
+                counts[k] += int(res.get(k) or 0)
+
+    def pop(self, file: str) -> dict[str, Any] | None:
+        """The tally of ``file``, forgotten here."""
+        return self.files.pop(file, None)
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:120] or "file"
+
+
+def _summary_result(tally: dict[str, Any], file: str, run: Any) -> Any:
+    """A GX suite validation result for a whole file, built from a :class:`DocsTally` entry."""
+    from great_expectations.core import ExpectationSuiteValidationResult, ExpectationValidationResult
+
+    results = []
+    for cfg, c in zip(tally["configs"], tally["counts"], strict=True):
+        n, bad, missing = c["element_count"], c["unexpected_count"], c["missing_count"]
+        present = n - missing
+        results.append(ExpectationValidationResult(success=bad == 0, expectation_config=cfg, result={
+            "element_count": n, "unexpected_count": bad, "missing_count": missing,
+            "missing_percent": 100 * missing / n if n else None,
+            "unexpected_percent": 100 * bad / present if present else None,
+            "unexpected_percent_total": 100 * bad / n if n else None,
+            "unexpected_percent_nonmissing": 100 * bad / present if present else None}))
+    ok = sum(1 for r in results if r.success)
+    return ExpectationSuiteValidationResult(
+        success=ok == len(results), results=results, suite_name=f"stafet.{tally['source']}",
+        statistics={"evaluated_expectations": len(results), "successful_expectations": ok,
+                    "unsuccessful_expectations": len(results) - ok,
+                    "success_percent": 100 * ok / len(results) if results else None},
+        meta={"run_id": run, "active_batch_definition": {
+            "datasource_name": f"src_{tally['source']}", "data_connector_name": "fluent",
+            "data_asset_name": "rows", "batch_identifiers": {"file": _safe_name(file)}},
+              "batch_spec": {"source": tally["source"], "file": _safe_name(file)}})
+
+
+_docs_keys: dict[str, list[Any]] = {}  # run folder → its results' keys in the context's store
+
+
+def build_docs(tally: dict[str, Any] | None, file: str, folder: Path, run_name: str,
+               run_time: Any) -> Path | None:
+    """Render the Data Docs page of one file (and the site's index) into ``folder`` with GX's SiteBuilder.
+
+    Files of the same run share ``folder``: the index lists them all. Returns the
+    index page, or None when nothing of ``file`` was validated.
+    """
+    if not tally or not tally["counts"]:
+        return None
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    ctx = _gx_context()
+    run = RunIdentifier(run_name=run_name, run_time=run_time)
+    key = ValidationResultIdentifier(ExpectationSuiteIdentifier(name=f"stafet.{tally['source']}"), run,
+                                     _safe_name(file))
+    store = ctx.validation_results_store
+    with _lock:
+        for other in [k for k in _docs_keys if k != str(folder)]:  # an earlier run: forget its results
+            for old in _docs_keys.pop(other):
+                with contextlib.suppress(Exception):
+                    store.remove_key(old)
+        _docs_keys.setdefault(str(folder), []).append(key)
+        store.set(key, _summary_result(tally, file, run))
+        site = f"run_{os.getpid()}"
+        ctx.add_data_docs_site(site, {
+            "class_name": "SiteBuilder", "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(folder)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}})
+        try:
+            ctx.build_data_docs(site_names=[site])
+        finally:
+            ctx.delete_data_docs_site(site)
+    index = folder / "index.html"
+    return index if index.is_file() else None
 
 
 # --- the validation worker: GX in its own process, pipelined with the ingest ----------
@@ -401,19 +538,35 @@ class ChunkValidator(Protocol):
         """The failures of the oldest submitted chunk, by position in it."""
         ...
 
+    def start_file(self, file: str) -> None:
+        """Count the chunks submitted from now on for ``file``'s Data Docs page."""
+        ...
+
+    def build_docs(self, file: str, folder: Path, run_name: str, run_time: Any) -> Path | None:
+        """Once every chunk of ``file`` is collected: its Data Docs page in ``folder``."""
+        ...
+
 
 class _InProcess:
     """Validates at submit time, in this process (``STAFET_VALIDATION_WORKER=0``)."""
 
     def __init__(self) -> None:
         self._done: deque[dict[int, list[Failure]]] = deque()
+        self._docs = DocsTally()
 
     def submit(self, source: Source, columns: list[list[str]], today: date,
                institutions: Sequence[str]) -> None:
-        self._done.append(validate_columns(source, columns, today=today, institutions=institutions))
+        self._done.append(validate_columns(source, columns, today=today, institutions=institutions,
+                                           docs=self._docs))
 
     def collect(self) -> dict[int, list[Failure]]:
         return self._done.popleft()
+
+    def start_file(self, file: str) -> None:
+        self._docs.start(file)
+
+    def build_docs(self, file: str, folder: Path, run_name: str, run_time: Any) -> Path | None:
+        return build_docs(self._docs.pop(file), file, folder, run_name, run_time)
 
     def close(self) -> None:
         self._done.clear()
@@ -447,14 +600,27 @@ class _Worker:
 
     def submit(self, source: Source, columns: list[list[str]], today: date,
                institutions: Sequence[str]) -> None:
-        self._send(("validate", source.name, columns, today, sorted(institutions)))
+        n = len(columns[0]) if columns else 0
+        self._send(("validate", source.name, pack_columns(columns), n, today, sorted(institutions)))
 
     def ping(self) -> None:
         """Wait until the worker has imported GX and is ready."""
         self._send(("ping",))
         self.collect()
 
+    def start_file(self, file: str) -> None:
+        self._send(("start", file))
+        self._answer()
+
+    def build_docs(self, file: str, folder: Path, run_name: str, run_time: Any) -> Path | None:
+        self._send(("docs", file, str(folder), run_name, run_time))
+        value = self._answer()
+        return Path(value) if value else None
+
     def collect(self) -> dict[int, list[Failure]]:
+        return dict(self._answer() or {})
+
+    def _answer(self) -> Any:
         assert self.proc.stdout is not None
         try:
             # Our own child on a private pipe: trusted, unlike any file or network input.
@@ -469,7 +635,7 @@ class _Worker:
         STATS.worker_cpu_s[self.proc.pid] = cpu
         if status != "ok":
             raise RuntimeError(f"validation failed in the worker: {value}")
-        return dict(value or {})
+        return value
 
     def close(self) -> None:
         """Stop the worker (closing its stdin ends it), killing it if it lingers."""

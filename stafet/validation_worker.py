@@ -15,6 +15,7 @@ import queue
 import resource
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 
@@ -46,16 +47,25 @@ def main() -> None:
     from stafet.sources import get_source
 
     validation._gx_context()
+    docs = validation.DocsTally()
     while (req := requests.get()) is not None:
         rows, seconds = 0, validation.STATS.seconds
         try:
             if req[0] == "ping":
                 answer: tuple[str, Any] = ("ok", None)
+            elif req[0] == "start":
+                docs = validation.DocsTally()
+                docs.start(req[1])
+                answer = ("ok", None)
+            elif req[0] == "docs":
+                _, file, folder, run_name, run_time = req
+                index = validation.build_docs(docs.pop(file), file, Path(folder), run_name, run_time)
+                answer = ("ok", str(index) if index else None)
             else:
-                _, name, columns, today, institutions = req
-                rows = len(columns[0]) if columns else 0
+                _, name, packed, rows, today, institutions = req
+                columns = validation.unpack_columns(packed, rows)
                 answer = ("ok", validation.validate_columns(get_source(name), columns, today=today,
-                                                            institutions=institutions))
+                                                            institutions=institutions, docs=docs))
         except Exception as e:  # answered, not fatal: the ingest decides
             answer = ("error", redact(f"{type(e).__name__}: {e}"))
         pickle.dump((*answer, validation.STATS.seconds - seconds, rows, *_usage()), out,
