@@ -7,6 +7,10 @@ For a ~20 KB handover and RSA keys of the same size (default 3072 bits), in one 
 * stafet build (schema check, MIME, sign SHA-256, encrypt AES-256 to two recipients);
 * stafet receive (decrypt, verify signature and chain/CRL, schema, addressee checks:
   ``open_package``);
+* stafet receive *and import* into the receiver's SQLite store, as a receive pass does
+  it (``stafet.opening.open_all`` + ``stafet.exchange.import_handover``; each package a
+  new id): one by one on one core, and with the opening on ``--workers`` processes
+  while the caller imports (pool start included);
 * the same with the ``openssl cms`` CLI run once per message (sign | encrypt, and
   decrypt | verify), on the same payload and keys.
 
@@ -30,6 +34,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -39,9 +44,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from keys import KeyStore, OrgKey
+from stafet.exchange import import_handover
 from stafet.models import Organisation, OrgKind
-from stafet.packages import _inner_mime, build_package, new_package_id, open_package
+from stafet.opening import open_all
+from stafet.packages import Opened, _inner_mime, build_package, new_package_id, open_package
+from stafet.store import Store
 from stafet.trust import TrustStore
+from stafet.vault import Vault
 
 SENDER, RECIPIENT = "779008", "uu-viborg"
 _STATE: dict[str, Any] = {}
@@ -114,6 +123,30 @@ def _build() -> bytes:
                          recipient_cert=keys[RECIPIENT].cert).eml
 
 
+def _build_many(n: int) -> list[bytes]:
+    return [_build() for _ in range(n)]
+
+
+def receive_and_import(root: Path, packages: list[bytes], workers: int) -> tuple[float, float]:
+    """(packages/s by wall clock, packages per CPU-second of this process and its workers)."""
+    ctx = SimpleNamespace(store=Store(f"sqlite:///{root}/receiver-{workers}.db", Vault(os.urandom(32))))
+    cpu = time.process_time() + _children_cpu()
+    start = time.perf_counter()
+    items = ((f"{i}.eml", p) for i, p in enumerate(packages))
+    keys = [_STATE["keys"][RECIPIENT]]
+    for _, _, outcome in open_all(items, count=len(packages), org_id=RECIPIENT, keys=keys,
+                                  trust=_STATE["trust"], members=_STATE["members"], workers=workers):
+        assert isinstance(outcome, Opened), outcome
+        import_handover(ctx, RECIPIENT, outcome)  # type: ignore[arg-type]
+    wall = time.perf_counter() - start
+    return len(packages) / wall, len(packages) / (time.process_time() + _children_cpu() - cpu)
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _receive() -> None:
     open_package(_STATE["package"], org_id=RECIPIENT, keys=[_STATE["keys"][RECIPIENT]], trust=_STATE["trust"],
                  members=_STATE["members"])
@@ -178,16 +211,12 @@ def openssl_rates(root: Path, seconds: float, workers: int) -> dict[str, tuple[f
             n += 1
         return n
 
-    def children_cpu() -> float:
-        r = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return r.ru_utime + r.ru_stime
-
     out = {}
     for name, fn in (("send", send), ("receive", receive)):
         fn()
-        start, cpu = time.perf_counter(), children_cpu()
+        start, cpu = time.perf_counter(), _children_cpu()
         n = count(fn)
-        one, per_cpu = n / (time.perf_counter() - start), n / (children_cpu() - cpu)
+        one, per_cpu = n / (time.perf_counter() - start), n / (_children_cpu() - cpu)
         start = time.perf_counter()
         with ThreadPoolExecutor(workers) as ex:  # the work is in the child processes
             many = sum(ex.map(count, [fn] * workers)) / (time.perf_counter() - start)
@@ -215,21 +244,32 @@ def main() -> None:
             for name in ("raw", "build", "receive"):
                 one, per_cpu = rate_local(name, args.seconds)
                 rows[name] = (one, rate_pool(pool, name, args.seconds, args.workers), per_cpu)
+            n = max(200, int(rows["receive"][1] * args.seconds * 1.2))  # each package is imported once
+            per = -(-n // args.workers)
+            batches = pool.map(_build_many, [per] * args.workers)
+        packages = [p for b in batches for p in b]
+        one, per_cpu = receive_and_import(root, packages[: n // 2], 0)
+        many, _ = receive_and_import(root, packages[n // 2:], args.workers)
+        rows["import"] = (one, many, per_cpu)
         ossl = openssl_rates(root, args.seconds, args.workers)
     rows["openssl send"], rows["openssl receive"] = ossl["send"], ossl["receive"]
     labels = {"raw": "raw RSA private-key op", "build": "stafet build+sign+encrypt",
               "receive": "stafet receive (decrypt+verify+checks)",
+              "import": "stafet receive + import into the store",
               "openssl send": "openssl cms sign | encrypt, per message",
               "openssl receive": "openssl cms decrypt | verify, per message"}
     print(f"{'':42}{'1 core':>10}{f'{args.workers} procs':>10}{'per CPU-s':>11}")
     for name, label in labels.items():
         one, many, per_cpu = rows[name]
         print(f"{label:42}{one:>8.0f}/s{many:>8.0f}/s{per_cpu:>9.0f}/s")
-    for what, ours, theirs in (("build", "build", "openssl send"), ("receive", "receive", "openssl receive")):
-        wall = (rows[ours][0] / rows["raw"][0], rows[ours][0] / rows[theirs][0])
-        cpu = (rows[ours][2] / rows["raw"][2], rows[ours][2] / rows[theirs][2])
-        print(f"{what + ':':9}{wall[0]:.2f}x raw RSA (target >= 0.7), {wall[1]:.1f}x openssl per message "
-              f"(target >= 5); by CPU time {cpu[0]:.2f}x and {cpu[1]:.1f}x")
+    print("ratios to the raw RSA rate of one core and to openssl cms per message (1 core / both):")
+    for what, ours, theirs in (("build", "build", "openssl send"), ("receive", "receive", "openssl receive"),
+                               ("receive+import", "import", "openssl receive")):
+        raw, other = rows["raw"][0], rows[theirs]
+        print(f"  {what + ':':16}{rows[ours][0] / raw:.2f}x / {rows[ours][1] / raw:.2f}x raw RSA "
+              f"(target >= 0.7), {rows[ours][0] / other[0]:.1f}x / {rows[ours][1] / other[1]:.1f}x openssl "
+              f"(target >= 5); by CPU time {rows[ours][2] / rows['raw'][2]:.2f}x raw, "
+              f"{rows[ours][2] / other[2]:.1f}x openssl")
 
 
 if __name__ == "__main__":

@@ -204,12 +204,13 @@ def revoke(target: Annotated[str, typer.Argument(
 
 
 @keys_app.command("list")
-def list_(home: HomeOpt = None) -> None:
-    """Every certificate and pending key, with days to expiry (warns under 30 days)."""
+def list_(home: HomeOpt = None, network: NetworkOpt = None) -> None:
+    """Every certificate and pending key, with days to expiry (warns under 30 days), and the CRLs."""
     from keys import WARN_DAYS
 
     try:
         items = _store(home).listing()
+        net = _network(network)
     except StafetError as e:
         _fail(e)
     t = Table(title=f"keys (warn under {WARN_DAYS} days)")
@@ -224,3 +225,31 @@ def list_(home: HomeOpt = None) -> None:
         if i.warn:
             err.print(f"warning: {i.org} certificate {i.serial} expires in {i.days_left} days: "
                       f"rotate it (stafet keys rotate {i.org})", highlight=False, soft_wrap=True)
+    if net is not None and net.crls:
+        _list_crls(net.crls)
+
+
+def _list_crls(paths: tuple[Path, ...]) -> None:
+    """The network's CRL files: issuer, next update, revoked count; warns when one is stale or missing."""
+    from stafet.trust import crl_stale_since, load_crl
+
+    now = dt.datetime.now(dt.UTC)
+    t = Table(title="CRLs (from the network configuration)")
+    for col in ("file", "issuer", "next update", "days left", "revoked"):
+        t.add_column(col, overflow="fold")
+    for p in paths:
+        if not p.exists():
+            t.add_row(str(p), "", "", "", "")
+            err.print(f"warning: CRL {p} is missing: revocations cannot be checked against it",
+                      highlight=False, soft_wrap=True)
+            continue
+        crl = load_crl(p)
+        due = crl.next_update_utc
+        days = "" if due is None else str((due - now).days)
+        stale = crl_stale_since(crl, now)
+        t.add_row(str(p), crl.issuer.rfc4514_string(), str(due.date()) if due else "",
+                  f"[red]{days}[/red]" if stale else days, str(len(list(crl))))
+        if stale:
+            err.print(f"warning: CRL {p} is stale since {stale.date()}: fetch a fresh one from its CA "
+                      "(for the network CA: stafet keys revoke rewrites it)", highlight=False, soft_wrap=True)
+    console.print(t)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from stafet.errors import PackageRejected
+
+log = logging.getLogger("stafet.trust")
 
 ACCEPTED_DIGESTS: dict[str, hashes.HashAlgorithm] = {
     "sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
@@ -65,14 +68,20 @@ class TrustStore:
 
     @classmethod
     def from_files(cls, anchors: tuple[Path, ...], crls: tuple[Path, ...]) -> TrustStore:
-        """Load PEM anchors and PEM/DER CRLs (missing CRL files are skipped)."""
+        """Load PEM anchors and PEM/DER CRLs (missing CRL files are skipped).
+
+        A CRL past its next update is still used — what it revokes stays revoked — and
+        logged as a warning once per file and day: a newer one may revoke more.
+        """
         certs = [c for p in anchors for c in x509.load_pem_x509_certificates(p.read_bytes())]
         lists = []
         for p in crls:
             if p.exists():
-                data = p.read_bytes()
-                lists.append(x509.load_pem_x509_crl(data) if b"-----BEGIN" in data
-                             else x509.load_der_x509_crl(data))
+                crl = load_crl(p)
+                lists.append(crl)
+                stale = crl_stale_since(crl)
+                if stale is not None:
+                    _warn_stale(str(p), stale.date())
         return cls(certs, lists)
 
     def check_certificate(self, cert: x509.Certificate, at: dt.datetime,
@@ -124,6 +133,25 @@ class TrustStore:
             chain.append(nxt)
             current = nxt
         return None
+
+
+def load_crl(path: Path) -> x509.CertificateRevocationList:
+    """A CRL file, PEM or DER."""
+    data = path.read_bytes()
+    return x509.load_pem_x509_crl(data) if b"-----BEGIN" in data else x509.load_der_x509_crl(data)
+
+
+def crl_stale_since(crl: x509.CertificateRevocationList,
+                    now: dt.datetime | None = None) -> dt.datetime | None:
+    """When the CRL's next update was due, if that has passed; else None."""
+    due = crl.next_update_utc
+    return due if due is not None and due < (now or dt.datetime.now(dt.UTC)) else None
+
+
+@lru_cache(maxsize=64)  # once per file and day, not on every receive pass
+def _warn_stale(path: str, since: dt.date) -> None:
+    log.warning("CRL %s is stale: its next update was due %s; the revocations it lists still "
+                "apply, but fetch or rewrite a fresh one (stafet keys list shows every CRL)", path, since)
 
 
 def _is_ca(cert: x509.Certificate) -> bool:

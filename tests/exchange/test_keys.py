@@ -189,3 +189,38 @@ def test_list_shows_every_state(net):
     assert states == {"current", "expired", "pending"}
     code, out, _ = stafet("keys", "list", "--home", home, passphrase=None)
     assert code == 0 and "expired" in out and "pending" in out
+
+
+def test_list_shows_the_crls_and_warns_when_one_is_stale(net, caplog):
+    """A CRL past its next update still revokes (what it lists stays revoked), and is flagged."""
+    from cryptography.x509.oid import NameOID
+
+    from stafet.trust import TrustStore
+
+    home = net.home("uu-viborg")
+    code, out, errs = stafet("keys", "list", "--home", home, "--network", net.network_path, passphrase=None)
+    assert code == 0 and "CRLs" in out and "crl.pem" in out.replace("\n", "")
+    assert "stale" not in errs
+    # An external CA's CRL that nobody refreshed: next update two days ago, revoking the odd key.
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = dt.datetime.now(dt.UTC)
+    crl = (x509.CertificateRevocationListBuilder()
+           .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ekstern CA")]))
+           .last_update(now - dt.timedelta(days=32)).next_update(now - dt.timedelta(days=2))
+           .add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(42)
+                                    .revocation_date(now - dt.timedelta(days=40)).build())
+           .sign(key, hashes.SHA256()))
+    stale = net.root / "net" / "certs" / "ekstern.crl"
+    stale.write_bytes(crl.public_bytes(serialization.Encoding.DER))
+    config = net.config()
+    config["crls"] = [*config["crls"], "certs/ekstern.crl", "certs/missing.crl"]
+    net.write_config(config)
+    code, out, errs = stafet("keys", "list", "--home", home, "--network", net.network_path, passphrase=None)
+    assert code == 0
+    flat = " ".join(errs.split())
+    assert "ekstern.crl is stale since" in flat and "missing.crl is missing" in flat
+    assert "ekstern CA" in out
+    with caplog.at_level("WARNING", logger="stafet.trust"):
+        store = TrustStore.from_files((net.root / "net" / "certs" / "ca.pem",), (stale,))
+    assert len(store.crls) == 1  # still used
+    assert any("is stale" in r.getMessage() for r in caplog.records)
