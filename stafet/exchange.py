@@ -25,6 +25,7 @@ from typing import Any
 
 from cryptography import x509
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from stafet.app_context import Context
 from stafet.errors import ConfigError, DeliveryFailed, PackageRejected, StafetError, TransientError
@@ -394,68 +395,104 @@ def _keep_rejected(ctx: Context, name: str, data: bytes, reason: str) -> None:
 
 def import_handover(ctx: Context, org_id: str, opened: Opened) -> int:
     """Import a verified handover once (replay check) into this organisation's store."""
+    with ctx.store.session() as s:
+        return _import(ctx, s, org_id, opened)
+
+
+def _import(ctx: Context, s: Session, org_id: str, opened: Opened) -> int:
+    """:func:`import_handover` inside the caller's transaction; every check comes before any write."""
     from stafet.cpr import parse_cpr
 
     doc = opened.doc
-    cpr = parse_cpr(doc["youth"]["cpr"])
-    now = utcnow()
-    with ctx.store.session() as s:
-        prior = s.get(ImportedPackage, doc["package_id"])
-        if prior is not None:
-            raise PackageRejected("replay", "this package id was already imported",
-                                  package=doc["package_id"], first=prior.imported_at.isoformat())
-        recs = []
-        for i, r in enumerate(doc["records"], 1):
-            src = r.get("source") or {}
-            prov = Provenance(source=f"package:{doc['sender']}", file=doc["package_id"], row=i,
-                              received_at=now)
-            try:
-                recs.append(record_from_payload(r["kind"], r["data"], cpr, prov))
-            except (KeyError, TypeError, ValueError):
-                raise PackageRejected("schema", f"record {i} does not fit its kind",
-                                      package=doc["package_id"], kind=r["kind"],
-                                      source=src.get("system")) from None
-        ctx.store.upsert_records(s, recs, via_package=doc["package_id"], actor=f"receive:{org_id}")
-        s.add(ImportedPackage(package_id=doc["package_id"], sender=doc["sender"], recipient=org_id,
-                              digest=opened.digest, disposition="imported", imported_at=now))
-        ctx.store.audit(s, f"receive:{org_id}", "package.imported", f"package:{doc['package_id']}",
-                        {"sender": doc["sender"], "records": len(recs), "digest": opened.digest})
+    prior = s.get(ImportedPackage, doc["package_id"])
+    if prior is not None:
+        raise PackageRejected("replay", "this package id was already imported",
+                              package=doc["package_id"], first=prior.imported_at.isoformat())
+    cpr, now = parse_cpr(doc["youth"]["cpr"]), utcnow()
+    recs = []
+    for i, r in enumerate(doc["records"], 1):
+        src = r.get("source") or {}
+        prov = Provenance(source=f"package:{doc['sender']}", file=doc["package_id"], row=i, received_at=now)
+        try:
+            recs.append(record_from_payload(r["kind"], r["data"], cpr, prov))
+        except (KeyError, TypeError, ValueError):
+            raise PackageRejected("schema", f"record {i} does not fit its kind",
+                                  package=doc["package_id"], kind=r["kind"],
+                                  source=src.get("system")) from None
+    ctx.store.upsert_records(s, recs, via_package=doc["package_id"], actor=f"receive:{org_id}")
+    s.add(ImportedPackage(package_id=doc["package_id"], sender=doc["sender"], recipient=org_id,
+                          digest=opened.digest, disposition="imported", imported_at=now))
+    ctx.store.audit(s, f"receive:{org_id}", "package.imported", f"package:{doc['package_id']}",
+                    {"sender": doc["sender"], "records": len(recs), "digest": opened.digest})
     return len(recs)
 
 
 def accept_receipt(ctx: Context, org_id: str, opened: Opened) -> str:
     """Close a handover with a verified receipt whose digest matches what was sent."""
-    doc, r = opened.doc, opened.doc["receipt"]
     with ctx.store.session() as s:
-        h = s.get(Handover, r["package_id"])
-        if h is None or h.sender != org_id:
-            raise PackageRejected("receipt_unknown", "a receipt for a package we did not send",
-                                  package=r["package_id"])
-        if h.recipient != doc["sender"]:
-            raise PackageRejected("receipt_mismatch", "the receipt is not from the package's recipient",
-                                  package=r["package_id"])
-        if h.digest != r["digest"]:
-            raise PackageRejected("receipt_mismatch", "the receipt's digest does not match what was sent",
-                                  package=r["package_id"])
-        if h.status == "acknowledged":
-            return "duplicate"
-        disposition = str(r["disposition"])
-        if disposition == "imported":
-            h.status, h.acknowledged_at = "acknowledged", utcnow()
-        else:
-            h.status, h.last_error = "failed", f"rejected by recipient: {disposition}"
-        s.add(Receipt(package_id=h.id, direction="in", org=doc["sender"], disposition=disposition,
-                      digest=r["digest"], at=utcnow()))
-        ctx.store.audit(s, f"receive:{org_id}", f"handover.{h.status}", f"handover:{h.id}",
-                        {"disposition": disposition, "receipt": doc["package_id"]})
-        return h.status
+        return _accept(ctx, s, org_id, opened)
+
+
+def _accept(ctx: Context, s: Session, org_id: str, opened: Opened) -> str:
+    """:func:`accept_receipt` inside the caller's transaction; every check comes before any write."""
+    doc, r = opened.doc, opened.doc["receipt"]
+    h = s.get(Handover, r["package_id"])
+    if h is None or h.sender != org_id:
+        raise PackageRejected("receipt_unknown", "a receipt for a package we did not send",
+                              package=r["package_id"])
+    if h.recipient != doc["sender"]:
+        raise PackageRejected("receipt_mismatch", "the receipt is not from the package's recipient",
+                              package=r["package_id"])
+    if h.digest != r["digest"]:
+        raise PackageRejected("receipt_mismatch", "the receipt's digest does not match what was sent",
+                              package=r["package_id"])
+    if h.status == "acknowledged":
+        return "duplicate"
+    disposition = str(r["disposition"])
+    if disposition == "imported":
+        h.status, h.acknowledged_at = "acknowledged", utcnow()
+    else:
+        h.status, h.last_error = "failed", f"rejected by recipient: {disposition}"
+    s.add(Receipt(package_id=h.id, direction="in", org=doc["sender"], disposition=disposition,
+                  digest=r["digest"], at=utcnow()))
+    ctx.store.audit(s, f"receive:{org_id}", f"handover.{h.status}", f"handover:{h.id}",
+                    {"disposition": disposition, "receipt": doc["package_id"]})
+    return str(h.status)
+
+
+IMPORT_BATCH = 16
+"""Opened packages whose store writes share one transaction (see :func:`process_inbox`)."""
+
+
+@dataclass
+class _Incoming:
+    """One inbox file on its way through a receive pass."""
+
+    name: str
+    data: bytes
+    opened: Opened | None = None
+    refused: PackageRejected | None = None
+    outcome: str = ""  # imported | withdrawn | acknowledged | duplicate | failed
+    count: int = 0
 
 
 def process_inbox(ctx: Context, org_id: str, *, location: str | None = None) -> InboxResult:
     """Receive everything waiting for ``org_id``: handovers, receipts, withdrawal notices.
 
-    Each file is opened and checked (see :func:`stafet.packages.open_package`); a
-    refused file is kept under ``$STAFET_HOME/rejected/`` with its reason beside it.
+    Each file is opened and checked (see :func:`stafet.packages.open_package`), on
+    worker processes when the inbox is large (:mod:`stafet.opening`); a refused file
+    is kept under ``$STAFET_HOME/rejected/`` with its reason beside it.
+
+    Order of effects, per batch of up to :data:`IMPORT_BATCH` files in the inbox's
+    order (a crash between any two steps is recovered by the next pass):
+
+    1. one transaction writes what the batch's packages carry — imports, receipts
+       accepted, withdrawals — each package's checks before its writes, so a refused
+       package leaves nothing behind;
+    2. then, file by file: the receipt is sent for what was imported (a crash before
+       it: the file is still in the inbox, the next pass finds a replay of what was
+       imported and acknowledges it again), the refusal is kept and answered, and
+       the file leaves the inbox (processed or rejected) last.
     """
     from connectors.transport import open_inbox
 
@@ -467,50 +504,75 @@ def process_inbox(ctx: Context, org_id: str, *, location: str | None = None) -> 
     trust = trust_store(ctx)
     result = InboxResult()
     names = inbox.list("*.eml")
-    # Opening (decrypt, verify: CPU) may run in worker processes; everything with an effect
-    # below (store, receipt, moving the file) happens here, one file at a time, in order.
-    for name, data, outcome in open_all(((n, inbox.read(n)) for n in names), count=len(names),
-                                        org_id=org_id, keys=keys, trust=trust, members=ctx.network.members):
-        opened: Opened | None = None
-        try:
-            if isinstance(outcome, PackageRejected):
-                raise outcome
-            opened = outcome
-            kind = opened.doc["type"]
-            if kind == "receipt":
-                if accept_receipt(ctx, org_id, opened) == "acknowledged":
-                    result.acknowledged += 1
-            else:
-                if kind == "handover":
-                    import_handover(ctx, org_id, opened)
-                    result.imported += 1
-                else:
-                    result.withdrawn += apply_withdrawal(ctx, org_id, opened)
-                try:
-                    send_receipt(ctx, org_id, opened.doc["sender"], opened.doc["package_id"], opened.digest,
-                                 "imported")
-                except PackageRejected:
-                    raise
-                except StafetError as e:
-                    # Imported, but the sender cannot be told now: leave the file in the inbox so the
-                    # next pass answers it (as a replay, re-acknowledged), and go on with the others.
-                    result.receipt_errors[name] = str(e)
-                    log.warning("imported %s but its receipt was not sent: %s", name, e)
-                    continue
-                result.receipts_sent += 1
-        except PackageRejected as e:
-            result.rejected[name] = e.reason
-            _keep_rejected(ctx, name, data, str(e))
-            with ctx.store.session() as s:
-                ctx.store.audit(s, f"receive:{org_id}", "package.rejected", f"file:{name}",
-                                {"reason": e.reason, "message": str(e)})
-            log.warning("refused %s: %s", name, e)
-            if opened is not None and opened.doc["type"] == "handover":
-                _answer_refusal(ctx, org_id, opened, e)
-            inbox.reject(name, reason=str(e))
-            continue
-        inbox.mark_processed(name)
+    opened = open_all(((n, inbox.read(n)) for n in names), count=len(names), org_id=org_id, keys=keys,
+                      trust=trust, members=ctx.network.members)
+    batch: list[_Incoming] = []
+    for name, data, outcome in opened:
+        batch.append(_Incoming(name, data, refused=outcome) if isinstance(outcome, PackageRejected)
+                     else _Incoming(name, data, opened=outcome))
+        if len(batch) >= IMPORT_BATCH:
+            _receive_batch(ctx, org_id, inbox, batch, result)
+            batch = []
+    if batch:
+        _receive_batch(ctx, org_id, inbox, batch, result)
     return result
+
+
+def _receive_batch(ctx: Context, org_id: str, inbox: Any, batch: list[_Incoming],
+                   result: InboxResult) -> None:
+    with ctx.store.session() as s:  # step 1: the store, in one transaction
+        for item in batch:
+            if item.opened is None:
+                continue
+            try:
+                kind = item.opened.doc["type"]
+                if kind == "receipt":
+                    item.outcome = _accept(ctx, s, org_id, item.opened)
+                elif kind == "handover":
+                    item.outcome, item.count = "imported", _import(ctx, s, org_id, item.opened)
+                else:
+                    item.outcome, item.count = "withdrawn", _withdraw(ctx, s, org_id, item.opened)
+            except PackageRejected as e:
+                item.refused = e
+    for item in batch:  # step 2: answers and files, in order
+        if item.refused is not None:
+            _refuse(ctx, org_id, inbox, item.name, item.data, item.opened, item.refused, result)
+            continue
+        assert item.opened is not None
+        if item.outcome == "acknowledged":
+            result.acknowledged += 1
+        elif item.outcome in ("imported", "withdrawn"):
+            if item.outcome == "imported":
+                result.imported += 1
+            else:
+                result.withdrawn += item.count
+            doc = item.opened.doc
+            try:
+                send_receipt(ctx, org_id, doc["sender"], doc["package_id"], item.opened.digest, "imported")
+            except PackageRejected as e:
+                _refuse(ctx, org_id, inbox, item.name, item.data, item.opened, e, result)
+                continue
+            except StafetError as e:
+                # Imported, but the sender cannot be told now: leave the file in the inbox so the
+                # next pass answers it (as a replay, re-acknowledged), and go on with the others.
+                result.receipt_errors[item.name] = str(e)
+                log.warning("imported %s but its receipt was not sent: %s", item.name, e)
+                continue
+            result.receipts_sent += 1
+        inbox.mark_processed(item.name)
+
+
+def _refuse(ctx: Context, org_id: str, inbox: Any, name: str, data: bytes, opened: Opened | None,
+            e: PackageRejected, result: InboxResult) -> None:
+    result.rejected[name] = e.reason
+    _keep_rejected(ctx, name, data, str(e))
+    with ctx.store.session() as s:
+        ctx.store.audit(s, f"receive:{org_id}", "package.rejected", f"file:{name}",
+                        {"reason": e.reason, "message": str(e)})
+    log.warning("refused %s: %s", name, e)
+    if opened is not None and opened.doc["type"] == "handover":
+        _answer_refusal(ctx, org_id, opened, e)
+    inbox.reject(name, reason=str(e))
 
 
 def _answer_refusal(ctx: Context, org_id: str, opened: Opened, e: PackageRejected) -> None:
@@ -530,11 +592,15 @@ def _answer_refusal(ctx: Context, org_id: str, opened: Opened, e: PackageRejecte
 
 def apply_withdrawal(ctx: Context, org_id: str, opened: Opened) -> int:
     """Mark the records imported from the named packages as withdrawn."""
-    w = opened.doc["withdrawal"]
     with ctx.store.session() as s:
-        rows = list(s.scalars(select(RecordRow).where(RecordRow.via_package.in_(w["package_ids"]))))
-        for r in rows:
-            r.withdrawn = True
-        ctx.store.audit(s, f"receive:{org_id}", "consent.withdrawn", f"consent:{w['consent_ref']}",
-                        {"packages": w["package_ids"], "records": len(rows)})
+        return _withdraw(ctx, s, org_id, opened)
+
+
+def _withdraw(ctx: Context, s: Session, org_id: str, opened: Opened) -> int:
+    w = opened.doc["withdrawal"]
+    rows = list(s.scalars(select(RecordRow).where(RecordRow.via_package.in_(w["package_ids"]))))
+    for r in rows:
+        r.withdrawn = True
+    ctx.store.audit(s, f"receive:{org_id}", "consent.withdrawn", f"consent:{w['consent_ref']}",
+                    {"packages": w["package_ids"], "records": len(rows)})
     return len(rows)

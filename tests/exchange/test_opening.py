@@ -183,3 +183,23 @@ def test_a_revoked_issuing_ca_revokes_what_it_issued(revoke_intermediate: bool):
         assert e.value.reason == "revoked" and "issuing CA" in str(e.value)
     else:
         trust.check_certificate(leaf, now, [inter])  # chains, valid, nothing revoked
+
+
+def test_one_batch_imports_once_what_arrives_twice_and_answers_both(net):
+    """Two copies of one package in a single pass share a store transaction: the first is
+    imported, the second is a replay of it and is acknowledged again (same digest)."""
+    from sqlalchemy import func, select
+
+    from stafet.store.schema import ImportedPackage, Receipt
+
+    eml = net.build().eml
+    net.deliver("uu-viborg", "a.eml", eml)
+    net.deliver("uu-viborg", "b.eml", eml)
+    net.deliver("uu-viborg", "c.eml", net.build().eml)
+    result = net.receive("uu-viborg")
+    assert result.imported == 2 and result.rejected == {"b.eml": "replay"}
+    with net.ctx("uu-viborg").store.session() as s:
+        assert s.scalar(select(func.count()).select_from(ImportedPackage)) == 2
+        dispositions = sorted(s.scalars(select(Receipt.disposition).where(Receipt.direction == "out")))
+    assert dispositions == ["imported", "imported", "imported"]  # the replay is re-acknowledged
+    assert len(list(net.inbox("779008").glob("*.eml"))) == 3
