@@ -8,8 +8,8 @@ For a ~20 KB handover and RSA keys of the same size (default 3072 bits), in one 
 * stafet receive (decrypt, verify signature and chain/CRL, schema, addressee checks:
   ``open_package``);
 * stafet receive *and import* into the receiver's SQLite store, as a receive pass does
-  it (``stafet.opening.open_all`` + ``stafet.exchange.import_handover``; each package a
-  new id): one by one on one core, and with the opening on ``--workers`` processes
+  it (``stafet.opening.open_all``, then ``stafet.exchange.store_batch`` per batch; each
+  package a new id): one by one on one core, and with the opening on ``--workers`` processes
   while the caller imports (pool start included);
 * the same with the ``openssl cms`` CLI run once per message (sign | encrypt, and
   decrypt | verify), on the same payload and keys.
@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from keys import KeyStore, OrgKey
-from stafet.exchange import import_handover
+from stafet.exchange import IMPORT_BATCH, Incoming, store_batch
 from stafet.models import Organisation, OrgKind
 from stafet.opening import open_all
 from stafet.packages import Opened, _inner_mime, build_package, new_package_id, open_package
@@ -133,11 +133,16 @@ def receive_and_import(root: Path, packages: list[bytes], workers: int) -> tuple
     cpu = time.process_time() + _children_cpu()
     start = time.perf_counter()
     items = ((f"{i}.eml", p) for i, p in enumerate(packages))
-    keys = [_STATE["keys"][RECIPIENT]]
-    for _, _, outcome in open_all(items, count=len(packages), org_id=RECIPIENT, keys=keys,
-                                  trust=_STATE["trust"], members=_STATE["members"], workers=workers):
+    last = f"{len(packages) - 1}.eml"
+    keys, batch = [_STATE["keys"][RECIPIENT]], []
+    for name, data, outcome in open_all(items, count=len(packages), org_id=RECIPIENT, keys=keys,
+                                        trust=_STATE["trust"], members=_STATE["members"], workers=workers):
         assert isinstance(outcome, Opened), outcome
-        import_handover(ctx, RECIPIENT, outcome)  # type: ignore[arg-type]
+        batch.append(Incoming(name, data, opened=outcome))
+        if len(batch) == IMPORT_BATCH or name == last:
+            store_batch(ctx, RECIPIENT, batch)  # type: ignore[arg-type]
+            assert all(i.outcome == "imported" for i in batch)
+            batch = []
     wall = time.perf_counter() - start
     return len(packages) / wall, len(packages) / (time.process_time() + _children_cpu() - cpu)
 

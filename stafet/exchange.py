@@ -465,7 +465,7 @@ IMPORT_BATCH = 16
 
 
 @dataclass
-class _Incoming:
+class Incoming:
     """One inbox file on its way through a receive pass."""
 
     name: str
@@ -506,10 +506,10 @@ def process_inbox(ctx: Context, org_id: str, *, location: str | None = None) -> 
     names = inbox.list("*.eml")
     opened = open_all(((n, inbox.read(n)) for n in names), count=len(names), org_id=org_id, keys=keys,
                       trust=trust, members=ctx.network.members)
-    batch: list[_Incoming] = []
+    batch: list[Incoming] = []
     for name, data, outcome in opened:
-        batch.append(_Incoming(name, data, refused=outcome) if isinstance(outcome, PackageRejected)
-                     else _Incoming(name, data, opened=outcome))
+        batch.append(Incoming(name, data, refused=outcome) if isinstance(outcome, PackageRejected)
+                     else Incoming(name, data, opened=outcome))
         if len(batch) >= IMPORT_BATCH:
             _receive_batch(ctx, org_id, inbox, batch, result)
             batch = []
@@ -518,9 +518,13 @@ def process_inbox(ctx: Context, org_id: str, *, location: str | None = None) -> 
     return result
 
 
-def _receive_batch(ctx: Context, org_id: str, inbox: Any, batch: list[_Incoming],
-                   result: InboxResult) -> None:
-    with ctx.store.session() as s:  # step 1: the store, in one transaction
+def store_batch(ctx: Context, org_id: str, batch: list[Incoming]) -> None:
+    """Step 1 of a receive pass: write what the batch's opened packages carry, in one transaction.
+
+    Sets each item's ``outcome`` (and ``count``), or its ``refused`` when a check fails
+    (replay, a record that does not fit its kind, a receipt that does not match).
+    """
+    with ctx.store.session() as s:
         for item in batch:
             if item.opened is None:
                 continue
@@ -534,6 +538,11 @@ def _receive_batch(ctx: Context, org_id: str, inbox: Any, batch: list[_Incoming]
                     item.outcome, item.count = "withdrawn", _withdraw(ctx, s, org_id, item.opened)
             except PackageRejected as e:
                 item.refused = e
+
+
+def _receive_batch(ctx: Context, org_id: str, inbox: Any, batch: list[Incoming],
+                   result: InboxResult) -> None:
+    store_batch(ctx, org_id, batch)  # step 1: the store, in one transaction
     for item in batch:  # step 2: answers and files, in order
         if item.refused is not None:
             _refuse(ctx, org_id, inbox, item.name, item.data, item.opened, item.refused, result)
