@@ -1,8 +1,10 @@
 """The reliability suite at its large setting; prints one table of figures.
 
-* crash consistency: the relay night SIGKILLed at ``--points`` points (default 100;
-  timed and stage-targeted, crashes during recovery too), each run then completed and
-  compared with a night never killed (``tests/reliability/harness.py``);
+* crash consistency: the night — the real Prefect flows ``nightly-sync``, UU Skive's
+  ``receive``, ``receive-all``, on one Prefect server started here — SIGKILLed at
+  ``--points`` points (default 100; timed and stage-targeted, crashes during recovery
+  too), each run then completed and compared with a night never killed
+  (``tests/reliability/harness.py``);
 * hostile input: the generated corpus (``tests/reliability/hostile``) through every
   reader, plus the 100 MB single field per reader in a memory-measured subprocess;
 * package attacks: the issue-5 generator (``tests/exchange/test_attacks.py``) run with
@@ -33,20 +35,37 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def crash(points: int, lanes: int, work: Path) -> dict:
-    import harness
+    import servers
 
     started = time.monotonic()
+    server = servers.PrefectServer(work / "prefect-server").start()
+    try:
+        return _crash(points, lanes, work, server, started)
+    finally:
+        server.stop()
+
+
+def _crash(points: int, lanes: int, work: Path, server: object, started: float) -> dict:
+    import collections
+
+    import harness
+
     template = harness.make_template(work / "template")
 
     def progress(r: harness.CrashRun) -> None:
         status = "ok" if not r.outcome.problems else "PROBLEM " + "; ".join(r.outcome.problems)[:300]
         print(f"  crash run {r.index:3d}: killed in {r.killed} → {status}", flush=True)
 
-    _, ref_seconds, runs = harness.crash_series(template, work / "crash", n_points=points, per_run=3,
+    (work / "crash").mkdir()
+    _, ref_seconds, runs = harness.crash_series(template, work / "crash", server, n_points=points, per_run=4,
                                                 lanes=lanes, seed=random.randrange(2**31), progress=progress)
     survived = sum(sum(1 for k in r.killed if not k.startswith("completed")) for r in runs
                    if not r.outcome.problems)
+    behind = sum((collections.Counter(r.outcome.left_behind) for r in runs), collections.Counter())
     return {"kill points": harness.landed(runs), "kill points survived": survived,
+            "crash runs (kills, then a completing night)": len(runs),
+            "completing nights with all flow runs COMPLETED": sum(not r.outcome.problems for r in runs),
+            "killed flow runs left RUNNING/PENDING": behind["RUNNING"] + behind["PENDING"],
             "rows lost": sum(r.outcome.rows_lost for r in runs),
             "duplicates": sum(r.outcome.duplicates for r in runs),
             "packages re-sent (imported once)": sum(r.outcome.resent for r in runs),

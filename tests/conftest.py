@@ -142,3 +142,20 @@ def demo_net(demo_template: Path, tmp_path: Path,
     path = str(tmp_path / "n" / "demo" / "network.yaml")
     yield path, relay.context(path)
     relay.context.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real ``prefect server start`` on 127.0.0.1 for the session (SQLite, own home), stopped by PID.
+
+    Clients use it through ``prefect_server.env()`` (``PREFECT_API_URL``) in a process of
+    their own: Prefect reads its settings when it is imported.
+    """
+    from servers import PrefectServer
+
+    try:
+        server = PrefectServer(tmp_path_factory.mktemp("prefect-server")).start()
+    except ServerUnavailable as e:
+        pytest.skip(f"prefect server unavailable: {e}")
+    yield server
+    server.stop()

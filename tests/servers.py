@@ -549,3 +549,81 @@ class Postgres:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# --------------------------------------------------------------------------- Prefect server
+
+
+class PrefectServer:
+    """``prefect server start`` on 127.0.0.1 with its own ``PREFECT_HOME`` (SQLite), stopped by PID.
+
+    Telemetry, the UI and the scheduler are off (nothing is deployed here: flows are called
+    directly by clients that point ``PREFECT_API_URL`` at :attr:`api`). Start ≈ 5–15 s.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.api = f"http://{HOST}:{self.port}/api"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        """What a client needs in its environment to use this server."""
+        return {"PREFECT_API_URL": self.api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+
+    def start(self, timeout: float = 180) -> PrefectServer:
+        import urllib.request
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("STAFET_", "PREFECT_"))}
+        env.update(PREFECT_HOME=str(self.folder / "home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                   DO_NOT_TRACK="1", PREFECT_UI_ENABLED="false",
+                   PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false")
+        log = self.folder / "server.log"
+        with open(log, "ab") as fh:
+            self.proc = subprocess.Popen(
+                [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", HOST,
+                 "--port", str(self.port)], env=env, stdin=subprocess.DEVNULL, stdout=fh,
+                stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerUnavailable(f"prefect server exited: {_tail(log)}")
+            try:
+                with urllib.request.urlopen(f"{self.api}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise ServerUnavailable(f"prefect server not healthy within {timeout}s: {_tail(log)}")
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """One request to the server's REST API; the decoded JSON answer."""
+        import urllib.request
+
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.api}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read() or b"null")
+
+    def stop(self) -> None:
+        """SIGTERM the server and its children (by PID), SIGKILL after 20 s."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            signal_tree(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            signal_tree(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def __enter__(self) -> PrefectServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -3,10 +3,12 @@
 A *template* is a demo network (``setup_demo``, RSA-2048) with its stores migrated and
 one extra source file with bad rows and one hostile file, so that quarantine and
 rejection are part of every night. Each crash run copies the template, runs a night
-(:mod:`chaos_driver`) in a process forked by :mod:`chaos_zygote`, SIGKILLs it at a
-chosen delay, optionally kills the recovery run too, then runs the night again to
-completion. :func:`snapshot` reads what ended where; :func:`compare` checks it against
-a reference night that was never killed.
+(:mod:`chaos_driver`: the real Prefect flows ``nightly-sync``, UU Skive's ``receive``
+and ``receive-all``, against one Prefect server for the whole series) in a process
+forked by :mod:`chaos_zygote`, SIGKILLs it at a chosen delay, optionally kills the
+recovery nights too, then runs the night again to completion. :func:`snapshot` reads
+what ended where (stores, folders, and the flow runs on the Prefect server);
+:func:`compare` checks it against a reference night that was never killed.
 
 The invariants (issue 9):
 
@@ -18,13 +20,19 @@ The invariants (issue 9):
   number of imports equals the number of acknowledged handovers);
 * every sendable handover ends ``acknowledged`` (the same set as the reference, by
   handover key), nothing ``pending``/``sent``/``failed``;
-* the audit log's hash chain verifies, on the hub and on UU Skive's own node.
+* the audit log's hash chain verifies, on the hub and on UU Skive's own node;
+* no flow run left behind blocks the next night: the killed nights' flow runs stay
+  on the server as they were (``RUNNING``, ``PENDING``: nobody marks a SIGKILLed
+  process's run), and the completing night's flow runs are all ``COMPLETED``, the
+  ``nightly-sync`` one with its counts-only artifacts.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
+import json
 import os
 import random
 import shutil
@@ -96,9 +104,12 @@ def dropped_files(template: Path) -> dict[str, list[str]]:
 Kill = float | tuple[str, float]
 """When to SIGKILL a night: seconds after its start, or ``(stage prefix, seconds after it began)``."""
 
-# The stages a targeted kill aims at: short ones too (a send takes tens of milliseconds).
-STAGES = ["send:", "receive:uu-viborg", "ingest:gymnasium", "own-node:", "receipts:779008", "route",
-          "ingest:easy-a", "send:uu-viborg", "receive:779008", "ingest:samtykker", "receipts:", "report"]
+# The stages a targeted kill aims at (markers of chaos_driver, through stafet.relay.observers),
+# short ones too: a send batch takes tens of milliseconds, between its database writes and puts.
+STAGES = ["send:", "ingest:easy-a", "route:", "flow:own-node-receive", "receive:uu-skive", "send:779008",
+          "ingest:gymnasium", "flow:receive-all", "report:", "receive:779008", "deadlines:",
+          "ingest:samtykker"]
+ARTIFACTS = {"nightly-counts", "nightly-per-source", "nightly-per-rule", "nightly-per-recipient"}
 
 
 def _read_from(path: Path, offset: int) -> str:
@@ -111,10 +122,15 @@ def _read_from(path: Path, offset: int) -> str:
 
 
 class Zygote:
-    """A pre-warmed ``chaos_zygote`` process; forks one child per night."""
+    """A pre-warmed ``chaos_zygote`` process; forks one child per night.
 
-    def __init__(self) -> None:
+    ``prefect_env`` points it at the Prefect server (``PrefectServer.env()``): Prefect
+    reads its settings when it is imported, in the zygote, before any child exists.
+    """
+
+    def __init__(self, prefect_env: dict[str, str]) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("STAFET_", "PREFECT_"))}
+        env.update(prefect_env)
         self.proc = subprocess.Popen([sys.executable, str(ZYGOTE)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, env=env)
         ready = self._line()
@@ -199,8 +215,51 @@ def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
         con.close()
 
 
-def snapshot(run: Path) -> dict[str, Any]:
-    """The observable end state of the network in ``run``."""
+def _handovers(hub: Path) -> list[tuple[Any, ...]]:
+    """``(identity, sender, recipient, rule, status, package id, package digest)`` per handover.
+
+    The identity is what the handover is about — sender, recipient, rule, youth and the
+    content digests of its records — not stafet's ``handover_key``, which also holds
+    record row ids: those depend on the order in which concurrent ingest tasks stored
+    the records, so they differ between two nights that both did everything right.
+    """
+    digest = dict(_rows(hub, "select id, digest from records"))
+    out = []
+    for sender, recipient, rule, youth, record_ids, status, pid, pkg in _rows(
+            hub, "select sender, recipient, rule, youth, record_ids, status, id, digest from handovers"):
+        about = json.dumps([sender, recipient, rule, youth, sorted(digest.get(i, f"?{i}")
+                                                                    for i in json.loads(record_ids))])
+        out.append((hashlib.sha256(about.encode()).hexdigest(), sender, recipient, rule, status, pid, pkg))
+    return sorted(out)
+
+
+def final_flow_runs(run: Path) -> dict[str, str]:
+    """The flow runs of the last night on ``run`` (after the last kill): ``{flow run id: flow}``."""
+    lines = (run / "night.log").read_text(errors="replace").splitlines()
+    kills = [i for i, ln in enumerate(lines) if ln.startswith("--- killed")]
+    last = lines[kills[-1] + 1:] if kills else lines
+    return {ln.split()[2]: ln.split()[1] for ln in last if ln.startswith("flowrun ")}
+
+
+def flow_runs(server: Any, run: Path) -> dict[str, Any]:
+    """What the Prefect server holds about the nights on ``run``.
+
+    ``{"states": {flow run id: state type}, "final": {id: flow}, "artifacts": {id: [keys]}}``
+    """
+    import chaos_driver
+
+    runs = server.call("POST", "/flow_runs/filter",
+                       {"flow_runs": {"tags": {"all_": [chaos_driver.tag(run)]}}, "limit": 200})
+    final = final_flow_runs(run)
+    arts = server.call("POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": list(final)}}})
+    artifacts: dict[str, list[str]] = {}
+    for a in arts:
+        artifacts.setdefault(a["flow_run_id"], []).append(a["key"])
+    return {"states": {r["id"]: r["state_type"] for r in runs}, "final": final, "artifacts": artifacts}
+
+
+def snapshot(run: Path, server: Any = None) -> dict[str, Any]:
+    """The observable end state of the network in ``run`` (and, with ``server``, of its flow runs)."""
     hub = run / "home" / "stafet.db"
     skive = run / "demo" / "members" / "uu-skive" / "stafet.db"
     drop = run / "demo" / "drop"
@@ -223,13 +282,13 @@ def snapshot(run: Path) -> dict[str, Any]:
                                      "where via_package = ''")),
         "quarantine": sorted(_rows(hub, "select source_file, row, rule from quarantine")),
         "source_files": sorted(_rows(hub, "select name, status from source_files")),
-        "handovers": sorted(_rows(hub, "select handover_key, sender, recipient, rule, status, id, digest "
-                                       "from handovers")),
+        "handovers": _handovers(hub),
         "imported": imported,
         "receipts_in": _rows(hub, "select package_id, disposition from receipts where direction = 'in'"),
         "files": files,
         "deliveries": deliveries,
         "audit": {name: db for name, db in (("hub", hub), ("uu-skive", skive))},
+        "prefect": flow_runs(server, run) if server is not None else None,
     }
 
 
@@ -254,6 +313,7 @@ class Outcome:
     duplicates: int = 0          # rows stored/quarantined twice, packages imported twice
     resent: int = 0              # packages delivered more than once (allowed: imported once)
     audit_entries: int = 0
+    left_behind: dict[str, int] = field(default_factory=dict)  # killed nights' flow runs, by state
 
 
 def compare(state: dict[str, Any], ref: dict[str, Any]) -> Outcome:
@@ -276,7 +336,7 @@ def compare(state: dict[str, Any], ref: dict[str, Any]) -> Outcome:
     for source, counter in state["files"].items():
         if counter != ref["files"].get(source):
             out.problems.append(f"drop folder {source}: {dict(counter)} != {dict(ref['files'][source])}")
-    # handovers: by key, one row each, same final statuses as the reference
+    # handovers: one row per identity (what it is about), same final statuses as the reference
     keys = collections.Counter(h[0] for h in state["handovers"])
     if any(n > 1 for n in keys.values()):
         out.duplicates += sum(n - 1 for n in keys.values())
@@ -308,7 +368,22 @@ def compare(state: dict[str, Any], ref: dict[str, Any]) -> Outcome:
             out.audit_entries += verify_chain(db)
         except Exception as e:  # DataError with the first entry that does not fit
             out.problems.append(f"audit chain of {name}: {e}")
+    if state["prefect"] is not None:
+        _check_flow_runs(state["prefect"], out)
     return out
+
+
+def _check_flow_runs(fr: dict[str, Any], out: Outcome) -> None:
+    """The completing night's flow runs are COMPLETED (with artifacts) despite what the kills left."""
+    flows = sorted(fr["final"].values())
+    if flows != ["nightly-sync", "own-node-receive:uu-skive", "receive-all"]:
+        out.problems.append(f"the completing night's flow runs: {flows}")
+    for run_id, flow in fr["final"].items():
+        if fr["states"].get(run_id) != "COMPLETED":
+            out.problems.append(f"flow run {flow} of the completing night is {fr['states'].get(run_id)}")
+        if flow == "nightly-sync" and set(fr["artifacts"].get(run_id, [])) != ARTIFACTS:
+            out.problems.append(f"nightly-sync artifacts: {fr['artifacts'].get(run_id)}")
+    out.left_behind = dict(collections.Counter(st for i, st in fr["states"].items() if i not in fr["final"]))
 
 
 # --- a series of crashes ------------------------------------------------------------------
@@ -326,7 +401,7 @@ class CrashRun:
 
 
 def crash_run(zygote: Zygote, template: Path, run: Path, delays: list[Kill], ref: dict[str, Any],
-              index: int = 0) -> CrashRun:
+              index: int = 0, server: Any = None) -> CrashRun:
     """Copy the template to ``run``, kill nights after each of ``delays``, then complete one."""
     started = time.monotonic()
     shutil.rmtree(run, ignore_errors=True)
@@ -342,7 +417,7 @@ def crash_run(zygote: Zygote, template: Path, run: Path, delays: list[Kill], ref
         outcome = Outcome(problems=[f"the night after the crash did not complete (rc {rc}):\n"
                                     + log_tail(run)])
     else:
-        outcome = compare(snapshot(run), ref)
+        outcome = compare(snapshot(run, server), ref)
     return CrashRun(index, delays, killed, rc, outcome, time.monotonic() - started)
 
 
@@ -372,18 +447,22 @@ def kill_plan(n_points: int, duration: float, per_run: int, seed: int) -> list[l
     return plan
 
 
-def crash_series(template: Path, work: Path, *, n_points: int, per_run: int = 2, lanes: int = 2,
-                 seed: int = 9, progress: Any = None) -> tuple[dict[str, Any], float, list[CrashRun]]:
+def crash_series(template: Path, work: Path, server: Any, *, n_points: int, per_run: int = 2,
+                 lanes: int = 2, seed: int = 9,
+                 progress: Any = None) -> tuple[dict[str, Any], float, list[CrashRun]]:
     """The reference night, then ``n_points`` kills over parallel lanes.
 
+    ``server`` is a started ``servers.PrefectServer``: every night's flows run on it.
     Returns ``(reference state, reference seconds, crash runs)``.
     """
     import concurrent.futures as cf
 
     zygotes: list[Zygote] = []
+    prefect_env = {**server.env(), "PREFECT_HOME": str(work / "prefect-client"),
+                   "PREFECT_LOGGING_LEVEL": "WARNING"}
     try:
         with cf.ThreadPoolExecutor(lanes) as pool:
-            zygotes = list(pool.map(lambda _: Zygote(), range(lanes)))
+            zygotes = list(pool.map(lambda _: Zygote(prefect_env), range(lanes)))
         ref_run = work / "reference"
         shutil.rmtree(ref_run, ignore_errors=True)
         shutil.copytree(template, ref_run, symlinks=True)
@@ -392,7 +471,7 @@ def crash_series(template: Path, work: Path, *, n_points: int, per_run: int = 2,
         duration = time.monotonic() - t
         if rc != 0:
             raise RuntimeError("the reference night failed:\n" + log_tail(ref_run))
-        ref = snapshot(ref_run)
+        ref = snapshot(ref_run, server)
         ref_check = compare(ref, ref)
         if ref_check.problems:
             raise RuntimeError(f"the reference night is not consistent: {ref_check.problems}")
@@ -406,7 +485,7 @@ def crash_series(template: Path, work: Path, *, n_points: int, per_run: int = 2,
             with lock:
                 z = free.pop()
             try:
-                r = crash_run(z, template, work / f"crash-{i:03d}", plan[i], ref, i)
+                r = crash_run(z, template, work / f"crash-{i:03d}", plan[i], ref, i, server)
             finally:
                 with lock:
                     free.append(z)
