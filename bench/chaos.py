@@ -181,6 +181,7 @@ def main() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     figures: dict = {}
     started = time.monotonic()
+    load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="stafet-chaos-") as tmp:
         work = Path(tmp)
         if "crash" not in skip:
@@ -193,6 +194,7 @@ def main() -> None:
         if "canary" not in skip:
             figures.update(canary(work))
     figures["total s"] = round(time.monotonic() - started)
+    figures["load average (1 min) at start / end"] = f"{load0:.1f} / {os.getloadavg()[0]:.1f}"
     width = max(len(k) for k in figures)
     print("\nstafet chaos")
     print("-" * (width + 12))

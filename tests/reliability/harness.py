@@ -440,7 +440,10 @@ def kill_plan(n_points: int, duration: float, per_run: int, seed: int) -> list[l
     plan: list[list[Kill]] = []
     left = n_points
     for i in range(runs):
-        first: Kill = timed[i] if i % 2 == 0 else (STAGES[(i // 2) % len(STAGES)], rng.uniform(0, 0.05))
+        # aimed: right after the stage began, or anywhere in its first 0.8 s (a send batch
+        # takes ~2 s: package built and its path written, put, status written, next one)
+        offset = rng.uniform(0, 0.05) if (i // 2) % 2 == 0 else rng.uniform(0, 0.8)
+        first: Kill = timed[i] if i % 2 == 0 else (STAGES[(i // 2) % len(STAGES)], offset)
         k = min(per_run, left)
         plan.append([first] + [rng.uniform(0.2, duration * 0.6) for _ in range(k - 1)])
         left -= k
