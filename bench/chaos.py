@@ -5,6 +5,8 @@
   ``--points`` points (default 100; timed and stage-targeted, crashes during recovery
   too), each run then completed and compared with a night never killed
   (``tests/reliability/harness.py``);
+* endpoint limits: with ``prefect concurrency-limit create endpoint:<org> 1`` (README), a
+  night killed inside a send task; the next night waits for the held slot's lease;
 * hostile input: the generated corpus (``tests/reliability/hostile``) through every
   reader, plus the 100 MB single field per reader in a memory-measured subprocess;
 * package attacks: the issue-5 generator (``tests/exchange/test_attacks.py``) run with
@@ -12,7 +14,7 @@
 * CPR canaries: the canary night on the real Prefect flow (``canary_run.py``), scanned.
 
     .venv/bin/python bench/chaos.py [--points 100] [--attacks 10000] [--lanes 2]
-                                    [--skip crash,hostile,attacks,canary]
+                                    [--skip crash,limits,hostile,attacks,canary]
 """
 
 from __future__ import annotations
@@ -70,6 +72,24 @@ def _crash(points: int, lanes: int, work: Path, server: object, started: float) 
             "duplicates": sum(r.outcome.duplicates for r in runs),
             "packages re-sent (imported once)": sum(r.outcome.resent for r in runs),
             "reference night s": round(ref_seconds, 1), "crash s": round(time.monotonic() - started)}
+
+
+def limits(work: Path) -> dict:
+    import harness
+    import servers
+
+    server = servers.PrefectServer(work / "prefect-server-limits").start()
+    try:
+        template = harness.make_template(work / "limits-template")
+        r = harness.endpoint_limit_run(template, work / "limits", server)
+    finally:
+        server.stop()
+    for p in r.outcome.problems:
+        print("  endpoint limit run:", p[:300])
+    return {"killed in a send with endpoint limits: slots left held": len(r.held_after_kill),
+            "  next night s (waits for the slot's lease) / without":
+                f"{r.rerun_seconds:.0f} / {r.normal_seconds:.0f}",
+            "  next night consistent": "yes" if not r.outcome.problems else "NO"}
 
 
 def hostile_inputs(work: Path) -> dict:
@@ -186,6 +206,9 @@ def main() -> None:
         work = Path(tmp)
         if "crash" not in skip:
             figures.update(crash(a.points, a.lanes, work))
+        if "limits" not in skip:
+            (work / "limits").mkdir()
+            figures.update(limits(work))
         if "hostile" not in skip:
             (work / "hostile").mkdir()
             figures.update(hostile_inputs(work / "hostile"))

@@ -512,3 +512,64 @@ def crash_series(template: Path, work: Path, server: Any, *, n_points: int, per_
     finally:
         for z in zygotes:
             z.close()
+
+
+# --- a killed send holding a per-endpoint concurrency slot ----------------------------------
+
+@dataclass
+class LimitRun:
+    """A night killed inside a send task while the README's per-endpoint limits (1) are set."""
+
+    held_after_kill: list[str]   # the limits whose slot the killed night still held
+    attempts: int                # kills needed to land inside a send task
+    rerun_seconds: float         # the night after it, waiting for the held slot's lease to expire
+    normal_seconds: float        # the same night without a held slot (the reference)
+    outcome: Outcome
+
+
+def endpoint_limit_run(template: Path, work: Path, server: Any) -> LimitRun:
+    """``prefect concurrency-limit create endpoint:<org> 1`` for every recipient, then kill a send.
+
+    Prefect keeps a task's tag slot under a 60 s lease that the task renews; a SIGKILLed
+    task cannot release it, so the server's repossessor frees it once the lease expires.
+    The next night must still complete (later), with the usual invariants.
+    """
+    prefect_env = {**server.env(), "PREFECT_HOME": str(work / "prefect-client"),
+                   "PREFECT_LOGGING_LEVEL": "WARNING"}
+    zygote = Zygote(prefect_env)
+    tags: list[str] = []
+    try:
+        ref_run = work / "limit-reference"
+        shutil.rmtree(ref_run, ignore_errors=True)
+        shutil.copytree(template, ref_run, symlinks=True)
+        t = time.monotonic()
+        if zygote.night(ref_run) != 0:
+            raise RuntimeError("the reference night failed:\n" + log_tail(ref_run))
+        normal = time.monotonic() - t
+        ref = snapshot(ref_run, server)
+        tags = sorted({f"endpoint:{h[2]}" for h in ref["handovers"]})
+        for tag in tags:
+            server.call("POST", "/concurrency_limits/", {"tag": tag, "concurrency_limit": 1})
+        held: list[str] = []
+        attempts = 0
+        while not held and attempts < 5:
+            attempts += 1
+            run = work / f"limit-{attempts}"
+            shutil.rmtree(run, ignore_errors=True)
+            shutil.copytree(template, run, symlinks=True)
+            rc = zygote.night(run, kill=("send:", 0.02 * attempts))
+            with open(run / "night.log", "a") as fh:
+                fh.write(f"--- killed in a send (rc {rc})\n")
+            held = [c["name"] for c in server.call("POST", "/v2/concurrency_limits/filter", {})
+                    if c["active_slots"]]
+        t = time.monotonic()
+        rc = zygote.night(run)
+        seconds = time.monotonic() - t
+        outcome = compare(snapshot(run, server), ref) if rc == 0 else Outcome(
+            problems=[f"the night after the kill did not complete (rc {rc}):\n{log_tail(run)}"])
+        return LimitRun(held, attempts, seconds, normal, outcome)
+    finally:
+        for tag in tags:
+            with contextlib.suppress(OSError):
+                server.call("DELETE", f"/concurrency_limits/tag/{tag}")
+        zygote.close()
