@@ -399,15 +399,24 @@ def import_handover(ctx: Context, org_id: str, opened: Opened) -> int:
         return _import(ctx, s, org_id, opened)
 
 
-def _import(ctx: Context, s: Session, org_id: str, opened: Opened) -> int:
-    """:func:`import_handover` inside the caller's transaction; every check comes before any write."""
+def _import(ctx: Context, s: Session, org_id: str, opened: Opened,
+            imported: dict[str, dt.datetime] | None = None) -> int:
+    """:func:`import_handover` inside the caller's transaction; every check comes before any write.
+
+    ``imported``: package id → when, for the ids of the caller's batch (read in one query
+    and kept up to date here); without it the store is asked.
+    """
     from stafet.cpr import parse_cpr
 
     doc = opened.doc
-    prior = s.get(ImportedPackage, doc["package_id"])
-    if prior is not None:
+    if imported is None:
+        row = s.get(ImportedPackage, doc["package_id"])
+        first = row.imported_at if row is not None else None
+    else:
+        first = imported.get(doc["package_id"])
+    if first is not None:
         raise PackageRejected("replay", "this package id was already imported",
-                              package=doc["package_id"], first=prior.imported_at.isoformat())
+                              package=doc["package_id"], first=first.isoformat())
     cpr, now = parse_cpr(doc["youth"]["cpr"]), utcnow()
     recs = []
     for i, r in enumerate(doc["records"], 1):
@@ -424,6 +433,8 @@ def _import(ctx: Context, s: Session, org_id: str, opened: Opened) -> int:
                           digest=opened.digest, disposition="imported", imported_at=now))
     ctx.store.audit(s, f"receive:{org_id}", "package.imported", f"package:{doc['package_id']}",
                     {"sender": doc["sender"], "records": len(recs), "digest": opened.digest})
+    if imported is not None:
+        imported[doc["package_id"]] = now
     return len(recs)
 
 
@@ -524,7 +535,11 @@ def store_batch(ctx: Context, org_id: str, batch: list[Incoming]) -> None:
     Sets each item's ``outcome`` (and ``count``), or its ``refused`` when a check fails
     (replay, a record that does not fit its kind, a receipt that does not match).
     """
+    ids = [i.opened.doc["package_id"] for i in batch if i.opened is not None]
     with ctx.store.session() as s:
+        imported = {pid: at for pid, at in s.execute(
+            select(ImportedPackage.package_id, ImportedPackage.imported_at)
+            .where(ImportedPackage.package_id.in_(ids)))}
         for item in batch:
             if item.opened is None:
                 continue
@@ -533,7 +548,7 @@ def store_batch(ctx: Context, org_id: str, batch: list[Incoming]) -> None:
                 if kind == "receipt":
                     item.outcome = _accept(ctx, s, org_id, item.opened)
                 elif kind == "handover":
-                    item.outcome, item.count = "imported", _import(ctx, s, org_id, item.opened)
+                    item.outcome, item.count = "imported", _import(ctx, s, org_id, item.opened, imported)
                 else:
                     item.outcome, item.count = "withdrawn", _withdraw(ctx, s, org_id, item.opened)
             except PackageRejected as e:
