@@ -4,11 +4,13 @@
 
 Prints one JSON line: ``{"outcome": "rejected"|"rows"|"crash", "detail": ..., "rows": N,
 "baseline_mb": .., "peak_mb": .., "growth_mb": .., "seconds": ..}``. Peak is
-``ru_maxrss`` (the high-water mark of this process), baseline is taken after imports.
+the high-water mark of this process (``VmHWM``), reset after the imports, whose
+baseline is the RSS then.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import sys
@@ -19,7 +21,24 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 
 
 def _mb() -> float:
+    """The peak RSS in MB since :func:`_reset_peak` (``VmHWM``), else since the start."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak() -> None:
+    """Start the peak over from the current RSS (Linux: ``5`` into ``clear_refs`` resets VmHWM).
+
+    Without it the baseline is the imports' own high-water mark, which a reader's growth
+    could stay under and so not show at all.
+    """
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
 
 
 def main() -> None:
@@ -28,6 +47,7 @@ def main() -> None:
 
     source, path = sys.argv[1], Path(sys.argv[2])
     reader = READERS[source]
+    _reset_peak()
     base = _mb()
     started = time.perf_counter()
     rows, outcome, detail = 0, "rows", ""
