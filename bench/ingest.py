@@ -12,7 +12,8 @@ phase in its own process so that each peak RSS is its own:
 * ``validate``: the reader and Great Expectations only, chunk by chunk.
 
 Prints rows/s, wall time, peak RSS, and GX's share of the end-to-end wall time.
-Targets (issue 4): ≥ 50,000 rows/s end to end, peak RSS < 400 MB, validation ≤ 40 %.
+Targets (issue 4): ≥ 50,000 rows/s end to end, peak RSS < 400 MB (counted here as the
+ingest process plus its GX worker), validation ≤ 40 %.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -163,7 +165,8 @@ def main() -> None:
     out = {}
     for phase in ("validate", "e2e"):
         pw = work / phase
-        pw.mkdir(exist_ok=True)
+        shutil.rmtree(pw, ignore_errors=True)  # a fresh store: a kept one would see a duplicate file
+        pw.mkdir()
         env = {**os.environ, "STAFET_HOME": str(pw), "GX_ANALYTICS_ENABLED": "False"}
         cmd = [sys.executable, __file__, "--phase", phase, "--file", str(path), "--work", str(pw)]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -183,11 +186,12 @@ def main() -> None:
     print(f"validation : {v['rows']:,} rows in {v['wall']:.1f} s = {v['rows_per_s']:,.0f} rows/s "
           f"(read + frame + GX; GX itself {v['gx_s']:.1f} s), peak RSS {v['peak_mb']:.0f} MB, "
           f"{v['failed_rows']:,} rows failed")
-    ok = e["rows_per_s"] >= 50_000 and e["peak_mb"] < 400 and e["gx_share"] <= 0.40
-    print("targets    : " + ("met" if ok else "NOT met") + " (≥ 50,000 rows/s, < 400 MB, GX ≤ 40 %)")
+    checks = [("≥ 50,000 rows/s", e["rows_per_s"] >= 50_000, f"{e['rows_per_s'] / 50_000:.0%} of it"),
+              ("< 400 MB for ingest + GX worker", e["sum_mb"] < 400, f"{e['sum_mb']:.0f} MB"),
+              ("GX ≤ 40 % of wall", e["gx_share"] <= 0.40, f"{100 * e['gx_share']:.0f} %")]
+    print("targets    : " + "; ".join(f"{name}: {'met' if ok else 'NOT met'} ({got})"
+                                      for name, ok, got in checks))
     if not args.keep:
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
 
 

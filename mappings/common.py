@@ -210,6 +210,10 @@ def cpr(v: str) -> Cpr:
             else "is not DDMMYY-SSSS or DDMMYYSSSS")) from None
 
 
+_UNIQUE: frozenset[Converter] = frozenset({cpr})
+"""Converters of values that rarely repeat within an export (one CPR per youth): not memoised."""
+
+
 def pipe_list(v: str) -> tuple[str, ...]:
     """``a|b|c`` → ``("a", "b", "c")``, trimmed, empty items dropped."""
     return tuple(p.strip() for p in v.split("|") if p.strip())
@@ -229,17 +233,40 @@ Table = Mapping[str, tuple[str, Converter]]
 """canonical field → (source field, converter)."""
 
 
+CACHE_SIZE = 4096
+"""Values remembered per converter of a table. Exports repeat most values (dates,
+codes, institution numbers, names from a small set), and a cache hit costs a tenth
+of a conversion. Every converter is pure and returns an immutable value."""
+
+_plans: dict[int, tuple[Table, tuple[tuple[str, str, Converter, Converter], ...]]] = {}
+
+
+def _plan(table: Table) -> tuple[tuple[str, str, Converter, Converter], ...]:
+    """The table as ``(target, column, memoised converter, converter)``, made once per table."""
+    hit = _plans.get(id(table))
+    if hit is not None and hit[0] is table:
+        return hit[1]
+    plan = tuple((target, column, conv if conv in _UNIQUE else functools.lru_cache(maxsize=CACHE_SIZE)(conv),
+                  conv) for target, (column, conv) in table.items())
+    _plans[id(table)] = (table, plan)  # the table is kept alive, so its id stays its own
+    return plan
+
+
 def apply(table: Table, fields: Mapping[str, str], *, file: str | None = None,
           row: int | None = None) -> dict[str, Any]:
     """Run a mapping table over one row's raw ``fields``.
 
     A source field absent from the row counts as empty. The first value that does
-    not convert raises ``DataError`` with the source field as ``column``.
+    not convert raises ``DataError`` with the source field as ``column``. Converted
+    values are memoised per converter (:data:`CACHE_SIZE`); a value that fails is
+    converted again each time (the error is not cached).
     """
     out: dict[str, Any] = {}
-    for target, (column, conv) in table.items():
+    get = fields.get
+    for target, column, conv, _ in _plan(table):
         try:
-            out[target] = conv(fields.get(column) or "")
+            out[target] = conv(get(column) or "")
         except ConversionError as e:
             raise DataError(f"{column} {e}", file=file, row=row, rule=e.rule, column=column) from None
     return out
+

@@ -34,8 +34,9 @@ import shutil
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -182,6 +183,12 @@ class _Run:
     institutions: list[str]
     result: FileResult
     quarantine: list[dict[str, Any]] = field(default_factory=list)
+    # Storing a chunk runs on this thread while the next chunk is mapped: SQLite releases
+    # the GIL while it writes, so its work overlaps the mapping's Python. One chunk at a
+    # time, in order; the session is used by one thread at a time only.
+    _pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="stafet-store"))
+    _job: Future[None] | None = None
 
     def quarantine_row(self, row: Row, failures: list[tuple[str, str]]) -> None:
         rules = list(dict.fromkeys(rule for rule, _ in failures))
@@ -213,17 +220,11 @@ class _Run:
             if r.problem:
                 self.quarantine_row(r, [("row_shape", r.problem)])
         if not chunk.good:
-            self.flush_quarantine()
+            self.write([])
             return
         # Mapped before the failures are known: a row that failed validation is
         # quarantined for that, whatever its mapping did.
-        name, file, now, map_row = self.source.name, self.file, self.now, self.source.map_row
-        mapped: list[Record | Exception] = []
-        for row in chunk.good:
-            try:
-                mapped.append(map_row(row.fields, Provenance(name, file, row.number, now)))
-            except Exception as e:  # judged below: only a row that passed validation may raise
-                mapped.append(e)
+        mapped = self.map_chunk(chunk.good)
         failures: dict[int, list[Failure]] = val.collect()
         records: list[Record] = []
         for i, (row, rec) in enumerate(zip(chunk.good, mapped, strict=True)):
@@ -236,13 +237,42 @@ class _Run:
                 raise rec
             else:
                 records.append(rec)
-        self.store_records(records)
-        self.flush_quarantine()
+        self.write(records)
 
-    def flush_quarantine(self) -> None:
-        if self.quarantine:
-            self.session.execute(insert(Quarantine), self.quarantine)
-            self.quarantine = []
+    def map_chunk(self, rows: list[Row]) -> Sequence[Record | Exception]:
+        """Each row's record, or the exception its mapping raised (judged by the caller)."""
+        name, file, now, map_row = self.source.name, self.file, self.now, self.source.map_row
+        mapped: list[Record | Exception] = []
+        for row in rows:
+            try:
+                mapped.append(map_row(row.fields, Provenance(name, file, row.number, now)))
+            except Exception as e:  # judged below: only a row that passed validation may raise
+                mapped.append(e)
+        return mapped
+
+    def write(self, records: list[Record]) -> None:
+        """Store ``records`` and the rows quarantined so far, on the store thread, after the last chunk."""
+        quarantine, self.quarantine = self.quarantine, []
+        self.drain()
+        self._job = self._pool.submit(self._write, records, quarantine)
+
+    def _write(self, records: list[Record], quarantine: list[dict[str, Any]]) -> None:
+        self.store_records(records)
+        if quarantine:
+            self.session.execute(insert(Quarantine), quarantine)
+
+    def drain(self) -> None:
+        """Wait until the chunk being stored is stored (raising what storing it raised)."""
+        job, self._job = self._job, None
+        if job is not None:
+            job.result()
+
+    def close(self) -> None:
+        """Wait for the store thread and end it (before the transaction ends, whichever way)."""
+        try:
+            self.drain()
+        finally:
+            self._pool.shutdown(wait=True)
 
     def store_records(self, records: list[Record]) -> None:
         if not records:
@@ -263,6 +293,18 @@ class _Run:
             for c, _ in consents:
                 self.session.merge(ConsentRow(ref=c.ref, youth=pseud[c.cpr.digits], payload=c.payload(),
                                               withdrawn_date=c.withdrawn_date, updated_at=self.now))
+
+
+@contextmanager
+def _closing(run: _Run) -> Iterator[_Run]:
+    """End ``run``'s store thread on the way out; an error already on its way wins over the thread's."""
+    try:
+        yield run
+    except BaseException:
+        with suppress(BaseException):
+            run.close()
+        raise
+    run.close()
 
 
 def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
@@ -336,7 +378,7 @@ def _ingest(store: Store, network: Network, name: str,
                 # A bigger page cache for this connection: the unique indexes take random keys.
                 s.connection().exec_driver_sql("PRAGMA cache_size=-65536")
             run = _Run(store, s, src, name, sha, now, known_institutions(network), result)
-            with opener() as fh, validation.validator() as val:
+            with opener() as fh, validation.validator() as val, _closing(run):
                 if docs_dir is not None:
                     val.start_file(name)
                 # One chunk ahead: the next chunk is read and validated (in the worker)
@@ -356,6 +398,7 @@ def _ingest(store: Store, network: Network, name: str,
                     result.rows += len(done.rows)
                     if progress is not None:
                         progress(result.rows)
+                run.drain()
                 if docs_dir is not None:
                     result.datadocs = _build_docs(val, name, docs_dir, now)
             result.seconds = round(time.perf_counter() - started, 3)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 import types
 import typing
 from dataclasses import dataclass, field
@@ -68,7 +69,12 @@ class Record:
 
     def natural_key(self) -> str:
         """The source's natural key as text (CPR enters only as its pseudonym later)."""
-        return "|".join(str(getattr(self, f)) for f in self.key_fields)
+        get = _KEY_GETTERS.get(type(self))
+        if get is None:
+            fields = self.key_fields
+            get = _KEY_GETTERS[type(self)] = operator.attrgetter(*fields) if len(fields) > 1 else \
+                (lambda r: tuple(getattr(r, f) for f in fields))
+        return "|".join(map(str, get(self)))
 
     def payload(self) -> dict[str, Any]:
         """The record's own fields as JSON-ready values, without CPR and provenance."""
@@ -78,6 +84,10 @@ class Record:
                 continue
             out[f.name] = _jsonable(getattr(self, f.name))
         return out
+
+
+_KEY_GETTERS: dict[type, Any] = {}
+"""Per record class, one getter of its key fields (a bulk ingest builds a key per row)."""
 
 
 def _jsonable(v: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -118,7 +119,7 @@ class Store:
         new = [(p, self.vault.encrypt(d.encode(), b"cpr"), by_digits[d].birth_date, now)
                for d, p in pseud.items() if p not in existing]
         if new:
-            new.sort()
+            new.sort(key=_first)  # pseudonyms are unique: comparing them alone is the same order
             # Parallel tasks or workers may meet the same new youth at once.
             _insert_many(s, Youth.__table__, ("pseudonym", "cpr_enc", "birth_date", "created_at"), new,
                          ignore_conflict_on="pseudonym")
@@ -162,7 +163,7 @@ class Store:
         sha256 = hashlib.sha256
         for rec, key in zip(records, keys, strict=True):
             payload = _payload(rec)
-            text_payload = _CANONICAL(payload)
+            text_payload = _payload_text(rec, payload)
             digest = sha256(text_payload.encode()).hexdigest()
             found = existing.get(key)
             if found is None and key in pending:
@@ -193,7 +194,9 @@ class Store:
                 out.append(("updated", row.id))
         if inserts:
             # In index order: random pseudonyms would touch a random page per row.
-            inserts.sort(key=lambda r: (r[0], r[1], r[2]))
+            # One string per key sorts like the (kind, youth, key) tuple (neither kind nor a
+            # pseudonym holds a NUL) and compares much faster.
+            inserts.sort(key=lambda r: f"{r[0]}\0{r[1]}\0{r[2]}")
             _insert_many(s, RecordRow.__table__, self._RECORD_COLUMNS, inserts, raw=("payload",))
             if with_ids:
                 youths = list({k[1] for k in pending})
@@ -265,33 +268,61 @@ def _canonical(payload: dict[str, Any]) -> str:
     return _CANONICAL(payload)
 
 
+_CANONICAL_SORTED = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+""":data:`_CANONICAL` for a dict whose keys are already in sorted order (same text, no sorting)."""
+
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
-_PAYLOAD_FIELDS: dict[type, tuple[str, ...] | None] = {}
+_PAYLOAD_FIELDS: dict[type, tuple[tuple[str, ...], Any] | None] = {}
 
 
-def _payload_fields(cls: type[Record]) -> tuple[str, ...] | None:
-    """The payload's field names of a record class, or None if the class has its own ``payload``."""
+def _payload_fields(cls: type[Record]) -> tuple[tuple[str, ...], Any] | None:
+    """The payload's field names of a record class, sorted, with one getter for all of them.
+
+    None if the class has its own ``payload``.
+    """
     try:
         return _PAYLOAD_FIELDS[cls]
     except KeyError:
-        names = None if cls.payload is not Record.payload else tuple(
-            f.name for f in dataclasses.fields(cls) if f.name not in ("cpr", "provenance"))
-        _PAYLOAD_FIELDS[cls] = names
-        return names
+        names = None if cls.payload is not Record.payload else tuple(sorted(
+            f.name for f in dataclasses.fields(cls) if f.name not in ("cpr", "provenance")))
+        found = None if names is None else (names, operator.attrgetter(*names) if len(names) > 1
+                                            else lambda r, n=names[0]: (getattr(r, n),))
+        _PAYLOAD_FIELDS[cls] = found
+        return found
+
+
+_first = operator.itemgetter(0)
+_ISO: dict[Any, str] = {}
+
+
+def _jsonable_cached(v: Any) -> Any:
+    """:func:`~stafet.models._jsonable`, remembering dates' ISO text (a bulk file repeats its dates)."""
+    if type(v) is date:
+        try:
+            return _ISO[v]
+        except KeyError:
+            if len(_ISO) > 100_000:
+                _ISO.clear()
+            text = _ISO[v] = v.isoformat()
+            return text
+    return _jsonable(v)
 
 
 def _payload(rec: Record) -> dict[str, Any]:
-    """``rec.payload()``, without looking up the dataclass fields again for every record."""
-    names = _payload_fields(type(rec))
-    if names is None:
+    """``rec.payload()`` with its keys in sorted order, without looking up the fields for every record."""
+    found = _payload_fields(type(rec))
+    if found is None:
         return rec.payload()
-    out: dict[str, Any] = {}
-    for name in names:
-        v = getattr(rec, name)
-        out[name] = v if type(v) in _PLAIN else _jsonable(v)
-    return out
+    names, get = found
+    plain = _PLAIN
+    return dict(zip(names, [v if type(v) in plain else _jsonable_cached(v) for v in get(rec)], strict=True))
+
+
+def _payload_text(rec: Record, payload: dict[str, Any]) -> str:
+    """The canonical JSON of ``payload`` (from :func:`_payload`), as :data:`_CANONICAL` writes it."""
+    return _CANONICAL_SORTED(payload) if _payload_fields(type(rec)) is not None else _CANONICAL(payload)
 
 
 def _placeholder(s: Session) -> str | None:

@@ -110,3 +110,15 @@ def test_free_text_pre_check_never_skips_what_redact_would_catch(value: str) -> 
     """The cheap pre-check is only a shortcut: the result is always ``redact(text(v))``."""
     assert free_text(value) == redact(text(value))
     assert free_text(f" {value} ") == redact(text(value))
+
+
+def test_apply_remembers_values_but_every_failure_raises_again() -> None:
+    table = {"day": ("Dato", required(date_dmy)), "cpr": ("Cpr", cpr)}
+    first = apply(table, {"Dato": "01-02-2026", "Cpr": "010208-4127"}, file="f.csv", row=2)
+    again = apply(table, {"Dato": "01-02-2026", "Cpr": "010208-4128"}, file="f.csv", row=3)
+    assert first["day"] == again["day"] == date(2026, 2, 1)
+    assert (first["cpr"].digits, again["cpr"].digits) == ("0102084127", "0102084128")
+    for row in (4, 5):  # the same bad value, twice: an error naming its own row each time
+        with pytest.raises(DataError) as e:
+            apply(table, {"Dato": "31-02-2026", "Cpr": "010208-4127"}, file="f.csv", row=row)
+        assert (e.value.rule, e.value.row, e.value.file) == ("date_format", row, "f.csv")
