@@ -65,6 +65,7 @@ def _crash(points: int, lanes: int, work: Path, server: object, started: float) 
                    if not r.outcome.problems)
     behind = sum((collections.Counter(r.outcome.left_behind) for r in runs), collections.Counter())
     return {"kill points": harness.landed(runs), "kill points survived": survived,
+            "  of them between a delivery and its 'sent' status": harness.window_hits(runs),
             "crash runs (kills, then a completing night)": len(runs),
             "completing nights with all flow runs COMPLETED": sum(not r.outcome.problems for r in runs),
             "killed flow runs left RUNNING/PENDING": behind["RUNNING"] + behind["PENDING"],

@@ -102,12 +102,16 @@ def dropped_files(template: Path) -> dict[str, list[str]]:
 # --- running nights ---------------------------------------------------------------------
 
 Kill = float | tuple[str, float]
-"""When to SIGKILL a night: seconds after its start, or ``(stage prefix, seconds after it began)``."""
+"""When to SIGKILL a night: seconds after its start, ``(stage prefix, seconds after it began)``,
+or ``("file:GLOB", seconds)``: after a new file matching GLOB (under ``demo/``) appeared."""
+
+# A package delivered into the recipient's inbox (folder outlet), before the sender marks it sent.
+DELIVERED = "file:inbox/*/PKG-*.eml"
 
 # The stages a targeted kill aims at (markers of chaos_driver, through stafet.relay.observers),
 # short ones too: a send batch takes tens of milliseconds, between its database writes and puts.
-STAGES = ["send:", "ingest:easy-a", "route:", "flow:own-node-receive", "receive:uu-skive", "send:779008",
-          "ingest:gymnasium", "flow:receive-all", "report:", "receive:779008", "deadlines:",
+STAGES = [DELIVERED, "send:", "ingest:easy-a", "route:", "flow:own-node-receive", "receive:uu-skive",
+          "send:779008", "ingest:gymnasium", "flow:receive-all", "report:", "receive:779008", "deadlines:",
           "ingest:samtykker"]
 # Stages every night announces, whatever is left to do: where recovery nights are aimed at
 # (a random time alone often hits a recovery night while Prefect is still starting its flow run).
@@ -123,6 +127,27 @@ def _read_from(path: Path, offset: int) -> str:
             return fh.read().decode(errors="replace")
     except FileNotFoundError:
         return ""
+
+
+def _await_new_file(folder: Path, pattern: str, log: Path, start: int) -> None:
+    """Return as soon as a file matching ``pattern`` appears under ``folder`` (or the night ends).
+
+    A package appears in the recipient's inbox the moment the folder outlet renames it
+    into place; the sender writes ``sent`` to its store a few milliseconds later. A kill
+    right now lands between the two: the next night sends the same package again.
+    """
+    before = set(folder.glob(pattern))
+    deadline = time.monotonic() + 300
+    n = 0
+    while time.monotonic() < deadline:
+        if set(folder.glob(pattern)) - before:
+            return
+        n += 1
+        if n % 50 == 0:
+            text = _read_from(log, start)
+            if "stage done" in text or "Traceback" in text:
+                return
+        time.sleep(0.001)
 
 
 class Zygote:
@@ -166,6 +191,9 @@ class Zygote:
         pid = self.start(run)
         if isinstance(kill, int | float):
             time.sleep(kill)
+        elif kill is not None and kill[0].startswith("file:"):
+            _await_new_file(run / "demo", kill[0][5:], log, start)
+            time.sleep(kill[1])
         elif kill is not None:
             stage, offset = kill
             deadline = time.monotonic() + 300
@@ -413,7 +441,8 @@ def crash_run(zygote: Zygote, template: Path, run: Path, delays: list[Kill], ref
     killed = []
     for d in delays:
         rc = zygote.night(run, kill=d)
-        killed.append(last_stage(run) if rc == -signal.SIGKILL else f"completed(rc={rc})")
+        where = last_stage(run) if rc == -signal.SIGKILL else f"completed(rc={rc})"
+        killed.append(where + (" +delivered-not-marked-sent" if delivered_not_marked(run) else ""))
         with open(run / "night.log", "a") as fh:
             fh.write(f"--- killed at {d} (rc {rc})\n")
     rc = zygote.night(run)
@@ -423,6 +452,23 @@ def crash_run(zygote: Zygote, template: Path, run: Path, delays: list[Kill], ref
     else:
         outcome = compare(snapshot(run, server), ref)
     return CrashRun(index, delays, killed, rc, outcome, time.monotonic() - started)
+
+
+def delivered_not_marked(run: Path) -> int:
+    """Packages already in their recipient's inbox whose handover the sender still has ``pending``.
+
+    Non-zero right after a kill that landed between the put and the status write.
+    """
+    hub = run / "home" / "stafet.db"
+    inbox = run / "demo" / "inbox"
+    pending = [pid for (pid,) in _rows(hub, "select id from handovers where status = 'pending'")]
+    return sum(1 for pid in pending
+               if any(inbox.glob(f"*/{pid}.eml")) or any(inbox.glob(f"*/processed/{pid}*")))
+
+
+def window_hits(runs: list[CrashRun]) -> int:
+    """Kills that landed between a package's delivery and its ``sent`` status."""
+    return sum(1 for r in runs for k in r.killed if k.endswith("+delivered-not-marked-sent"))
 
 
 def landed(runs: list[CrashRun]) -> int:
@@ -447,8 +493,10 @@ def kill_plan(n_points: int, duration: float, per_run: int, seed: int) -> list[l
     for i in range(runs):
         # aimed: right after the stage began, or anywhere in its first 0.8 s (a send batch
         # takes ~2 s: package built and its path written, put, status written, next one)
-        offset = rng.uniform(0, 0.05) if (i // 2) % 2 == 0 else rng.uniform(0, 0.8)
-        first: Kill = timed[i] if i % 2 == 0 else (STAGES[(i // 2) % len(STAGES)], offset)
+        aim = STAGES[(i // 2) % len(STAGES)]
+        offset = (0.0 if aim == DELIVERED else rng.uniform(0, 0.05) if (i // 2) % 2 == 0
+                  else rng.uniform(0, 0.8))
+        first: Kill = timed[i] if i % 2 == 0 else (aim, offset)
         k = min(per_run, left)
         later: list[Kill] = [rng.uniform(0.2, duration * 0.6) if j % 2 == 0 else
                              (rng.choice(ALWAYS), rng.uniform(0, 0.3)) for j in range(k - 1)]
