@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -218,6 +219,11 @@ def test_cli_ingest_json_and_exit_codes(tmp_path: Path, monkeypatch: pytest.Monk
     assert set(summary) == {"file", "source", "rows", "accepted", "duplicates", "updated", "quarantined",
                             "rejected", "reason"}
     assert (summary["rows"], summary["accepted"], summary["quarantined"]) == (2, 1, 1)
+    # The run's report links the run's Great Expectations Data Docs, relative to the report.
+    (report,) = (tmp_path / "home" / "reports").glob("ingest-*.html")
+    href = re.search(r'href="([^"]+)"', report.read_text())
+    assert href is not None and href.group(1) == f"{report.stem}/datadocs/index.html"
+    assert (report.parent / href.group(1)).is_file()
     rejected = runner.invoke(app, ["ingest", "--json", "-n", str(NETWORK_YAML), str(bad)])
     assert rejected.exit_code == 1 and json.loads(rejected.stdout)[0]["rejected"] is True
     listed = runner.invoke(app, ["quarantine", "list", "--json", "-n", str(NETWORK_YAML)])
