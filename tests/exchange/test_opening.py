@@ -203,3 +203,32 @@ def test_one_batch_imports_once_what_arrives_twice_and_answers_both(net):
         dispositions = sorted(s.scalars(select(Receipt.disposition).where(Receipt.direction == "out")))
     assert dispositions == ["imported", "imported", "imported"]  # the replay is re-acknowledged
     assert len(list(net.inbox("779008").glob("*.eml"))) == 3
+
+
+def test_a_pass_that_died_after_its_store_commit_is_finished_by_the_next(net):
+    """The state a SIGKILL leaves between step 1 (store commit) and step 2 (receipts, file
+    moves): imports committed, no receipt sent, files still in the inbox. The next pass
+    imports nothing twice, acknowledges every one of them and empties the inbox."""
+    from sqlalchemy import func, select
+
+    from stafet.exchange import Incoming, store_batch
+    from stafet.store.schema import ImportedPackage, Receipt
+
+    org = "uu-viborg"
+    for i in range(3):
+        net.deliver(org, f"p{i}.eml", net.build().eml)
+    keys = net.keystore(org).decryption_keys(org)
+    items = [(p.name, p.read_bytes()) for p in sorted(net.inbox(org).glob("*.eml"))]
+    batch = [Incoming(n, d, opened=o) for n, d, o in open_all(iter(items), count=3, org_id=org, keys=keys,
+                                                               trust=net.trust(), members=net.members)]
+    store_batch(net.ctx(org), org, batch)  # step 1 committed … and the process is gone
+    assert [i.outcome for i in batch] == ["imported"] * 3
+    assert not list(net.inbox("779008").glob("*.eml"))  # no receipt went out
+    result = net.receive(org)
+    assert result.imported == 0 and set(result.rejected.values()) == {"replay"}
+    with net.ctx(org).store.session() as s:
+        assert s.scalar(select(func.count()).select_from(ImportedPackage)) == 3
+        answers = list(s.scalars(select(Receipt.disposition).where(Receipt.direction == "out")))
+    assert answers == ["imported"] * 3  # each acknowledged as imported, not as refused
+    assert len(list(net.inbox("779008").glob("*.eml"))) == 3
+    assert not list(net.inbox(org).glob("*.eml"))
