@@ -35,8 +35,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -183,12 +182,6 @@ class _Run:
     institutions: list[str]
     result: FileResult
     quarantine: list[dict[str, Any]] = field(default_factory=list)
-    # Storing a chunk runs on this thread while the next chunk is mapped: SQLite releases
-    # the GIL while it writes, so its work overlaps the mapping's Python. One chunk at a
-    # time, in order; the session is used by one thread at a time only.
-    _pool: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="stafet-store"))
-    _job: Future[None] | None = None
 
     def quarantine_row(self, row: Row, failures: list[tuple[str, str]]) -> None:
         rules = list(dict.fromkeys(rule for rule, _ in failures))
@@ -251,28 +244,11 @@ class _Run:
         return mapped
 
     def write(self, records: list[Record]) -> None:
-        """Store ``records`` and the rows quarantined so far, on the store thread, after the last chunk."""
-        quarantine, self.quarantine = self.quarantine, []
-        self.drain()
-        self._job = self._pool.submit(self._write, records, quarantine)
-
-    def _write(self, records: list[Record], quarantine: list[dict[str, Any]]) -> None:
+        """Store ``records`` and the rows quarantined so far."""
         self.store_records(records)
-        if quarantine:
-            self.session.execute(insert(Quarantine), quarantine)
-
-    def drain(self) -> None:
-        """Wait until the chunk being stored is stored (raising what storing it raised)."""
-        job, self._job = self._job, None
-        if job is not None:
-            job.result()
-
-    def close(self) -> None:
-        """Wait for the store thread and end it (before the transaction ends, whichever way)."""
-        try:
-            self.drain()
-        finally:
-            self._pool.shutdown(wait=True)
+        if self.quarantine:
+            self.session.execute(insert(Quarantine), self.quarantine)
+            self.quarantine = []
 
     def store_records(self, records: list[Record]) -> None:
         if not records:
@@ -293,18 +269,6 @@ class _Run:
             for c, _ in consents:
                 self.session.merge(ConsentRow(ref=c.ref, youth=pseud[c.cpr.digits], payload=c.payload(),
                                               withdrawn_date=c.withdrawn_date, updated_at=self.now))
-
-
-@contextmanager
-def _closing(run: _Run) -> Iterator[_Run]:
-    """End ``run``'s store thread on the way out; an error already on its way wins over the thread's."""
-    try:
-        yield run
-    except BaseException:
-        with suppress(BaseException):
-            run.close()
-        raise
-    run.close()
 
 
 def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
@@ -378,7 +342,7 @@ def _ingest(store: Store, network: Network, name: str,
                 # A bigger page cache for this connection: the unique indexes take random keys.
                 s.connection().exec_driver_sql("PRAGMA cache_size=-65536")
             run = _Run(store, s, src, name, sha, now, known_institutions(network), result)
-            with opener() as fh, validation.validator() as val, _closing(run):
+            with opener() as fh, validation.validator() as val:
                 if docs_dir is not None:
                     val.start_file(name)
                 # One chunk ahead: the next chunk is read and validated (in the worker)
@@ -398,7 +362,6 @@ def _ingest(store: Store, network: Network, name: str,
                     result.rows += len(done.rows)
                     if progress is not None:
                         progress(result.rows)
-                run.drain()
                 if docs_dir is not None:
                     result.datadocs = _build_docs(val, name, docs_dir, now)
             result.seconds = round(time.perf_counter() - started, 3)
