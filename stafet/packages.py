@@ -344,6 +344,10 @@ def decrypt_package(eml: bytes, keys: list[OrgKey]) -> bytes:
     raise PackageRejected("wrong_recipient", "the package is not encrypted to any of our keys")
 
 
+_NOT_TEXT = re.compile(rb"[^\t\r\n\x20-\x7e]")
+"""A byte that is not printable US-ASCII or a line/tab character."""
+
+
 def split_signed(entity: bytes) -> tuple[bytes, bytes]:
     """Split an S/MIME signed entity into (signed content, CMS DER).
 
@@ -370,6 +374,13 @@ def split_signed(entity: bytes) -> tuple[bytes, bytes]:
 
         content = entity[marks[0].end():before(marks[1])]
         sig_part = entity[marks[1].end():before(marks[2])]
+        # Nothing authenticates the bytes around the signed content (headers, preamble, the
+        # signature part's headers, epilogue), and CBC lets a tamperer garble any of them
+        # without breaking the padding. They are plain text in every S/MIME writer: anything
+        # else there is damage or tampering, not a message.
+        if _NOT_TEXT.search(entity, 0, marks[0].end()) or _NOT_TEXT.search(entity, before(marks[1])):
+            raise PackageRejected("malformed", "bytes that are not text around the signed content "
+                                  "(damaged or tampered)")
         sig_head, sig_body = _split_head(sig_part)
         if sig_head.get_content_type() not in SIGNATURE_TYPES:
             raise PackageRejected("malformed", "the second part is not an S/MIME signature")
@@ -378,6 +389,9 @@ def split_signed(entity: bytes) -> tuple[bytes, bytes]:
             raise PackageRejected("malformed", "the signature part is empty")
         return content, sig
     if ctype in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
+        if _NOT_TEXT.search(entity, 0, body_at):
+            raise PackageRejected("malformed", "bytes that are not text in the signed entity's header "
+                                  "(damaged or tampered)")
         der = _decoded(head, body)
         try:
             sd = cms.ContentInfo.load(der, strict=True)["content"]

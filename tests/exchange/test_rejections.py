@@ -76,6 +76,23 @@ def test_tampered_signed_content(net):
     refused(net, net.envelope(swapped, like=eml), "bad_signature")
 
 
+@pytest.mark.parametrize("where", ["preamble", "signature headers", "epilogue"])
+def test_garbled_bytes_around_the_signed_content(net, where):
+    """CBC lets a tamperer garble 32 bytes of plaintext anywhere (a spliced block and the one
+    after it). Outside the signed content nothing authenticates them — so anything there
+    that is not text is refused, as the attack suite once found by chance."""
+    eml = net.build().eml
+    entity = net.entity(eml)
+    garbage = bytes(range(128, 160))  # what a garbled CBC block looks like: not text
+    at = {"preamble": entity.index(b"This is an S/MIME signed message"),
+          "signature headers": entity.index(b'filename="smime.p7s"'),
+          "epilogue": len(entity)}[where]
+    tampered = entity[:at] + garbage + entity[at + (len(garbage) if where != "epilogue" else 0):]
+    if where == "epilogue":
+        tampered = entity + garbage
+    refused(net, net.envelope(tampered, like=eml), "malformed")
+
+
 def test_tampered_signature(net):
     """One bit of the RSA signature value (the last bytes of the signature DER) flipped."""
     import base64
