@@ -547,6 +547,9 @@ class ChunkValidator(Protocol):
         ...
 
 
+_GX_LOCK = threading.Lock()
+
+
 class _InProcess:
     """Validates at submit time, in this process (``STAFET_VALIDATION_WORKER=0``)."""
 
@@ -556,8 +559,12 @@ class _InProcess:
 
     def submit(self, source: Source, columns: list[list[str]], today: date,
                institutions: Sequence[str]) -> None:
-        self._done.append(validate_columns(source, columns, today=today, institutions=institutions,
-                                           docs=self._docs))
+        # GX's suite-parameter parser is one shared object with state: two validations at
+        # once (the nightly flow ingests on several threads) corrupt each other.
+        with _GX_LOCK:
+            failures = validate_columns(source, columns, today=today, institutions=institutions,
+                                        docs=self._docs)
+        self._done.append(failures)
 
     def collect(self) -> dict[int, list[Failure]]:
         return self._done.popleft()

@@ -63,3 +63,33 @@ def test_add_cpr_century_table() -> None:
     born = pd.to_datetime(df["_birth_date"], unit="D")
     assert [str(d.date()) if pd.notna(d) else None for d in born] == [
         "1950-01-01", "1950-01-01", "1937-01-01", "1858-01-01", "2024-02-29", None, None]
+
+
+def test_in_process_validation_is_safe_on_several_threads() -> None:
+    """``STAFET_VALIDATION_WORKER=0``: the nightly flow ingests on several threads at once, and
+    GX's suite-parameter parser is one shared object with state."""
+    import threading
+
+    src = get_source("easy-a")
+    rows = [_fields(), _fields(CprNr="12-4127"), _fields(Afbrudsaarsag=""), _fields(Instnr="123456")] * 50
+    cols = v.columns_of(src, rows)
+    expected = v.validate(src, rows, today=TODAY, institutions=["779008"])
+    runner = v._InProcess()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(4):
+                runner.submit(src, cols, TODAY, ["779008"])
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    results = [runner.collect() for _ in range(12)]
+    assert all({i: [f.rule for f in fs] for i, fs in r.items()}
+               == {i: [f.rule for f in fs] for i, fs in expected.items()} for r in results)
