@@ -46,12 +46,7 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory,
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     """A real OpenSSH sshd (SFTP) for the whole session; use ``sshd.new_folder()``."""
-    try:
-        server = Sshd(tmp_path_factory.mktemp("sshd")).start()
-    except ServerUnavailable as e:
-        pytest.skip(f"sshd unavailable: {e}")
-    yield server
-    server.stop()
+    yield from _running("sshd", lambda: Sshd(tmp_path_factory.mktemp("sshd")).start())
 
 
 @pytest.fixture
@@ -153,9 +148,15 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """
     from servers import PrefectServer
 
+    yield from _running("prefect server",
+                        lambda: PrefectServer(tmp_path_factory.mktemp("prefect-server")).start())
+
+
+def _running(what: str, start: Callable[[], Any]) -> Iterator[Any]:
+    """A started server for a fixture's life (skipped if it cannot start), stopped by PID after."""
     try:
-        server = PrefectServer(tmp_path_factory.mktemp("prefect-server")).start()
+        server = start()
     except ServerUnavailable as e:
-        pytest.skip(f"prefect server unavailable: {e}")
+        pytest.skip(f"{what} unavailable: {e}")
     yield server
     server.stop()

@@ -164,6 +164,17 @@ def signal_tree(pid: int, sig: int) -> None:
             os.kill(p, sig)
 
 
+def end_tree(proc: subprocess.Popen[Any], sig: int, *, timeout: float) -> None:
+    """Send ``sig`` to ``proc`` and its descendants; SIGKILL them if not gone within ``timeout``."""
+    if proc.poll() is None:
+        signal_tree(proc.pid, sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        signal_tree(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 # --------------------------------------------------------------------------- sshd
 
 
@@ -259,13 +270,7 @@ class Sshd:
         if self.proc is None:
             return
         # Connection children call setsid(): walk the tree, a process group would miss them.
-        if self.proc.poll() is None:
-            signal_tree(self.proc.pid, sig)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            signal_tree(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        end_tree(self.proc, sig, timeout=10)
         self.proc = None
 
     def kill(self) -> None:
@@ -613,13 +618,7 @@ class PrefectServer:
         """SIGTERM the server and its children (by PID), SIGKILL after 20 s."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            signal_tree(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            signal_tree(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        end_tree(self.proc, signal.SIGTERM, timeout=20)
         self.proc = None
 
     def __enter__(self) -> PrefectServer:
