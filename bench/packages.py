@@ -118,7 +118,13 @@ def _init(pems: dict[str, Any]) -> None:
 
 def _build() -> bytes:
     keys, members = _STATE["keys"], _STATE["members"]
-    doc = dict(_STATE["doc"], package_id=new_package_id())
+    # Each package about another youth (synthetic CPRs), as in a real inbox.
+    n = _STATE["built"] = _STATE.get("built", 0) + 1
+    k = os.getpid() * 7919 + n
+    day = 1 + k // 1000 % 28
+    youth = dict(_STATE["doc"]["youth"], cpr=f"{day:02d}0308-{4000 + k % 1000}",
+                 birth_date=f"2008-03-{day:02d}")
+    doc = dict(_STATE["doc"], package_id=new_package_id(), youth=youth)
     return build_package(doc, sender=members[SENDER], sender_key=keys[SENDER], recipient=members[RECIPIENT],
                          recipient_cert=keys[RECIPIENT].cert).eml
 

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from stafet.app_context import Context
 from stafet.errors import ConfigError, DeliveryFailed, PackageRejected, StafetError, TransientError
-from stafet.models import Provenance, record_from_payload
+from stafet.models import Provenance, Record, record_from_payload
 from stafet.opening import open_all
 from stafet.packages import Opened, build_package, new_package_id
 from stafet.routing import Decision, package_scope
@@ -396,24 +396,23 @@ def _keep_rejected(ctx: Context, name: str, data: bytes, reason: str) -> None:
 def import_handover(ctx: Context, org_id: str, opened: Opened) -> int:
     """Import a verified handover once (replay check) into this organisation's store."""
     with ctx.store.session() as s:
-        return _import(ctx, s, org_id, opened)
+        row = s.get(ImportedPackage, opened.doc["package_id"])
+        known = {row.package_id: row.imported_at} if row is not None else {}
+        recs = _records_to_import(opened, known)
+        _write_imports(ctx, s, org_id, [(opened, recs)])
+        return len(recs)
 
 
-def _import(ctx: Context, s: Session, org_id: str, opened: Opened,
-            imported: dict[str, dt.datetime] | None = None) -> int:
-    """:func:`import_handover` inside the caller's transaction; every check comes before any write.
+def _records_to_import(opened: Opened, imported: dict[str, dt.datetime]) -> list[Record]:
+    """Check a handover for import — not a replay, every record fits its kind — and return its records.
 
-    ``imported``: package id → when, for the ids of the caller's batch (read in one query
-    and kept up to date here); without it the store is asked.
+    ``imported``: package id → when, for the ids the caller knows imported (the store's,
+    and those checked earlier in the same batch: this one is added).
     """
     from stafet.cpr import parse_cpr
 
     doc = opened.doc
-    if imported is None:
-        row = s.get(ImportedPackage, doc["package_id"])
-        first = row.imported_at if row is not None else None
-    else:
-        first = imported.get(doc["package_id"])
+    first = imported.get(doc["package_id"])
     if first is not None:
         raise PackageRejected("replay", "this package id was already imported",
                               package=doc["package_id"], first=first.isoformat())
@@ -428,14 +427,24 @@ def _import(ctx: Context, s: Session, org_id: str, opened: Opened,
             raise PackageRejected("schema", f"record {i} does not fit its kind",
                                   package=doc["package_id"], kind=r["kind"],
                                   source=src.get("system")) from None
-    ctx.store.upsert_records(s, recs, via_package=doc["package_id"], actor=f"receive:{org_id}")
-    s.add(ImportedPackage(package_id=doc["package_id"], sender=doc["sender"], recipient=org_id,
-                          digest=opened.digest, disposition="imported", imported_at=now))
-    ctx.store.audit(s, f"receive:{org_id}", "package.imported", f"package:{doc['package_id']}",
-                    {"sender": doc["sender"], "records": len(recs), "digest": opened.digest})
-    if imported is not None:
-        imported[doc["package_id"]] = now
-    return len(recs)
+    imported[doc["package_id"]] = now
+    return recs
+
+
+def _write_imports(ctx: Context, s: Session, org_id: str, checked: list[tuple[Opened, list[Record]]]) -> None:
+    """Write checked handovers: their records in one upsert, each package's row and audit entry."""
+    if not checked:
+        return
+    recs = [r for _, rs in checked for r in rs]
+    vias = [o.doc["package_id"] for o, rs in checked for _ in rs]
+    ctx.store.upsert_records(s, recs, via_package=vias, actor=f"receive:{org_id}")
+    now = utcnow()
+    s.execute(insert(ImportedPackage.__table__), [
+        {"package_id": o.doc["package_id"], "sender": o.doc["sender"], "recipient": org_id,
+         "digest": o.digest, "disposition": "imported", "imported_at": now} for o, _ in checked])
+    ctx.store.audit_many(s, f"receive:{org_id}", [
+        ("package.imported", f"package:{o.doc['package_id']}",
+         {"sender": o.doc["sender"], "records": len(rs), "digest": o.digest}) for o, rs in checked])
 
 
 def accept_receipt(ctx: Context, org_id: str, opened: Opened) -> str:
@@ -533,26 +542,42 @@ def store_batch(ctx: Context, org_id: str, batch: list[Incoming]) -> None:
     """Step 1 of a receive pass: write what the batch's opened packages carry, in one transaction.
 
     Sets each item's ``outcome`` (and ``count``), or its ``refused`` when a check fails
-    (replay, a record that does not fit its kind, a receipt that does not match).
+    (replay, a record that does not fit its kind, a receipt that does not match). Every
+    package is checked before anything of it is written; consecutive handovers are
+    written together (their records in one upsert), and always before a receipt or a
+    withdrawal notice that comes after them is applied.
     """
     ids = [i.opened.doc["package_id"] for i in batch if i.opened is not None]
     with ctx.store.session() as s:
         imported = {pid: at for pid, at in s.execute(
             select(ImportedPackage.package_id, ImportedPackage.imported_at)
             .where(ImportedPackage.package_id.in_(ids)))}
+        checked: list[tuple[Opened, list[Record]]] = []
+        keys: set[tuple[str, str, str]] = set()  # records waiting in ``checked``
         for item in batch:
             if item.opened is None:
                 continue
             try:
                 kind = item.opened.doc["type"]
+                if kind == "handover":
+                    recs = _records_to_import(item.opened, imported)
+                    mine = {(r.kind, r.cpr.digits, r.natural_key()) for r in recs}
+                    if mine & keys:  # a later package about the same record: an update, audited
+                        _write_imports(ctx, s, org_id, checked)
+                        checked, keys = [], set()
+                    checked.append((item.opened, recs))
+                    keys |= mine
+                    item.outcome, item.count = "imported", len(recs)
+                    continue
+                _write_imports(ctx, s, org_id, checked)
+                checked, keys = [], set()
                 if kind == "receipt":
                     item.outcome = _accept(ctx, s, org_id, item.opened)
-                elif kind == "handover":
-                    item.outcome, item.count = "imported", _import(ctx, s, org_id, item.opened, imported)
                 else:
                     item.outcome, item.count = "withdrawn", _withdraw(ctx, s, org_id, item.opened)
             except PackageRejected as e:
                 item.refused = e
+        _write_imports(ctx, s, org_id, checked)
 
 
 def _receive_batch(ctx: Context, org_id: str, inbox: Any, batch: list[Incoming],

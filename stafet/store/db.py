@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Engine, create_engine, event, insert, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -136,9 +136,12 @@ class Store:
     _RECORD_COLUMNS = ("kind", "youth", "natural_key", "payload", "digest", "source", "source_file",
                        "source_row", "received_at", "updated_at", "via_package", "withdrawn")
 
-    def upsert_records(self, s: Session, records: Sequence[Record], *, via_package: str = "",
+    def upsert_records(self, s: Session, records: Sequence[Record], *, via_package: str | Sequence[str] = "",
                        actor: str = "ingest", with_ids: bool = True) -> list[tuple[str, int]]:
         """Store records once by natural key; returns ``(new|duplicate|updated, id)`` each.
+
+        ``via_package`` names the received package new records came in: one id for all,
+        or one per record (several packages imported in one call).
 
         A corrected record (same key, other values) is updated and the change is
         written to the audit log with the fields that changed. Within one batch the
@@ -161,13 +164,15 @@ class Store:
         inserts: list[list[Any]] = []
         pending: dict[tuple[str, str, str], int] = {}
         sha256 = hashlib.sha256
-        for rec, key in zip(records, keys, strict=True):
+        vias = [via_package] * len(records) if isinstance(via_package, str) else list(via_package)
+        for rec, key, via in zip(records, keys, vias, strict=True):
             payload = _payload(rec)
             text_payload = _payload_text(rec, payload)
             digest = sha256(text_payload.encode()).hexdigest()
             found = existing.get(key)
             if found is None and key in pending:
                 inserts[pending[key]][3:5] = [text_payload, digest]
+                inserts[pending[key]][10] = via
                 out.append(("duplicate", -1))
                 continue
             if found is None:
@@ -176,7 +181,7 @@ class Store:
                 inserts.append([
                     key[0], key[1], key[2], text_payload, digest, prov.source if prov else "",
                     prov.file if prov else "", prov.row if prov else 0, prov.received_at if prov else now,
-                    now, via_package, False])
+                    now, via, False])
                 out.append(("new", -1))
             elif found[1] == digest:
                 out.append(("duplicate", found[0]))
@@ -227,6 +232,26 @@ class Store:
         entry.hash = _entry_hash(entry)
         s.flush()
         return entry
+
+    def audit_many(self, s: Session, actor: str, entries: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+        """Append ``(action, subject, details)`` entries to the hash chain, in order, at once.
+
+        The same chain as :meth:`audit` entry by entry (the first entry takes the write lock
+        before the predecessor is read), written with one multi-row insert: a receive pass
+        audits every package it imports.
+        """
+        if not entries:
+            return
+        first = self.audit(s, actor, *entries[0])
+        prev, rows = first.hash, []
+        for action, subject, details in entries[1:]:
+            e = AuditEntry(at=utcnow(), actor=actor, action=action, subject=subject, details=_plain(details),
+                           prev_hash=prev, hash="")
+            e.hash = prev = _entry_hash(e)
+            rows.append({"at": e.at, "actor": actor, "action": action, "subject": subject,
+                         "details": e.details, "prev_hash": e.prev_hash, "hash": e.hash})
+        if rows:
+            s.execute(insert(AuditEntry.__table__), rows)
 
     def verify_audit_chain(self) -> int:
         """Check every link of the audit chain; returns the number of entries.

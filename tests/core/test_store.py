@@ -1,6 +1,7 @@
 """The store on SQLite and on a real PostgreSQL: records once by natural key,
 corrections audited, the audit chain verifiable."""
 
+import itertools
 import os
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -94,6 +95,25 @@ def test_audit_chain_detects_a_changed_entry(store) -> None:
     with store.session() as s:
         e = s.scalars(select(AuditEntry).where(AuditEntry.subject == "s2")).one()
         e.details = {"i": 99}
+    with pytest.raises(DataError, match="audit log chain is broken"):
+        store.verify_audit_chain()
+
+
+def test_audit_many_continues_the_same_chain(store) -> None:
+    """Entries appended at once (a receive pass's imports) link like entries one by one."""
+    with store.session() as s:
+        store.audit(s, "t", "before", "s0", {})
+        store.audit_many(s, "t", [("many", f"m{i}", {"i": i, "when": date(2026, 11, i + 1)})
+                                  for i in range(4)])
+    with store.session() as s:
+        store.audit(s, "t", "after", "s5", {})
+        store.audit_many(s, "t", [])
+    assert store.verify_audit_chain() == 6
+    with store.session() as s:
+        rows = list(s.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+        assert [r.subject for r in rows] == ["s0", "m0", "m1", "m2", "m3", "s5"]
+        assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(rows))
+        rows[3].details = {"i": 99}
     with pytest.raises(DataError, match="audit log chain is broken"):
         store.verify_audit_chain()
 

@@ -232,3 +232,26 @@ def test_a_pass_that_died_after_its_store_commit_is_finished_by_the_next(net):
     assert answers == ["imported"] * 3  # each acknowledged as imported, not as refused
     assert len(list(net.inbox("779008").glob("*.eml"))) == 3
     assert not list(net.inbox(org).glob("*.eml"))
+
+
+def test_a_correction_in_the_same_batch_is_an_audited_update(net):
+    """Two packages about the same record in one pass: the records of a batch are written
+    together, but a later package about a record already waiting is written after it, so
+    the correction is an update with its audit entry, as when it comes the next night."""
+    from sqlalchemy import select
+
+    from stafet.store.schema import AuditEntry, RecordRow
+
+    first = net.handover_doc()
+    second = net.handover_doc()
+    second["records"][0]["data"] = dict(second["records"][0]["data"], reason_text="Flyttet til Aarhus")
+    net.deliver("uu-viborg", "a.eml", net.build(first).eml)
+    net.deliver("uu-viborg", "b.eml", net.build(second).eml)
+    result = net.receive("uu-viborg")
+    assert (result.imported, result.rejected) == (2, {})
+    with net.ctx("uu-viborg").store.session() as s:
+        rows = list(s.scalars(select(RecordRow).where(RecordRow.kind == "dropout")))
+        actions = list(s.scalars(select(AuditEntry.action)))
+    assert len(rows) == 1 and rows[0].payload["reason_text"] == "Flyttet til Aarhus"
+    assert rows[0].via_package == first["package_id"]  # new via the first, updated via the second
+    assert actions.count("record.updated") == 1 and actions.count("package.imported") == 2
