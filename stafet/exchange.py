@@ -439,7 +439,7 @@ def _write_imports(ctx: Context, s: Session, org_id: str, checked: list[tuple[Op
     vias = [o.doc["package_id"] for o, rs in checked for _ in rs]
     ctx.store.upsert_records(s, recs, via_package=vias, actor=f"receive:{org_id}")
     now = utcnow()
-    s.execute(insert(ImportedPackage.__table__), [
+    s.execute(insert(ImportedPackage), [
         {"package_id": o.doc["package_id"], "sender": o.doc["sender"], "recipient": org_id,
          "digest": o.digest, "disposition": "imported", "imported_at": now} for o, _ in checked])
     ctx.store.audit_many(s, f"receive:{org_id}", [

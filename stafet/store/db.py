@@ -251,7 +251,7 @@ class Store:
             rows.append({"at": e.at, "actor": actor, "action": action, "subject": subject,
                          "details": e.details, "prev_hash": e.prev_hash, "hash": e.hash})
         if rows:
-            s.execute(insert(AuditEntry.__table__), rows)
+            s.execute(insert(AuditEntry), rows)
 
     def verify_audit_chain(self) -> int:
         """Check every link of the audit chain; returns the number of entries.
