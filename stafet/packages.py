@@ -34,7 +34,7 @@ from email.message import Message
 from email.utils import format_datetime, getaddresses, make_msgid
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 from asn1crypto import cms
 from cryptography import x509
@@ -348,6 +348,38 @@ _NOT_TEXT = re.compile(rb"[^\t\r\n\x20-\x7e]")
 """A byte that is not printable US-ASCII or a line/tab character."""
 
 
+class _Delimiter(NamedTuple):
+    start: int  # at the line feed before the dashes
+    end: int  # after the line's end
+    closing: bool  # ``--boundary--``
+
+
+def _delimiters(data: bytes, boundary: bytes, pos: int = 0) -> Iterator[_Delimiter]:
+    """The delimiter lines of ``boundary`` in ``data`` from ``pos`` (RFC 2046 §5.1.1).
+
+    A delimiter is a whole line, ``--boundary`` or ``--boundary--``, then only blanks up to
+    the line's end; the line feed before it belongs to it (and a CR before that, which
+    callers strip). Found with ``bytes.find``: each package has its own random boundaries,
+    and compiling a pattern per boundary cost more than the search.
+    """
+    marker, n = b"\n--" + boundary, len(data)
+    while (i := data.find(marker, pos)) >= 0:
+        j = i + len(marker)
+        closing = data.startswith(b"--", j)
+        k = j + 2 if closing else j
+        while k < n and data[k] in b" \t":
+            k += 1
+        if k == n or data[k] == 0x0A:
+            end = min(k + 1, n)
+        elif data.startswith(b"\r\n", k):
+            end = k + 2
+        else:  # the boundary is only the start of something longer: not a delimiter
+            pos = i + 1
+            continue
+        yield _Delimiter(i, end, closing)
+        pos = end
+
+
 def split_signed(entity: bytes) -> tuple[bytes, bytes]:
     """Split an S/MIME signed entity into (signed content, CMS DER).
 
@@ -361,24 +393,21 @@ def split_signed(entity: bytes) -> tuple[bytes, bytes]:
         boundary = head.get_param("boundary")
         if not isinstance(boundary, str) or not boundary:
             raise PackageRejected("malformed", "multipart/signed without a boundary")
-        # RFC 2046 §5.1.1: a delimiter is a whole line; the CRLF before it belongs to it.
-        # (A pattern that starts with a literal: an alternation like (?:\A|\r?\n) is 100x slower.)
-        delim = re.compile(rb"\n--" + re.escape(boundary.encode()) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
-        marks = list(delim.finditer(entity, body_at - 1))
-        if len(marks) != 3 or marks[0][1] or marks[1][1] or not marks[2][1]:
+        marks = list(_delimiters(entity, boundary.encode(), body_at - 1))
+        if len(marks) != 3 or marks[0].closing or marks[1].closing or not marks[2].closing:
             raise PackageRejected("malformed", "multipart/signed needs exactly a content part, "
                                   "a signature part and the closing delimiter")
 
-        def before(m: re.Match[bytes]) -> int:
-            return m.start() - 1 if entity[m.start() - 1:m.start()] == b"\r" else m.start()
+        def before(m: _Delimiter) -> int:
+            return m.start - 1 if entity[m.start - 1:m.start] == b"\r" else m.start
 
-        content = entity[marks[0].end():before(marks[1])]
-        sig_part = entity[marks[1].end():before(marks[2])]
+        content = entity[marks[0].end:before(marks[1])]
+        sig_part = entity[marks[1].end:before(marks[2])]
         # Nothing authenticates the bytes around the signed content (headers, preamble, the
         # signature part's headers, epilogue), and CBC lets a tamperer garble any of them
         # without breaking the padding. They are plain text in every S/MIME writer: anything
         # else there is damage or tampering, not a message.
-        if _NOT_TEXT.search(entity, 0, marks[0].end()) or _NOT_TEXT.search(entity, before(marks[1])):
+        if _NOT_TEXT.search(entity, 0, marks[0].end) or _NOT_TEXT.search(entity, before(marks[1])):
             raise PackageRejected("malformed", "bytes that are not text around the signed content "
                                   "(damaged or tampered)")
         sig_head, sig_body = _split_head(sig_part)
@@ -418,13 +447,12 @@ def _leaf_parts(entity: bytes, depth: int = 0) -> Iterator[tuple[Message, bytes]
     boundary = head.get_param("boundary")
     if depth > 4 or not isinstance(boundary, str) or not boundary:
         raise PackageRejected("malformed", "a multipart part without a boundary, or nested too deep")
-    delim = re.compile(rb"\n--" + re.escape(boundary.encode()) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
     text = b"\n" + body  # so that a delimiter on the body's first line matches too
-    for m, nxt in itertools.pairwise(delim.finditer(text)):
-        if m[1]:  # the closing delimiter: what follows is the epilogue
+    for m, nxt in itertools.pairwise(_delimiters(text, boundary.encode())):
+        if m.closing:  # the closing delimiter: what follows is the epilogue
             break
-        end = nxt.start() - 1 if text[nxt.start() - 1:nxt.start()] == b"\r" else nxt.start()
-        yield from _leaf_parts(text[m.end():end], depth + 1)
+        end = nxt.start - 1 if text[nxt.start - 1:nxt.start] == b"\r" else nxt.start
+        yield from _leaf_parts(text[m.end:end], depth + 1)
 
 
 def _decoded(head: Message, body: bytes) -> bytes:
