@@ -393,16 +393,6 @@ def _keep_rejected(ctx: Context, name: str, data: bytes, reason: str) -> None:
     _write_durably(folder / f"{safe}.reason.txt", (reason + "\n").encode())
 
 
-def import_handover(ctx: Context, org_id: str, opened: Opened) -> int:
-    """Import a verified handover once (replay check) into this organisation's store."""
-    with ctx.store.session() as s:
-        row = s.get(ImportedPackage, opened.doc["package_id"])
-        known = {row.package_id: row.imported_at} if row is not None else {}
-        recs = _records_to_import(opened, known)
-        _write_imports(ctx, s, org_id, [(opened, recs)])
-        return len(recs)
-
-
 def _records_to_import(opened: Opened, imported: dict[str, dt.datetime]) -> list[Record]:
     """Check a handover for import — not a replay, every record fits its kind — and return its records.
 
@@ -447,14 +437,11 @@ def _write_imports(ctx: Context, s: Session, org_id: str, checked: list[tuple[Op
          {"sender": o.doc["sender"], "records": len(rs), "digest": o.digest}) for o, rs in checked])
 
 
-def accept_receipt(ctx: Context, org_id: str, opened: Opened) -> str:
-    """Close a handover with a verified receipt whose digest matches what was sent."""
-    with ctx.store.session() as s:
-        return _accept(ctx, s, org_id, opened)
-
-
 def _accept(ctx: Context, s: Session, org_id: str, opened: Opened) -> str:
-    """:func:`accept_receipt` inside the caller's transaction; every check comes before any write."""
+    """Close a handover with a verified receipt whose digest matches what was sent.
+
+    In the caller's transaction; every check comes before any write.
+    """
     doc, r = opened.doc, opened.doc["receipt"]
     h = s.get(Handover, r["package_id"])
     if h is None or h.sender != org_id:
@@ -639,13 +626,8 @@ def _answer_refusal(ctx: Context, org_id: str, opened: Opened, e: PackageRejecte
         log.warning("could not answer %s: %s", doc["package_id"], err)
 
 
-def apply_withdrawal(ctx: Context, org_id: str, opened: Opened) -> int:
-    """Mark the records imported from the named packages as withdrawn."""
-    with ctx.store.session() as s:
-        return _withdraw(ctx, s, org_id, opened)
-
-
 def _withdraw(ctx: Context, s: Session, org_id: str, opened: Opened) -> int:
+    """Mark the records imported from the packages a withdrawal notice names as withdrawn."""
     w = opened.doc["withdrawal"]
     rows = list(s.scalars(select(RecordRow).where(RecordRow.via_package.in_(w["package_ids"]))))
     for r in rows:
