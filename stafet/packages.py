@@ -349,7 +349,7 @@ _NOT_TEXT = re.compile(rb"[^\t\r\n\x20-\x7e]")
 
 
 class _Delimiter(NamedTuple):
-    start: int  # at the line feed before the dashes
+    before: int  # where the part before it ends: at the CR LF (or LF) before the dashes
     end: int  # after the line's end
     closing: bool  # ``--boundary--``
 
@@ -358,9 +358,9 @@ def _delimiters(data: bytes, boundary: bytes, pos: int = 0) -> Iterator[_Delimit
     """The delimiter lines of ``boundary`` in ``data`` from ``pos`` (RFC 2046 §5.1.1).
 
     A delimiter is a whole line, ``--boundary`` or ``--boundary--``, then only blanks up to
-    the line's end; the line feed before it belongs to it (and a CR before that, which
-    callers strip). Found with ``bytes.find``: each package has its own random boundaries,
-    and compiling a pattern per boundary cost more than the search.
+    the line's end; the line break before it belongs to it. Found with ``bytes.find``:
+    each package has its own random boundaries, and compiling a pattern per boundary cost
+    more than the search.
     """
     marker, n = b"\n--" + boundary, len(data)
     while (i := data.find(marker, pos)) >= 0:
@@ -376,7 +376,7 @@ def _delimiters(data: bytes, boundary: bytes, pos: int = 0) -> Iterator[_Delimit
         else:  # the boundary is only the start of something longer: not a delimiter
             pos = i + 1
             continue
-        yield _Delimiter(i, end, closing)
+        yield _Delimiter(i - 1 if data[i - 1:i] == b"\r" else i, end, closing)
         pos = end
 
 
@@ -397,17 +397,13 @@ def split_signed(entity: bytes) -> tuple[bytes, bytes]:
         if len(marks) != 3 or marks[0].closing or marks[1].closing or not marks[2].closing:
             raise PackageRejected("malformed", "multipart/signed needs exactly a content part, "
                                   "a signature part and the closing delimiter")
-
-        def before(m: _Delimiter) -> int:
-            return m.start - 1 if entity[m.start - 1:m.start] == b"\r" else m.start
-
-        content = entity[marks[0].end:before(marks[1])]
-        sig_part = entity[marks[1].end:before(marks[2])]
+        content = entity[marks[0].end:marks[1].before]
+        sig_part = entity[marks[1].end:marks[2].before]
         # Nothing authenticates the bytes around the signed content (headers, preamble, the
         # signature part's headers, epilogue), and CBC lets a tamperer garble any of them
         # without breaking the padding. They are plain text in every S/MIME writer: anything
         # else there is damage or tampering, not a message.
-        if _NOT_TEXT.search(entity, 0, marks[0].end) or _NOT_TEXT.search(entity, before(marks[1])):
+        if _NOT_TEXT.search(entity, 0, marks[0].end) or _NOT_TEXT.search(entity, marks[1].before):
             raise PackageRejected("malformed", "bytes that are not text around the signed content "
                                   "(damaged or tampered)")
         sig_head, sig_body = _split_head(sig_part)
@@ -451,8 +447,7 @@ def _leaf_parts(entity: bytes, depth: int = 0) -> Iterator[tuple[Message, bytes]
     for m, nxt in itertools.pairwise(_delimiters(text, boundary.encode())):
         if m.closing:  # the closing delimiter: what follows is the epilogue
             break
-        end = nxt.start - 1 if text[nxt.start - 1:nxt.start] == b"\r" else nxt.start
-        yield from _leaf_parts(text[m.end:end], depth + 1)
+        yield from _leaf_parts(text[m.end:nxt.before], depth + 1)
 
 
 def _decoded(head: Message, body: bytes) -> bytes:
@@ -513,7 +508,7 @@ def open_package(eml: bytes, *, org_id: str, keys: list[OrgKey], trust: TrustSto
     (``unknown_signer``, ``expired``, ``not_yet_valid``, ``revoked``), JSON
     (``schema``), addressee (``wrong_recipient``), sender is a member
     (``unknown_signer``), signer is the sender (``signer_not_sender``). The replay
-    check is the store's (:func:`stafet.exchange.import_handover`).
+    check is the store's (:func:`stafet.exchange.store_batch`).
     """
     entity = decrypt_package(eml, keys)
     content, sig = split_signed(entity)
