@@ -34,12 +34,12 @@ import shutil
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -50,6 +50,7 @@ from stafet.errors import DataError, FileRejected, StafetError
 from stafet.models import Consent, OrgKind, Provenance, Record
 from stafet.sources import Source, get_source, source_for
 from stafet.store import Store, utcnow
+from stafet.store.db import Prepared, prepare
 from stafet.store.schema import ConsentRow, Quarantine, SourceFile
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -163,10 +164,16 @@ def _masked_cpr(raw: str) -> str:
 
 @dataclass
 class _Pending:
-    """A chunk submitted to validation: all its rows, and the well-formed ones that were sent."""
+    """A chunk submitted to validation: its size, its malformed rows, the numbers of the rest.
 
-    rows: list[Row]
-    good: list[Row]
+    The well-formed rows themselves went to validation and are not kept here: the
+    answer carries the raw fields of those that fail (a bulk file's chunks in flight
+    would otherwise be held twice).
+    """
+
+    size: int
+    malformed: list[Row]
+    numbers: list[int]
 
 
 @dataclass
@@ -183,78 +190,63 @@ class _Run:
     result: FileResult
     quarantine: list[dict[str, Any]] = field(default_factory=list)
 
-    def quarantine_row(self, row: Row, failures: list[tuple[str, str]]) -> None:
+    def quarantine_row(self, number: int, fields: Mapping[str, str], problem: str,
+                       failures: list[tuple[str, str]]) -> None:
         rules = list(dict.fromkeys(rule for rule, _ in failures))
         for rule in rules:
             self.result.rules[rule] = self.result.rules.get(rule, 0) + 1
-        raw = json.dumps({"fields": row.fields, "problem": row.problem}, ensure_ascii=False)
+        raw = json.dumps({"fields": fields, "problem": problem}, ensure_ascii=False)
         self.quarantine.append({
             "source": self.source.name, "source_file": self.file, "file_sha256": self.sha256,
-            "row": row.number, "rule": ",".join(rules)[:100],
+            "row": number, "rule": ",".join(rules)[:100],
             "reason": "; ".join(f"{rule}: {why}" for rule, why in failures),
-            "masked_cpr": _masked_cpr(row.fields.get(self.source.cpr_column, "")),
+            "masked_cpr": _masked_cpr(fields.get(self.source.cpr_column, "")),
             "raw_enc": self.store.vault.encrypt(raw.encode(), b"quarantine"),
             "status": "open", "decided_by": "", "decision": "", "created_at": self.now})
         self.result.quarantined += 1
 
     def submit(self, val: ChunkValidator, rows: list[Row]) -> _Pending:
-        """Send a chunk's well-formed rows to validation; the answer is collected in :meth:`finish`."""
-        from stafet import validation
-
+        """Send a chunk's well-formed rows to be validated, mapped and prepared (see :meth:`finish`)."""
         good = [r for r in rows if not r.problem]
+        numbers = [r.number for r in good]
         if good:
-            val.submit(self.source, validation.columns_of(self.source, [r.fields for r in good]),
-                       self.now.date(), self.institutions)
-        return _Pending(rows, good)
+            val.submit(self.source, [r.fields for r in good], self.now.date(), self.institutions,
+                       mapping=(self.file, self.now, numbers))
+        return _Pending(len(rows), [r for r in rows if r.problem], numbers)
 
     def finish(self, val: ChunkValidator, chunk: _Pending) -> None:
-        """Map the chunk (while its validation may still run), then quarantine and store."""
-        for r in chunk.rows:
-            if r.problem:
-                self.quarantine_row(r, [("row_shape", r.problem)])
-        if not chunk.good:
+        """Quarantine what broke a rule, store the rest."""
+        for r in chunk.malformed:
+            self.quarantine_row(r.number, r.fields, r.problem, [("row_shape", r.problem)])
+        if not chunk.numbers:
             self.write([])
             return
-        # Mapped before the failures are known: a row that failed validation is
-        # quarantined for that, whatever its mapping did.
-        mapped = self.map_chunk(chunk.good)
-        failures: dict[int, list[Failure]] = val.collect()
-        records: list[Record] = []
-        for i, (row, rec) in enumerate(zip(chunk.good, mapped, strict=True)):
+        failures: dict[int, list[Failure]]
+        failures, mapped = val.collect()
+        assert mapped is not None and len(mapped) == len(chunk.numbers)
+        records: list[Prepared] = []
+        for i, (number, rec) in enumerate(zip(chunk.numbers, mapped, strict=True)):
             failed = failures.get(i)
             if failed:
-                self.quarantine_row(row, [(f.rule, f.description) for f in failed])
-            elif isinstance(rec, DataError):
-                self.quarantine_row(row, [(rec.rule or "mapping", str(rec))])
-            elif isinstance(rec, Exception):
-                raise rec
+                self.quarantine_row(number, rec, "", [(f.rule, f.description) for f in failed])
+            elif type(rec) is MapError:
+                self.quarantine_row(number, rec.fields, "", [(rec.rule, rec.message)])
             else:
                 records.append(rec)
         self.write(records)
 
-    def map_chunk(self, rows: list[Row]) -> Sequence[Record | Exception]:
-        """Each row's record, or the exception its mapping raised (judged by the caller)."""
-        name, file, now, map_row = self.source.name, self.file, self.now, self.source.map_row
-        mapped: list[Record | Exception] = []
-        for row in rows:
-            try:
-                mapped.append(map_row(row.fields, Provenance(name, file, row.number, now)))
-            except Exception as e:  # judged below: only a row that passed validation may raise
-                mapped.append(e)
-        return mapped
-
-    def write(self, records: list[Record]) -> None:
+    def write(self, records: list[Prepared]) -> None:
         """Store ``records`` and the rows quarantined so far."""
         self.store_records(records)
         if self.quarantine:
             self.session.execute(insert(Quarantine), self.quarantine)
             self.quarantine = []
 
-    def store_records(self, records: list[Record]) -> None:
+    def store_records(self, records: list[Prepared]) -> None:
         if not records:
             return
-        outcome = self.store.upsert_records(self.session, records, actor=f"ingest:{self.source.name}",
-                                            with_ids=False)
+        outcome = self.store.upsert_prepared(self.session, records, actor=f"ingest:{self.source.name}",
+                                             with_ids=False)
         for status, _ in outcome:
             if status == "new":
                 self.result.accepted += 1
@@ -262,13 +254,50 @@ class _Run:
                 self.result.updated += 1
             else:
                 self.result.duplicates += 1
-        consents = [(r, st) for r, (st, _) in zip(records, outcome, strict=True)
-                    if isinstance(r, Consent) and st != "duplicate"]
+        consents = [p.record for p, (st, _) in zip(records, outcome, strict=True)
+                    if isinstance(p.record, Consent) and st != "duplicate"]
         if consents:
-            pseud = self.store.ensure_youths(self.session, (c.cpr for c, _ in consents))
-            for c, _ in consents:
+            pseud = self.store.ensure_youths(self.session, (c.cpr for c in consents))
+            for c in consents:
                 self.session.merge(ConsentRow(ref=c.ref, youth=pseud[c.cpr.digits], payload=c.payload(),
                                               withdrawn_date=c.withdrawn_date, updated_at=self.now))
+
+
+class MapError(NamedTuple):
+    """A row whose mapping raised a :class:`~stafet.errors.DataError`: the rule, why, and its raw fields."""
+
+    rule: str
+    message: str
+    fields: Mapping[str, str]
+
+
+RowOutcome = Prepared | MapError | Mapping[str, str]
+"""What :func:`prepare_rows` gives for one row."""
+
+
+def prepare_rows(source: Source, rows: Iterable[Mapping[str, str]], failures: Mapping[int, Any], file: str,
+                 received_at: datetime, numbers: Sequence[int]) -> list[RowOutcome]:
+    """Map each row that passed validation and reduce it for the store (pure: runs in any process).
+
+    One entry per row: the row's raw fields where ``failures`` holds it (it is
+    quarantined for that, whatever its mapping would do), a :class:`MapError` where
+    the mapping raised a ``DataError``, else the :class:`~stafet.store.db.Prepared`
+    record (keeping the record itself for consents, which have their own table).
+    Any other exception is a bug and propagates.
+    """
+    name, map_row = source.name, source.map_row
+    out: list[RowOutcome] = []
+    for i, (fields, number) in enumerate(zip(rows, numbers, strict=True)):
+        if i in failures:
+            out.append(fields)
+            continue
+        try:
+            rec = map_row(fields, Provenance(name, file, number, received_at))
+        except DataError as e:
+            out.append(MapError(e.rule or "mapping", str(e), fields))
+            continue
+        out.append(prepare(rec, keep=isinstance(rec, Consent)))
+    return out
 
 
 def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
@@ -353,13 +382,13 @@ def _ingest(store: Store, network: Network, name: str,
                     if len(ahead) > 1:
                         done = ahead.popleft()
                         run.finish(val, done)
-                        result.rows += len(done.rows)
+                        result.rows += done.size
                         if progress is not None:
                             progress(result.rows)
                 while ahead:
                     done = ahead.popleft()
                     run.finish(val, done)
-                    result.rows += len(done.rows)
+                    result.rows += done.size
                     if progress is not None:
                         progress(result.rows)
                 if docs_dir is not None:

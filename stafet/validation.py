@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -327,22 +327,48 @@ def columns_of(source: Source, rows: Sequence[Mapping[str, str]]) -> list[list[s
 _SEP = "\x1f"
 
 
-def pack_columns(columns: Sequence[Sequence[str]]) -> list[str | Sequence[str]]:
-    """Columns for the worker pipe: each one string joined by US (unit separator) when no value holds it.
+def pack_rows(rows: Sequence[Mapping[str, str]]) -> tuple[list[str], list[str | list[str | None]]]:
+    """A chunk's rows for the worker pipe: its field names, and each field's values as one column.
 
-    One string per column pickles and unpickles in one step where a list of strings
-    costs a Python object per value on both sides. :func:`unpack_columns` reverses it.
+    A column is one string joined by US (unit separator) when every row has the field
+    and no value holds a US: one string pickles and unpickles in one step where a list
+    costs a Python object per value on both sides. Otherwise it is a list with None
+    where a row lacks the field. :func:`unpack_rows` reverses it.
     """
-    out: list[str | Sequence[str]] = []
-    for col in columns:
-        joined = _SEP.join(col)
-        out.append(joined if joined.count(_SEP) == len(col) - 1 else col)
-    return out
+    first = rows[0].keys() if rows else {}.keys()
+    keys = list(first) if all(r.keys() == first for r in rows) else \
+        list(dict.fromkeys(k for r in rows for k in r))
+    out: list[str | list[str | None]] = []
+    for k in keys:
+        col = [r.get(k) for r in rows]
+        if None not in col:
+            joined = _SEP.join(col)  # type: ignore[arg-type]
+            if joined.count(_SEP) == len(col) - 1:
+                out.append(joined)
+                continue
+        out.append(col)
+    return keys, out
 
 
-def unpack_columns(packed: Sequence[str | Sequence[str]], n: int) -> list[Sequence[str]]:
-    """Reverse :func:`pack_columns` for a chunk of ``n`` rows."""
-    return [(c.split(_SEP) if n else []) if isinstance(c, str) else c for c in packed]
+def unpack_rows(keys: Sequence[str], packed: Sequence[str | list[str | None]],
+                n: int) -> tuple[Iterator[dict[str, str]], dict[str, list[str]]]:
+    """Reverse :func:`pack_rows` for a chunk of ``n`` rows: the rows, and each field's column.
+
+    The rows are made one by one as they are iterated (a chunk's dicts are never all
+    held at once). In the columns a field a row lacks is ``""`` (as :func:`columns_of` has it).
+    """
+    cols = [(c.split(_SEP) if n else []) if isinstance(c, str) else c for c in packed]
+    if all(isinstance(c, str) for c in packed):
+        rows = (dict(zip(keys, vals, strict=True)) for vals in zip(*cols, strict=True))
+        return rows, dict(zip(keys, cols, strict=True))  # type: ignore[arg-type]
+    sparse = ({k: v for k, v in zip(keys, vals, strict=True) if v is not None}
+              for vals in zip(*cols, strict=True))
+    return sparse, {k: [v or "" for v in c] for k, c in zip(keys, cols, strict=True)}
+
+
+def columns_from(source: Source, fields: Mapping[str, list[str]], n: int) -> list[list[str]]:
+    """:func:`columns_of` from the columns :func:`unpack_rows` returns."""
+    return [fields[c] if c in fields else [""] * n for c in source.columns]
 
 
 def frame_from_columns(source: Source, columns: Sequence[Sequence[str]], today: date) -> pd.DataFrame:
@@ -407,6 +433,29 @@ def validate_columns(source: Source, columns: Sequence[Sequence[str]], *, today:
             failures.setdefault(int(hit[ROW_INDEX] if isinstance(hit, dict) else hit), []).append(
                 Failure(rule, desc))
     return failures
+
+
+MapSpec = tuple[str, Any, Sequence[int]]
+"""What a chunk needs to be mapped as well as validated: the file's name, the time of
+receipt and each row's number in the file (see :func:`check_chunk`)."""
+
+
+def check_chunk(source: Source, rows: Iterable[Mapping[str, str]], columns: Sequence[Sequence[str]], *,
+                today: date, institutions: Sequence[str], mapping: MapSpec | None = None,
+                docs: DocsTally | None = None) -> tuple[dict[int, list[Failure]], list[Any] | None]:
+    """Validate a chunk and, given ``mapping``, map and prepare the rows that pass for the store.
+
+    Returns the failures by position and, with ``mapping``, one entry per row from
+    :func:`stafet.ingest.prepare_rows`.
+    Mapping runs here so that it runs where validation does: in the worker process
+    during bulk ingest, beside the process that writes the store.
+    """
+    failures = validate_columns(source, columns, today=today, institutions=institutions, docs=docs)
+    if mapping is None:
+        return failures, None
+    from stafet.ingest import prepare_rows
+
+    return failures, prepare_rows(source, rows, failures, *mapping)
 
 
 # --- Data Docs: GX's own pages for a run, from counts only ---------------------------
@@ -527,15 +576,15 @@ WORKER_ENV = "STAFET_VALIDATION_WORKER"
 
 
 class ChunkValidator(Protocol):
-    """What :func:`validator` yields: submit chunks, then collect their failures in the same order."""
+    """What :func:`validator` yields: submit chunks, then collect their outcomes in the same order."""
 
-    def submit(self, source: Source, columns: list[list[str]], today: date,
-               institutions: Sequence[str]) -> None:
-        """Queue the values from :func:`columns_of` of one chunk for validation."""
+    def submit(self, source: Source, rows: Sequence[Mapping[str, str]], today: date,
+               institutions: Sequence[str], mapping: MapSpec | None = None) -> None:
+        """Queue a chunk's raw rows to be validated (and mapped, given ``mapping``: :func:`check_chunk`)."""
         ...
 
-    def collect(self) -> dict[int, list[Failure]]:
-        """The failures of the oldest submitted chunk, by position in it."""
+    def collect(self) -> tuple[dict[int, list[Failure]], list[Any] | None]:
+        """What :func:`check_chunk` returned for the oldest submitted chunk."""
         ...
 
     def start_file(self, file: str) -> None:
@@ -554,19 +603,25 @@ class _InProcess:
     """Validates at submit time, in this process (``STAFET_VALIDATION_WORKER=0``)."""
 
     def __init__(self) -> None:
-        self._done: deque[dict[int, list[Failure]]] = deque()
+        self._done: deque[tuple[dict[int, list[Failure]], list[Any] | None]] = deque()
         self._docs = DocsTally()
 
-    def submit(self, source: Source, columns: list[list[str]], today: date,
-               institutions: Sequence[str]) -> None:
+    def submit(self, source: Source, rows: Sequence[Mapping[str, str]], today: date,
+               institutions: Sequence[str], mapping: MapSpec | None = None) -> None:
+        columns = columns_of(source, rows)
         # GX's suite-parameter parser is one shared object with state: two validations at
         # once (the nightly flow ingests on several threads) corrupt each other.
         with _GX_LOCK:
-            failures = validate_columns(source, columns, today=today, institutions=institutions,
-                                        docs=self._docs)
-        self._done.append(failures)
+            failures, _ = check_chunk(source, rows, columns, today=today, institutions=institutions,
+                                      docs=self._docs)
+        mapped = None
+        if mapping is not None:
+            from stafet.ingest import prepare_rows
 
-    def collect(self) -> dict[int, list[Failure]]:
+            mapped = prepare_rows(source, rows, failures, *mapping)
+        self._done.append((failures, mapped))
+
+    def collect(self) -> tuple[dict[int, list[Failure]], list[Any] | None]:
         return self._done.popleft()
 
     def start_file(self, file: str) -> None:
@@ -605,10 +660,10 @@ class _Worker:
             raise RuntimeError("the validation worker has exited") from None
         self.outstanding += 1
 
-    def submit(self, source: Source, columns: list[list[str]], today: date,
-               institutions: Sequence[str]) -> None:
-        n = len(columns[0]) if columns else 0
-        self._send(("validate", source.name, pack_columns(columns), n, today, sorted(institutions)))
+    def submit(self, source: Source, rows: Sequence[Mapping[str, str]], today: date,
+               institutions: Sequence[str], mapping: MapSpec | None = None) -> None:
+        keys, packed = pack_rows(rows)
+        self._send(("check", source.name, keys, packed, len(rows), today, sorted(institutions), mapping))
 
     def ping(self) -> None:
         """Wait until the worker has imported GX and is ready."""
@@ -624,8 +679,9 @@ class _Worker:
         value = self._answer()
         return Path(value) if value else None
 
-    def collect(self) -> dict[int, list[Failure]]:
-        return dict(self._answer() or {})
+    def collect(self) -> tuple[dict[int, list[Failure]], list[Any] | None]:
+        value = self._answer()
+        return (dict(value[0]), value[1]) if value else ({}, None)
 
     def _answer(self) -> Any:
         assert self.proc.stdout is not None

@@ -65,10 +65,12 @@ def main() -> None:
                 index = validation.build_docs(docs.pop(file), file, Path(folder), run_name, run_time)
                 answer = ("ok", str(index) if index else None)
             else:
-                _, name, packed, rows, today, institutions = req
-                columns = validation.unpack_columns(packed, rows)
-                answer = ("ok", validation.validate_columns(get_source(name), columns, today=today,
-                                                            institutions=institutions, docs=docs))
+                _, name, keys, packed, rows, today, institutions, mapping = req
+                source = get_source(name)
+                fields, columns = validation.unpack_rows(keys, packed, rows)
+                answer = ("ok", validation.check_chunk(
+                    source, fields, validation.columns_from(source, columns, rows), today=today,
+                    institutions=institutions, mapping=mapping, docs=docs))
         except Exception as e:  # answered, not fatal: the ingest decides
             answer = ("error", redact(f"{type(e).__name__}: {e}"))
         pickle.dump((*answer, validation.STATS.seconds - seconds, rows, *_usage()), out,

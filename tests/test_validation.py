@@ -72,7 +72,6 @@ def test_in_process_validation_is_safe_on_several_threads() -> None:
 
     src = get_source("easy-a")
     rows = [_fields(), _fields(CprNr="12-4127"), _fields(Afbrudsaarsag=""), _fields(Instnr="123456")] * 50
-    cols = v.columns_of(src, rows)
     expected = v.validate(src, rows, today=TODAY, institutions=["779008"])
     runner = v._InProcess()
     errors: list[BaseException] = []
@@ -80,7 +79,7 @@ def test_in_process_validation_is_safe_on_several_threads() -> None:
     def work() -> None:
         try:
             for _ in range(4):
-                runner.submit(src, cols, TODAY, ["779008"])
+                runner.submit(src, rows, TODAY, ["779008"])
         except BaseException as e:
             errors.append(e)
 
@@ -90,6 +89,6 @@ def test_in_process_validation_is_safe_on_several_threads() -> None:
     for t in threads:
         t.join()
     assert errors == []
-    results = [runner.collect() for _ in range(12)]
+    results = [runner.collect()[0] for _ in range(12)]
     assert all({i: [f.rule for f in fs] for i, fs in r.items()}
                == {i: [f.rule for f in fs] for i, fs in expected.items()} for r in results)

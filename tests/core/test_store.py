@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from stafet.cpr import parse_cpr
@@ -148,7 +150,7 @@ def test_bulk_payload_and_json_are_the_records_own() -> None:
     from ingest_fixtures import ALL_SAMPLES, NOW, SAMPLES
 
     from stafet.sources import source_for
-    from stafet.store.db import _canonical, _payload
+    from stafet.store.db import _payload, canonical_json, prepare
 
     seen = set()
     for name in ALL_SAMPLES:
@@ -158,5 +160,39 @@ def test_bulk_payload_and_json_are_the_records_own() -> None:
             seen.add(type(rec).__name__)
             assert _payload(rec) == rec.payload()
             plain = json.dumps(rec.payload(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-            assert _canonical(rec.payload()) == plain
+            assert canonical_json(rec.payload()).decode() == plain
+            assert prepare(rec).payload == plain
     assert len(seen) >= 7
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15)
+    .filter(lambda f: f == 0 or abs(f) >= 1e-4)
+    | st.text(st.characters(exclude_categories=("Cs",))),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(max_size=12), _JSON_VALUES, max_size=8))
+def test_canonical_json_is_what_json_dumps_writes(payload: dict) -> None:
+    """Record digests are sha256 of the canonical text: orjson must write exactly what json.dumps
+    (sorted keys, no spaces, non-ASCII as itself) writes — control characters, quotes, astral
+    characters, nested lists and objects, integers to 64 bits and floats as payloads hold them."""
+    import json
+
+    from stafet.store.db import canonical_json
+
+    expected = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(payload) == expected.encode()
+
+
+def test_canonical_json_falls_back_to_json_for_what_orjson_refuses() -> None:
+    import json
+
+    from stafet.store.db import canonical_json
+
+    big = {"n": 2**70, "a": "ø"}
+    assert canonical_json(big) == json.dumps(big, sort_keys=True, separators=(",", ":"),
+                                             ensure_ascii=False).encode()
