@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from stafet.sources import Source
 
-CHUNK_ROWS = 20_000
+CHUNK_ROWS = 50_000
 """Rows per chunk. Two chunks are in flight (one in the GX worker, one being mapped and
 stored), so this bounds the ingest's memory; the worker's ≈ 0.3 s fixed cost per chunk
 runs beside the ingest and is not on its critical path (measured: 50,000 gave a 444 MB
@@ -357,6 +357,8 @@ def unpack_rows(keys: Sequence[str], packed: Sequence[str | list[str | None]],
     The rows are made one by one as they are iterated (a chunk's dicts are never all
     held at once). In the columns a field a row lacks is ``""`` (as :func:`columns_of` has it).
     """
+    if not keys:  # rows without any field (an empty XML record) are still rows
+        return ({} for _ in range(n)), {}
     cols = [(c.split(_SEP) if n else []) if isinstance(c, str) else c for c in packed]
     if all(isinstance(c, str) for c in packed):
         rows = (dict(zip(keys, vals, strict=True)) for vals in zip(*cols, strict=True))

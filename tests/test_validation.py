@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from typing import Any
 
-from ingest_fixtures import EASYA, SAMPLES
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ingest_fixtures import ALL_SAMPLES, EASYA, NOW, SAMPLES
 
 from stafet import validation as v
-from stafet.sources import all_sources, get_source, source_for
+from stafet.ingest import MapError
+from stafet.models import Consent, Provenance
+from stafet.sources import Source, all_sources, get_source, source_for
+from stafet.store.db import prepare
 
 TODAY = date(2026, 11, 22)
 
@@ -92,3 +98,65 @@ def test_in_process_validation_is_safe_on_several_threads() -> None:
     results = [runner.collect()[0] for _ in range(12)]
     assert all({i: [f.rule for f in fs] for i, fs in r.items()}
                == {i: [f.rule for f in fs] for i, fs in expected.items()} for r in results)
+
+
+# --- bulk ingest's chunks: packed for the worker, validated, mapped and prepared there --------
+
+_FIELD_NAMES = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=6)
+_VALUES = st.text(st.sampled_from(["a", "ø", ";", "\x1f", "\x1e", "\n", " ", "1"]), max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(_FIELD_NAMES, _VALUES, max_size=5), max_size=6))
+def test_rows_packed_for_the_worker_come_back_as_they_were(rows: list[dict[str, str]]) -> None:
+    """Rows with different fields (XML), values holding the separator, empty chunks: each row comes
+    back with exactly its fields, and each column as columns_of has it (a missing field is "")."""
+    keys, packed = v.pack_rows(rows)
+    back, columns = v.unpack_rows(keys, packed, len(rows))
+    assert list(back) == rows
+    assert {k: list(c) for k, c in columns.items()} == {k: [r.get(k) or "" for r in rows] for k in keys}
+
+
+def test_uniform_rows_travel_as_one_string_per_field() -> None:
+    rows = [_fields(), _fields(CprNr="12-4127"), _fields(Note="a\x1fb")]
+    keys, packed = v.pack_rows(rows)
+    assert keys == list(rows[0])
+    assert [isinstance(c, str) for c in packed] == [k != "Note" for k in keys]
+
+
+def _outcomes(runner: v.ChunkValidator, src: Source, rows: list[dict[str, str]]) -> tuple[Any, Any]:
+    numbers = list(range(2, len(rows) + 2))
+    runner.submit(src, rows, TODAY, ["779008", "751001"], mapping=("f.csv", NOW, numbers))
+    failures, mapped = runner.collect()
+    return {i: [f.rule for f in fs] for i, fs in failures.items()}, mapped
+
+
+def test_the_worker_validates_maps_and_prepares_as_this_process_does() -> None:
+    """Each source's sample rows plus rows that break a rule and a row whose mapping fails: the
+    worker process and in-process validation give the same failures and the same outcomes."""
+    worker = v._checkout()
+    try:
+        for name in ALL_SAMPLES:
+            src = source_for(name)
+            rows = [dict(r.fields) for r in src.reader(SAMPLES / name) if not r.problem]
+            if src.name == "easy-a":
+                rows += [_fields(CprNr="12-4127"), _fields(Haendelsesdato="31-11-2026"),
+                         _fields(Fravaersprocent="118,5")]   # passes the suite, fails the mapping
+            local = _outcomes(v._InProcess(), src, rows)
+            remote = _outcomes(worker, src, rows)
+            assert remote == local, name
+            failures, mapped = remote
+            assert len(mapped) == len(rows)
+            for i, (row, out) in enumerate(zip(rows, mapped, strict=True)):
+                if i in failures:
+                    assert out == row                      # the raw fields, for quarantine
+                elif isinstance(out, MapError):
+                    assert out.fields == row and out.rule
+                else:
+                    rec = src.map_row(row, Provenance(src.name, "f.csv", i + 2, NOW))
+                    assert out == prepare(rec, keep=isinstance(rec, Consent))
+            if src.name == "easy-a":
+                assert failures[len(rows) - 3] == ["cpr_format"]
+                assert isinstance(mapped[-1], MapError) and mapped[-1].rule == "percentage_range"
+    finally:
+        v._checkin(worker)
