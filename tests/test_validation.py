@@ -160,3 +160,32 @@ def test_the_worker_validates_maps_and_prepares_as_this_process_does() -> None:
                 assert isinstance(mapped[-1], MapError) and mapped[-1].rule == "percentage_range"
     finally:
         v._checkin(worker)
+
+
+def test_gx_starts_without_the_modules_stafet_never_uses_and_still_has_them_on_use() -> None:
+    """scipy.stats and altair (KS/KL expectations) wait until used: a fresh worker-like process
+    validates every sample without loading them, then an expectation module that uses scipy gets it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """
+import sys
+from stafet import validation as v
+from stafet.sources import source_for
+from ingest_fixtures import ALL_SAMPLES, SAMPLES
+v._gx_context()
+for name in ALL_SAMPLES:
+    src = source_for(name)
+    v.validate(src, [r.fields for r in src.reader(SAMPLES / name)], today=v.date(2026, 11, 22),
+               institutions=["779008"])
+print(type(sys.modules["scipy.stats"]).__name__, type(sys.modules["altair"]).__name__)
+from great_expectations.expectations.core import expect_column_kl_divergence_to_be_less_than as kl
+print(round(kl.stats.entropy([0.5, 0.5]), 4), type(sys.modules["scipy.stats"]).__name__)
+"""
+    tests = Path(__file__).resolve().parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": f"{tests.parent}:{tests}",
+                              "GX_ANALYTICS_ENABLED": "False"}, timeout=120)
+    assert out.stdout.split() == ["_OnDemand", "_OnDemand", "0.6931", "module"]
