@@ -68,9 +68,10 @@ def main() -> None:
                 _, name, keys, packed, rows, today, institutions, mapping = req
                 source = get_source(name)
                 fields, columns = validation.unpack_rows(keys, packed, rows)
-                answer = ("ok", validation.check_chunk(
+                failures, mapped = validation.check_chunk(
                     source, fields, validation.columns_from(source, columns, rows), today=today,
-                    institutions=institutions, mapping=mapping, docs=docs))
+                    institutions=institutions, mapping=mapping, docs=docs)
+                answer = ("ok", (failures, validation.plain_prepared(mapped)))
         except Exception as e:  # answered, not fatal: the ingest decides
             answer = ("error", redact(f"{type(e).__name__}: {e}"))
         pickle.dump((*answer, validation.STATS.seconds - seconds, rows, *_usage()), out,
