@@ -224,7 +224,7 @@ class _Run:
         failures: dict[int, list[Failure]]
         failures, mapped = val.collect()
         assert mapped is not None and len(mapped) == len(chunk.numbers)
-        records: list[Prepared] = []
+        records: list[Sequence[Any]] = []  # Prepared, or its fields as a plain tuple (from the worker)
         for i, (number, rec) in enumerate(zip(chunk.numbers, mapped, strict=True)):
             failed = failures.get(i)
             if failed:
@@ -235,14 +235,14 @@ class _Run:
                 records.append(rec)
         self.write(records)
 
-    def write(self, records: list[Prepared]) -> None:
+    def write(self, records: list[Sequence[Any]]) -> None:
         """Store ``records`` and the rows quarantined so far."""
         self.store_records(records)
         if self.quarantine:
             self.session.execute(insert(Quarantine), self.quarantine)
             self.quarantine = []
 
-    def store_records(self, records: list[Prepared]) -> None:
+    def store_records(self, records: list[Sequence[Any]]) -> None:
         if not records:
             return
         outcome = self.store.upsert_prepared(self.session, records, actor=f"ingest:{self.source.name}",
@@ -254,8 +254,9 @@ class _Run:
                 self.result.updated += 1
             else:
                 self.result.duplicates += 1
-        consents = [p.record for p, (st, _) in zip(records, outcome, strict=True)
-                    if isinstance(p.record, Consent) and st != "duplicate"]
+        record_at = len(Prepared._fields) - 1  # Prepared.record: kept for consents only
+        consents = [p[record_at] for p, (st, _) in zip(records, outcome, strict=True)
+                    if isinstance(p[record_at], Consent) and st != "duplicate"]
         if consents:
             pseud = self.store.ensure_youths(self.session, (c.cpr for c in consents))
             for c in consents:

@@ -155,18 +155,20 @@ class Store:
         return self.upsert_prepared(s, [prepare(r) for r in records], via_package=via_package, actor=actor,
                                     with_ids=with_ids)
 
-    def upsert_prepared(self, s: Session, records: Sequence[Prepared], *,
+    def upsert_prepared(self, s: Session, records: Sequence[Sequence[Any]], *,
                         via_package: str | Sequence[str] = "", actor: str = "ingest",
                         with_ids: bool = True) -> list[tuple[str, int]]:
         """:meth:`upsert_records` for records already reduced by :func:`prepare` (maybe in another process).
 
-        Built for batches of tens of thousands: existing records are looked up only
-        for youths that existed before, by youth; inserts are one executemany.
+        Each record is a :class:`Prepared` or a plain tuple of its fields in its order (as
+        they cross the validation worker's pipe). Built for batches of tens of thousands:
+        existing records are looked up only for youths that existed before, by youth;
+        inserts are one executemany.
         """
         if not records:
             return []
-        pseud, new_youths = self._ensure_births(s, {p.cpr_digits: p.birth_date for p in records})
-        keys = [(p.kind, pseud[p.cpr_digits], p.natural_key) for p in records]
+        pseud, new_youths = self._ensure_births(s, {p[1]: p[2] for p in records})
+        keys = [(p[0], pseud[p[1]], p[3]) for p in records]
         old_youths = list({k[1] for k in keys if k[1] not in new_youths})
         existing: dict[tuple[str, str, str], tuple[int, str]] = {
             (kind, youth, nk): (rid, digest) for rid, kind, youth, nk, digest in _select_in(
@@ -175,30 +177,31 @@ class Store:
         inserts: list[list[Any]] = []
         pending: dict[tuple[str, str, str], int] = {}
         vias = [via_package] * len(records) if isinstance(via_package, str) else list(via_package)
-        for p, key, via in zip(records, keys, vias, strict=True):
+        for (_, _, _, _, payload_text, digest, source, file, row_no, received_at, *_), key, via in zip(
+                records, keys, vias, strict=True):
             found = existing.get(key)
             if found is None and key in pending:
-                inserts[pending[key]][3:5] = [p.payload, p.digest]
+                inserts[pending[key]][3:5] = [payload_text, digest]
                 inserts[pending[key]][10] = via
                 out.append(("duplicate", -1))
                 continue
             if found is None:
                 pending[key] = len(inserts)
-                inserts.append([key[0], key[1], key[2], p.payload, p.digest, p.source, p.file, p.row,
-                                p.received_at or now, now, via, False])
+                inserts.append([key[0], key[1], key[2], payload_text, digest, source, file, row_no,
+                                received_at or now, now, via, False])
                 out.append(("new", -1))
-            elif found[1] == p.digest:
+            elif found[1] == digest:
                 out.append(("duplicate", found[0]))
             else:
                 row = s.get(RecordRow, found[0])
                 assert row is not None
-                payload = json.loads(p.payload)
+                payload = json.loads(payload_text)
                 changed = sorted(k for k in set(payload) | set(row.payload)
                                  if payload.get(k) != row.payload.get(k))
-                row.payload, row.digest, row.updated_at = payload, p.digest, now
-                if p.received_at is not None:  # the record has a provenance
-                    row.source_file, row.source_row = p.file, p.row
-                existing[key] = (found[0], p.digest)
+                row.payload, row.digest, row.updated_at = payload, digest, now
+                if received_at is not None:  # the record has a provenance
+                    row.source_file, row.source_row = file, row_no
+                existing[key] = (found[0], digest)
                 self.audit(s, actor, "record.updated", f"record:{row.id}",
                            {"kind": row.kind, "youth": row.youth, "fields": changed})
                 out.append(("updated", row.id))
