@@ -206,10 +206,10 @@ class Store:
                            {"kind": row.kind, "youth": row.youth, "fields": changed})
                 out.append(("updated", row.id))
         if inserts:
-            # In index order: random pseudonyms would touch a random page per row.
-            # One string per key sorts like the (kind, youth, key) tuple (neither kind nor a
-            # pseudonym holds a NUL) and compares much faster.
-            inserts.sort(key=lambda r: f"{r[0]}\0{r[1]}\0{r[2]}")
+            # In the unique key's order: random pseudonyms would touch a random page per row.
+            # One string per key sorts like the (youth, kind, key) tuple (neither a pseudonym
+            # nor a kind holds a NUL) and compares much faster.
+            inserts.sort(key=lambda r: f"{r[1]}\0{r[0]}\0{r[2]}")
             _insert_many(s, RecordRow.__table__, self._RECORD_COLUMNS, inserts, raw=("payload",))
             if with_ids:
                 youths = list({k[1] for k in pending})

@@ -67,13 +67,16 @@ class SourceFile(Base):
 
 
 class RecordRow(Base):
-    """A canonical record; unique by kind, youth and the source's natural key."""
+    """A canonical record; unique by youth, kind and the source's natural key.
+
+    The unique key leads with the youth, so it is also the index for lookups by youth.
+    """
 
     __tablename__ = "records"
-    __table_args__ = (UniqueConstraint("kind", "youth", "natural_key", name="uq_record_key"),)
+    __table_args__ = (UniqueConstraint("youth", "kind", "natural_key", name="uq_record_key"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
-    youth: Mapped[str] = mapped_column(ForeignKey("youths.pseudonym"), index=True)
+    youth: Mapped[str] = mapped_column(ForeignKey("youths.pseudonym"))
     natural_key: Mapped[str] = mapped_column(String(300))
     payload: Mapped[dict[str, Any]] = mapped_column()
     digest: Mapped[str] = mapped_column(String(64))

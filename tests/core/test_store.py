@@ -196,3 +196,55 @@ def test_canonical_json_falls_back_to_json_for_what_orjson_refuses() -> None:
     big = {"n": 2**70, "a": "ø"}
     assert canonical_json(big) == json.dumps(big, sort_keys=True, separators=(",", ":"),
                                              ensure_ascii=False).encode()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_migrations_keep_records_and_match_the_tables(backend: str, request, tmp_path) -> None:
+    """A store made at revision 0001 with records in it upgrades to head: the records stay, their
+    key is unique by (youth, kind, natural key) and the migrated schema is what schema.py declares."""
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.config import Config
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.exc import IntegrityError
+
+    from stafet.store.db import _MIGRATIONS
+    from stafet.store.schema import Base
+
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    if backend == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    eng = create_engine(url)
+    Base.metadata.drop_all(eng)
+    with eng.begin() as c:
+        c.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    old = Store(url, Vault(bytes(32)), upgrade=False)
+    with old.session() as s:
+        old.upsert_records(s, [_dropout(), replace(_dropout(), cpr=parse_cpr("030409-4871"))])
+    assert any(ix["name"] == "ix_records_youth" for ix in inspect(eng).get_indexes("records"))
+
+    store = Store(url, Vault(bytes(32)))          # opening upgrades to head
+    with store.session() as s:
+        assert s.scalar(select(text("count(*)")).select_from(RecordRow)) == 2
+        assert [st for st, _ in store.upsert_records(s, [_dropout()])] == ["duplicate"]
+    insp = inspect(store.engine)
+    assert [u["column_names"] for u in insp.get_unique_constraints("records")] == [
+        ["youth", "kind", "natural_key"]]
+    assert not any(ix["name"] == "ix_records_youth" for ix in insp.get_indexes("records"))
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+    with store.session() as s, pytest.raises(IntegrityError):
+        youth = s.scalar(select(RecordRow.youth).limit(1))
+        s.execute(text("INSERT INTO records (kind, youth, natural_key, payload, digest, source, source_file, "
+                       "source_row, received_at, updated_at, via_package, withdrawn) SELECT kind, youth, "
+                       "natural_key, payload, digest, source, source_file, source_row, received_at, "
+                       "updated_at, via_package, withdrawn FROM records WHERE youth = :y"), {"y": youth})
+    store.engine.dispose()
+    eng.dispose()
