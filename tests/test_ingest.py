@@ -18,7 +18,7 @@ from ingest_fixtures import (
     open_store,
     write_easya,
 )
-from sqlalchemy import select
+from sqlalchemy import String, select
 
 from stafet.config import Network
 from stafet.ingest import ingest_file
@@ -234,3 +234,64 @@ def test_cli_ingest_json_and_exit_codes(tmp_path: Path, monkeypatch: pytest.Monk
     rel = runner.invoke(app, ["quarantine", "release", str(q["id"]), "--fix", "Afbrudsaarsag=05",
                               "-n", str(NETWORK_YAML)])
     assert rel.exit_code == 0 and "released" in rel.stdout
+
+
+def _state(store: Store) -> tuple[list[tuple[str, str, str, str]], list[tuple[int, str, str]], list[str]]:
+    with store.session() as s:
+        records = sorted(s.execute(select(RecordRow.kind, RecordRow.natural_key, RecordRow.digest,
+                                          RecordRow.source_row.cast(String))).tuples())
+        rows = list(s.scalars(select(Quarantine)))
+        fields = [json.loads(store.vault.decrypt(q.raw_enc, b"quarantine"))["fields"] for q in rows]
+        quarantined = sorted((q.row, q.rule, f.get("CprNr", "")) for q, f in zip(rows, fields, strict=True))
+        audits = [a.details.get("fields", "") for a in s.scalars(select(AuditEntry).where(
+            AuditEntry.action == "record.updated"))]
+    return records, quarantined, audits  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("worker", ["1", "0"])
+def test_chunk_boundaries_change_nothing(worker: str, net: Network, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file read in chunks of 3 rows (bad rows, a malformed row and a corrected repeat of a key
+    on other chunks than their neighbours) stores and quarantines exactly what one chunk does —
+    in the validation worker and in this process."""
+    from stafet import validation
+
+    monkeypatch.setenv("STAFET_VALIDATION_WORKER", worker)
+    rows = [easya_row(cpr=f"1203{y:02d}-41{y:02d}", event="OPTAG", reason="", text="") for y in range(1, 9)]
+    rows[2] = easya_row(cpr="311308-4127")                               # no birth date
+    rows[3] = easya_row(text="Omvalg")                                    # a dropout …
+    rows[4] = "779008;EUD;120308-4127;too;few"                            # malformed
+    rows[6] = easya_row(absence="118,5")                                  # passes GX, fails the mapping
+    rows.append(easya_row(text="Omvalg til smed"))                        # … corrected two chunks on
+    rows.append(easya_row(date="17-11-2030"))                             # in the future
+    path = write_easya(tmp_path / "in" / EASYA, rows) if (tmp_path / "in").mkdir() is None else None
+    assert path is not None
+    outcomes = []
+    for size in (3, 50_000):
+        monkeypatch.setattr(validation, "CHUNK_ROWS", size)
+        home = tmp_path / f"home{size}"
+        home.mkdir()
+        store = open_store(home)
+        r = ingest_file(store, net, path, now=NOW, home=home)
+        counts = (r.rows, r.accepted, r.duplicates, r.updated, r.quarantined, r.rules)
+        outcomes.append((counts, _state(store)))
+        store.engine.dispose()
+    assert outcomes[0] == outcomes[1]
+    (counts, (records, quarantined, audits)) = outcomes[0]
+    assert counts[:5] == (10, 5, 0, 1, 4)
+    assert len(records) == 5
+    assert [(row, rule) for row, rule, _ in quarantined] == [
+        (4, "cpr_birth_date"), (6, "row_shape"), (8, "percentage_range"), (11, "date_not_future")]
+    assert quarantined[0][2] == "311308-4127"
+    assert audits == [["reason_text"]]
+
+
+def test_chunk_size_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stafet import validation
+
+    monkeypatch.setenv("STAFET_INGEST_CHUNK_ROWS", "20000")
+    assert validation._chunk_rows() == 20_000
+    monkeypatch.setenv("STAFET_INGEST_CHUNK_ROWS", "5")
+    assert validation._chunk_rows() == 1000
+    monkeypatch.setenv("STAFET_INGEST_CHUNK_ROWS", "many")
+    assert validation._chunk_rows() == 50_000

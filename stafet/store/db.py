@@ -147,10 +147,10 @@ class Store:
         or one per record (several packages imported in one call).
 
         A corrected record (same key, other values) is updated and the change is
-        written to the audit log with the fields that changed. Within one batch the
-        last of several records with the same key wins (the others are duplicates,
-        id -1). ``with_ids=False`` skips reading back the ids of new records (they
-        are -1): bulk ingest only needs the counts.
+        written to the audit log with the fields that changed, also when the record
+        it corrects comes earlier in the same batch. A repeat with the same values is
+        a duplicate (id -1 when both are new). ``with_ids=False`` skips reading back
+        the ids of new records (they are -1): bulk ingest only needs the counts.
         """
         return self.upsert_prepared(s, [prepare(r) for r in records], via_package=via_package, actor=actor,
                                     with_ids=with_ids)
@@ -165,8 +165,15 @@ class Store:
         existing records are looked up only for youths that existed before, by youth;
         inserts are one executemany.
         """
-        if not records:
-            return []
+        vias = [via_package] * len(records) if isinstance(via_package, str) else list(via_package)
+        out: list[tuple[str, int]] = []
+        for start, stop in _segments(records):
+            out += self._upsert_segment(s, records[start:stop], vias[start:stop], actor, with_ids)
+        return out
+
+    def _upsert_segment(self, s: Session, records: Sequence[Sequence[Any]], vias: Sequence[str], actor: str,
+                        with_ids: bool) -> list[tuple[str, int]]:
+        """:meth:`upsert_prepared` for records of which none corrects another (see :func:`_segments`)."""
         pseud, new_youths = self._ensure_births(s, {p[1]: p[2] for p in records})
         keys = [(p[0], pseud[p[1]], p[3]) for p in records]
         old_youths = list({k[1] for k in keys if k[1] not in new_youths})
@@ -176,7 +183,6 @@ class Store:
         now, out = utcnow(), []
         inserts: list[list[Any]] = []
         pending: dict[tuple[str, str, str], int] = {}
-        vias = [via_package] * len(records) if isinstance(via_package, str) else list(via_package)
         for (_, _, _, _, payload_text, digest, source, file, row_no, received_at, *_), key, via in zip(
                 records, keys, vias, strict=True):
             found = existing.get(key)
@@ -393,6 +399,27 @@ def prepare(rec: Record, *, keep: bool = False) -> Prepared:
 
 
 _sha256 = hashlib.sha256
+
+
+def _segments(records: Sequence[Sequence[Any]]) -> Iterator[tuple[int, int]]:
+    """Split a batch of prepared records where one corrects an earlier one (same key, other values).
+
+    The correction then starts a segment of its own, written after the record it
+    corrects: it is an audited update, as it would be in a later batch. A batch's
+    outcome therefore does not depend on where a file's chunks happen to end. A
+    repeat with the same values stays in the segment (a duplicate).
+    """
+    seen: dict[tuple[Any, Any, Any], Any] = {}
+    start = 0
+    for i, p in enumerate(records):
+        key, digest = (p[0], p[1], p[3]), p[5]
+        before = seen.get(key)
+        if before is not None and before != digest:
+            yield start, i
+            start, seen = i, {}
+        seen[key] = digest
+    if start < len(records):
+        yield start, len(records)
 
 
 def _placeholder(s: Session) -> str | None:

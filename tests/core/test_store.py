@@ -71,12 +71,19 @@ def test_correction_updates_and_is_audited(store) -> None:
     assert store.verify_audit_chain() == 1
 
 
-def test_same_key_twice_in_one_batch_keeps_the_last(store) -> None:
+def test_a_correction_later_in_the_same_batch_is_an_audited_update(store) -> None:
+    """As if it came in the next batch: where a file's chunks end must not change what is stored
+    or audited. An identical repeat is a duplicate."""
     with store.session() as s:
-        out = store.upsert_records(s, [_dropout("05"), _dropout("03")])
+        out = store.upsert_records(s, [_dropout("05"), _dropout("05", row=3), _dropout("03"),
+                                       _dropout("03", row=5), _dropout("07")])
         rows = list(s.scalars(select(RecordRow)))
-    assert [o[0] for o in out] == ["new", "duplicate"]
-    assert len(rows) == 1 and rows[0].payload["reason_code"] == "03"
+        audits = [a.details["fields"] for a in s.scalars(select(AuditEntry)
+                                                         .where(AuditEntry.action == "record.updated"))]
+    assert [o[0] for o in out] == ["new", "duplicate", "updated", "duplicate", "updated"]
+    assert out[0][1] == out[2][1] == out[4][1] == rows[0].id
+    assert len(rows) == 1 and rows[0].payload["reason_code"] == "07"
+    assert audits == [["reason_code"], ["reason_code"]]
 
 
 def test_different_kinds_and_youths_are_distinct(store) -> None:
