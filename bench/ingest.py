@@ -7,8 +7,9 @@ Generates ``<instnr>_haendelser_<ts>.csv`` (cp1252, ``;``, CRLF, quoted fields w
 phase in its own process so that each peak RSS is its own:
 
 * ``e2e``: ``ingest_file`` into a fresh SQLite store (read → validate → map → store);
-  Great Expectations runs in ingest's validation worker process, so the peak RSS
-  printed is the larger of the two processes' peaks (their sum is printed too);
+  Great Expectations and the mapping run in ingest's validation worker process, so
+  the peak RSS printed is the larger of the two processes' peaks (their sum is
+  printed too, and counted against the target);
 * ``validate``: the reader and Great Expectations only, chunk by chunk.
 
 Prints rows/s, wall time, peak RSS, and GX's share of the end-to-end wall time.

@@ -484,9 +484,10 @@ def validate_columns(source: Source, columns: Sequence[Sequence[str]], *, today:
     return failures
 
 
-MapSpec = tuple[str, Any, Sequence[int]]
+MapSpec = tuple[str, Any, Sequence[int], tuple[bytes, bytes] | None]
 """What a chunk needs to be mapped as well as validated: the file's name, the time of
-receipt and each row's number in the file (see :func:`check_chunk`)."""
+receipt, each row's number in the file and the store vault's worker keys, or None (see
+:func:`check_chunk` and :func:`stafet.ingest.prepare_rows`)."""
 
 
 def check_chunk(source: Source, rows: Iterable[Mapping[str, str]], columns: Sequence[Sequence[str]], *,

@@ -51,6 +51,27 @@ def _flow(name: str, fn: Any, *args: Any) -> Any:
     return state.result()  # raises the flow's failure
 
 
+PUT_LATENCY = 0.03
+"""Seconds a folder delivery takes after its file is in place, as an SFTP or SMTP delivery
+waits for the server's answer: the window between a package landing in the recipient's inbox
+and the sender's ``sent`` is then wide enough for a kill aimed at it to land under load."""
+
+
+def _slow_after_put() -> None:
+    from connectors.transport import FolderOutlet
+
+    if getattr(FolderOutlet.put, "_chaos", False):
+        return
+    put = FolderOutlet.put
+
+    def slow_put(self: FolderOutlet, name: str, data: bytes) -> None:
+        put(self, name, data)
+        time.sleep(PUT_LATENCY)
+
+    slow_put._chaos = True  # type: ignore[attr-defined]
+    FolderOutlet.put = slow_put  # type: ignore[method-assign]
+
+
 def night(run: Path) -> dict[str, object]:
     """Run one night on ``run``; returns counts (raises on any failure)."""
     os.environ.update(environment(run))
@@ -61,6 +82,7 @@ def night(run: Path) -> dict[str, object]:
     from stafet.demo import OWN_NODE, member_home
 
     network = os.environ["STAFET_NETWORK"]
+    _slow_after_put()
     relay.context.cache_clear()
     relay.observers[:] = [lambda stage, what: _say(f"{stage}:{what}")]
     out: dict[str, object] = {}
