@@ -52,7 +52,6 @@ from stafet.sources import Source, get_source, source_for
 from stafet.store import Store, utcnow
 from stafet.store.db import Prepared, prepare
 from stafet.store.schema import ConsentRow, Quarantine, SourceFile
-from stafet.vault import Vault
 
 if TYPE_CHECKING:  # pragma: no cover
     from connectors.transport import Inbox
@@ -212,7 +211,7 @@ class _Run:
         numbers = [r.number for r in good]
         if good:
             val.submit(self.source, [r.fields for r in good], self.now.date(), self.institutions,
-                       mapping=(self.file, self.now, numbers, self.store.vault.worker_keys()))
+                       mapping=(self.file, self.now, numbers))
         return _Pending(len(rows), [r for r in rows if r.problem], numbers)
 
     def finish(self, val: ChunkValidator, chunk: _Pending) -> None:
@@ -278,20 +277,16 @@ RowOutcome = Prepared | MapError | Mapping[str, str]
 
 
 def prepare_rows(source: Source, rows: Iterable[Mapping[str, str]], failures: Mapping[int, Any], file: str,
-                 received_at: datetime, numbers: Sequence[int],
-                 keys: tuple[bytes, bytes] | None = None) -> list[RowOutcome]:
+                 received_at: datetime, numbers: Sequence[int]) -> list[RowOutcome]:
     """Map each row that passed validation and reduce it for the store (pure: runs in any process).
 
     One entry per row: the row's raw fields where ``failures`` holds it (it is
     quarantined for that, whatever its mapping would do), a :class:`MapError` where
     the mapping raised a ``DataError``, else the :class:`~stafet.store.db.Prepared`
     record (keeping the record itself for consents, which have their own table).
-    Any other exception is a bug and propagates. With the store vault's ``keys``
-    (:meth:`~stafet.vault.Vault.worker_keys`) each record also carries the youth's
-    pseudonym and encrypted CPR.
+    Any other exception is a bug and propagates.
     """
     name, map_row = source.name, source.map_row
-    vault = Vault.from_keys(*keys) if keys else None
     out: list[RowOutcome] = []
     for i, (fields, number) in enumerate(zip(rows, numbers, strict=True)):
         if i in failures:
@@ -302,7 +297,7 @@ def prepare_rows(source: Source, rows: Iterable[Mapping[str, str]], failures: Ma
         except DataError as e:
             out.append(MapError(e.rule or "mapping", str(e), fields))
             continue
-        out.append(prepare(rec, keep=isinstance(rec, Consent), vault=vault))
+        out.append(prepare(rec, keep=isinstance(rec, Consent)))
     return out
 
 

@@ -484,10 +484,9 @@ def validate_columns(source: Source, columns: Sequence[Sequence[str]], *, today:
     return failures
 
 
-MapSpec = tuple[str, Any, Sequence[int], tuple[bytes, bytes] | None]
+MapSpec = tuple[str, Any, Sequence[int]]
 """What a chunk needs to be mapped as well as validated: the file's name, the time of
-receipt, each row's number in the file and the store vault's worker keys, or None (see
-:func:`check_chunk` and :func:`stafet.ingest.prepare_rows`)."""
+receipt and each row's number in the file (see :func:`check_chunk`)."""
 
 
 def check_chunk(source: Source, rows: Iterable[Mapping[str, str]], columns: Sequence[Sequence[str]], *,

@@ -40,29 +40,10 @@ class Vault:
         if len(secret) < 32:
             raise ConfigError("the network secret must be at least 32 bytes")
         self._mac_key = _derive(secret, b"pseudonym")
-        self._enc_key = _derive(secret, b"encrypt")
-        self._aead = AESGCM(self._enc_key)
+        self._aead = AESGCM(_derive(secret, b"encrypt"))
 
     def __repr__(self) -> str:
         return "Vault(<secret>)"
-
-    def __reduce__(self) -> Any:
-        raise TypeError("a Vault is not pickled (its keys would travel with it): use worker_keys()")
-
-    def worker_keys(self) -> tuple[bytes, bytes]:
-        """The derived keys, for a worker process of this one over a private pipe: never store them.
-
-        :meth:`from_keys` makes the same vault from them (bulk ingest pseudonymises and
-        encrypts in its validation worker).
-        """
-        return self._mac_key, self._enc_key
-
-    @classmethod
-    def from_keys(cls, mac_key: bytes, enc_key: bytes) -> Vault:
-        """The vault whose :meth:`worker_keys` these are."""
-        vault = cls.__new__(cls)
-        vault._mac_key, vault._enc_key, vault._aead = mac_key, enc_key, AESGCM(enc_key)
-        return vault
 
     def pseudonym(self, cpr_digits: str) -> str:
         """The youth's stable id: HMAC-SHA256 of the 10 CPR digits, hex, 32 chars."""

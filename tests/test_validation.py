@@ -14,8 +14,7 @@ from stafet import validation as v
 from stafet.ingest import MapError
 from stafet.models import Consent, Provenance
 from stafet.sources import Source, all_sources, get_source, source_for
-from stafet.store.db import Prepared, prepare
-from stafet.vault import Vault
+from stafet.store.db import prepare
 
 TODAY = date(2026, 11, 22)
 
@@ -125,17 +124,11 @@ def test_uniform_rows_travel_as_one_string_per_field() -> None:
     assert [isinstance(c, str) for c in packed] == [k != "Note" for k in keys]
 
 
-VAULT = Vault(bytes(range(32)))
-
-
 def _outcomes(runner: v.ChunkValidator, src: Source, rows: list[dict[str, str]]) -> tuple[Any, Any]:
-    """Failures and outcomes, each encrypted CPR decrypted (its nonce differs every time)."""
     numbers = list(range(2, len(rows) + 2))
-    keys = VAULT.worker_keys()
-    runner.submit(src, rows, TODAY, ["779008", "751001"], mapping=("f.csv", NOW, numbers, keys))
+    runner.submit(src, rows, TODAY, ["779008", "751001"], mapping=("f.csv", NOW, numbers))
     failures, mapped = runner.collect()
-    plain = [(*m[:12], VAULT.decrypt(m[12], b"cpr")) if type(m) in (tuple, Prepared) else m for m in mapped]
-    return {i: [f.rule for f in fs] for i, fs in failures.items()}, plain
+    return {i: [f.rule for f in fs] for i, fs in failures.items()}, mapped
 
 
 def test_the_worker_validates_maps_and_prepares_as_this_process_does() -> None:
@@ -161,27 +154,12 @@ def test_the_worker_validates_maps_and_prepares_as_this_process_does() -> None:
                     assert out.fields == row and out.rule
                 else:
                     rec = src.map_row(row, Provenance(src.name, "f.csv", i + 2, NOW))
-                    expected = prepare(rec, keep=isinstance(rec, Consent))
-                    assert out[:11] == expected[:11]
-                    assert out[11:] == (VAULT.pseudonym(rec.cpr.digits), rec.cpr.digits.encode())
+                    assert out == prepare(rec, keep=isinstance(rec, Consent))
             if src.name == "easy-a":
                 assert failures[len(rows) - 3] == ["cpr_format"]
                 assert isinstance(mapped[-1], MapError) and mapped[-1].rule == "percentage_range"
     finally:
         v._checkin(worker)
-
-
-def test_the_vault_is_never_pickled() -> None:
-    """Its keys cross to the validation worker only as worker_keys(), on purpose, never by accident."""
-    import pickle
-
-    import pytest
-
-    with pytest.raises(TypeError, match="worker_keys"):
-        pickle.dumps(VAULT)
-    twin = Vault.from_keys(*VAULT.worker_keys())
-    assert twin.pseudonym("1203084127") == VAULT.pseudonym("1203084127")
-    assert VAULT.decrypt(twin.encrypt(b"x", b"cpr"), b"cpr") == b"x"
 
 
 def test_gx_starts_without_the_modules_stafet_never_uses_and_still_has_them_on_use() -> None:

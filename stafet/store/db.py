@@ -113,21 +113,13 @@ class Store:
         """Like :meth:`ensure_youths`, also returning the pseudonyms that are new."""
         return self._ensure_births(s, {c.digits: c.birth_date for c in cprs})
 
-    def _ensure_births(self, s: Session, births: dict[str, date],
-                       known: dict[str, tuple[str, bytes]] | None = None) -> tuple[dict[str, str], set[str]]:
-        """Pseudonyms for CPR digits (with their birth dates), adding new youths; also the new ones.
-
-        ``known``: digits → (pseudonym, encrypted CPR) made by this vault elsewhere (:func:`prepare`).
-        """
-        if known is None:
-            pseud = {d: self.vault.pseudonym(d) for d in births}
-        else:
-            pseud = {d: known[d][0] for d in births}
+    def _ensure_births(self, s: Session, births: dict[str, date]) -> tuple[dict[str, str], set[str]]:
+        """Pseudonyms for CPR digits (with their birth dates), adding new youths; also the new ones."""
+        pseud = {d: self.vault.pseudonym(d) for d in births}
         existing = {r[0] for r in _select_in(s, "SELECT pseudonym FROM youths WHERE pseudonym",
                                              list(pseud.values()))}
         now = utcnow()
-        encrypt = self.vault.encrypt
-        new = [(p, known[d][1] if known is not None else encrypt(d.encode(), b"cpr"), births[d], now)
+        new = [(p, self.vault.encrypt(d.encode(), b"cpr"), births[d], now)
                for d, p in pseud.items() if p not in existing]
         if new:
             new.sort(key=_first)  # pseudonyms are unique: comparing them alone is the same order
@@ -182,8 +174,7 @@ class Store:
     def _upsert_segment(self, s: Session, records: Sequence[Sequence[Any]], vias: Sequence[str], actor: str,
                         with_ids: bool) -> list[tuple[str, int]]:
         """:meth:`upsert_prepared` for records of which none corrects another (see :func:`_segments`)."""
-        known = {p[1]: (p[11], p[12]) for p in records} if len(records[0]) > 12 and records[0][11] else None
-        pseud, new_youths = self._ensure_births(s, {p[1]: p[2] for p in records}, known)
+        pseud, new_youths = self._ensure_births(s, {p[1]: p[2] for p in records})
         keys = [(p[0], pseud[p[1]], p[3]) for p in records]
         old_youths = list({k[1] for k in keys if k[1] not in new_youths})
         existing: dict[tuple[str, str, str], tuple[int, str]] = {
@@ -395,24 +386,16 @@ class Prepared(NamedTuple):
     row: int
     received_at: datetime | None  # None: the record has no provenance
     record: Record | None = None
-    pseudonym: str = ""    # with the vault's keys: the youth's pseudonym …
-    cpr_enc: bytes = b""   # … and the CPR encrypted, as the youths table holds it
 
 
-def prepare(rec: Record, *, keep: bool = False, vault: Vault | None = None) -> Prepared:
-    """``rec`` as the store writes it: key, canonical payload and its digest.
-
-    Pure without ``vault``; with it, also the youth's pseudonym and encrypted CPR, so
-    that the process that writes the store need not compute them (bulk ingest).
-    """
+def prepare(rec: Record, *, keep: bool = False) -> Prepared:
+    """``rec`` as the store writes it: key, canonical payload and its digest (pure; no key material)."""
     raw = canonical_json(_payload(rec))
     prov = rec.provenance
-    digits = rec.cpr.digits
-    return Prepared(rec.kind, digits, rec.cpr.birth_date, rec.natural_key(), raw.decode(),
+    return Prepared(rec.kind, rec.cpr.digits, rec.cpr.birth_date, rec.natural_key(), raw.decode(),
                     _sha256(raw).hexdigest(), prov.source if prov else "",
                     prov.file if prov else "", prov.row if prov else 0, prov.received_at if prov else None,
-                    rec if keep else None, vault.pseudonym(digits) if vault else "",
-                    vault.encrypt(digits.encode(), b"cpr") if vault else b"")
+                    rec if keep else None)
 
 
 _sha256 = hashlib.sha256
