@@ -302,14 +302,20 @@ def prepare_rows(source: Source, rows: Iterable[Mapping[str, str]], failures: Ma
 
 
 def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    """Lists of ``size`` rows (the last may be shorter).
+
+    The generator keeps no reference to a list it yielded, so the caller can free a
+    chunk's rows as soon as it has sent them on.
+    """
     chunk: list[Row] = []
     for r in rows:
         chunk.append(r)
         if len(chunk) >= size:
-            yield chunk
-            chunk = []
+            full, chunk = [chunk], []
+            yield full.pop()
     if chunk:
-        yield chunk
+        full, chunk = [chunk], []
+        yield full.pop()
 
 
 def _record_file(store: Store, sha: str, name: str, source: str, status: str, reason: str,
@@ -382,6 +388,7 @@ def _ingest(store: Store, network: Network, name: str,
                 ahead: deque[_Pending] = deque()
                 for chunk in _chunks(src.reader.rows(fh, name), validation.CHUNK_ROWS):
                     ahead.append(run.submit(val, chunk))
+                    del chunk  # its rows went to the worker: free them before storing the last chunk
                     if len(ahead) > 1:
                         done = ahead.popleft()
                         run.finish(val, done)

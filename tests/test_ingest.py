@@ -295,3 +295,21 @@ def test_chunk_size_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     assert validation._chunk_rows() == 1000
     monkeypatch.setenv("STAFET_INGEST_CHUNK_ROWS", "many")
     assert validation._chunk_rows() == 50_000
+
+
+def test_a_chunk_is_freed_once_the_caller_lets_go_of_it() -> None:
+    """Bulk ingest frees a chunk's rows after sending them to the worker, before storing the
+    previous chunk: the chunking generator must not keep them alive."""
+    import weakref
+
+    from stafet.ingest import _chunks
+
+    class Row:
+        pass
+
+    freed = []
+    for chunk in _chunks((Row() for _ in range(10)), 4):
+        first = weakref.ref(chunk[0])
+        del chunk
+        freed.append(first() is None)
+    assert freed == [True, True, True]
