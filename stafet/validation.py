@@ -56,17 +56,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def _chunk_rows() -> int:
     try:
-        return max(1000, int(os.environ.get("STAFET_INGEST_CHUNK_ROWS", "50000")))
+        return max(1000, int(os.environ.get("STAFET_INGEST_CHUNK_ROWS", "20000")))
     except ValueError:
-        return 50_000
+        return 20_000
 
 
 CHUNK_ROWS = _chunk_rows()
-"""Rows per chunk (``STAFET_INGEST_CHUNK_ROWS``, default 50,000, at least 1,000). GX costs
+"""Rows per chunk (``STAFET_INGEST_CHUNK_ROWS``, default 20,000, at least 1,000). GX costs
 ≈ 0.25 s a chunk plus ≈ 7 µs a row, so bigger chunks validate faster; memory grows with
-them. Measured with ``bench/ingest.py`` at a million rows: 50,000 → ≈ 17,500 rows/s with
-the ingest process at ≈ 290 MB and its validation worker at ≈ 510 MB; 20,000 → about
-30 % slower at ≈ 240 MB and ≈ 355 MB."""
+them. Measured with ``bench/ingest.py`` at a million rows (ingest process + validation
+worker): 10,000 → 15,300 rows/s, 137 + 295 MB; 20,000 → 18,100–18,500 rows/s, 154 +
+355 MB; 50,000 → 18,900–19,200 rows/s, 217 + 506 MB. From 20,000 on, the process that
+writes the store is the bottleneck, not validation."""
 ROW_INDEX = "_i"
 
 

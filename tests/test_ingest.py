@@ -289,12 +289,14 @@ def test_chunk_boundaries_change_nothing(worker: str, net: Network, tmp_path: Pa
 def test_chunk_size_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from stafet import validation
 
-    monkeypatch.setenv("STAFET_INGEST_CHUNK_ROWS", "20000")
-    assert validation._chunk_rows() == 20_000
+    monkeypatch.setenv("STAFET_INGEST_CHUNK_ROWS", "50000")
+    assert validation._chunk_rows() == 50_000
     monkeypatch.setenv("STAFET_INGEST_CHUNK_ROWS", "5")
     assert validation._chunk_rows() == 1000
     monkeypatch.setenv("STAFET_INGEST_CHUNK_ROWS", "many")
-    assert validation._chunk_rows() == 50_000
+    assert validation._chunk_rows() == 20_000
+    monkeypatch.delenv("STAFET_INGEST_CHUNK_ROWS")
+    assert validation._chunk_rows() == 20_000
 
 
 def test_a_chunk_is_freed_once_the_caller_lets_go_of_it() -> None:
