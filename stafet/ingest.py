@@ -14,7 +14,8 @@ For one file :func:`ingest_file` does, in order:
    to canonical records (both in the validation worker, :func:`prepare_rows`) and
    upserted by natural key (new, duplicate, or updated with an audit entry). Every
    row that breaks a rule — in validation, in the mapping, or in its shape — goes to
-   quarantine with its rules and its raw fields encrypted. Consents are also written to the consents table.
+   quarantine with its rules and its raw fields encrypted. Consents are also written
+   to the consents table.
 4. **Reject whole** when the file's structure is wrong (encoding, header, XSD,
    hostile XML, unknown source): the transaction is rolled back, nothing from the
    file is stored, the file is recorded as rejected with the reason (and stays in

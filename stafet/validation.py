@@ -676,14 +676,8 @@ class _InProcess:
         # GX's suite-parameter parser is one shared object with state: two validations at
         # once (the nightly flow ingests on several threads) corrupt each other.
         with _GX_LOCK:
-            failures, _ = check_chunk(source, rows, columns, today=today, institutions=institutions,
-                                      docs=self._docs)
-        mapped = None
-        if mapping is not None:
-            from stafet.ingest import prepare_rows
-
-            mapped = prepare_rows(source, rows, failures, *mapping)
-        self._done.append((failures, mapped))
+            self._done.append(check_chunk(source, rows, columns, today=today, institutions=institutions,
+                                          mapping=mapping, docs=self._docs))
 
     def collect(self) -> tuple[dict[int, list[Failure]], list[Any] | None]:
         return self._done.popleft()
