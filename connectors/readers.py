@@ -349,8 +349,10 @@ class XmlReader:
             schema_error = bool(log) and log[0].domain == etree.ErrorDomains.SCHEMASV
             rule = "xsd" if schema_error else "xml_syntax"
             what = f"does not match {self.xsd}" if rule == "xsd" else "is not well formed"
-            raise FileRejected(f"XML {what}: {_first_error(context, e)}", file=file, rule=rule,
-                               line=e.lineno) from None
+            reason, line = _first_error(context, e), e.lineno
+            if not log:  # the schema-validating parse lost the parser's own reason
+                reason, line = _syntax_reason(fh, self.encoding, file) or (reason, line)
+            raise FileRejected(f"XML {what}: {reason}", file=file, rule=rule, line=line) from None
         if root_fields is None:
             _check_empty_root(context, self, file)
 
@@ -360,6 +362,27 @@ def _check_empty_root(context: etree.iterparse, fmt: XmlReader, file: str) -> No
     name = etree.QName(root) if root is not None else None
     if name is None or name.localname != fmt.root or name.namespace != fmt.namespace:
         raise FileRejected(f"XML root is not {fmt.root} in {fmt.namespace}", file=file, rule="xsd")
+
+
+def _syntax_reason(fh: IO[bytes], encoding: str, file: str) -> tuple[str, int] | None:
+    """Parse the file again without its schema and return the first syntax error and its line.
+
+    With a schema, lxml reports some syntax errors (a text node over libxml2's 10 MB limit)
+    only as "no element found" on line 0, with an empty error log; the plain parse names
+    them. Only called on that error path; streams like the reader (bounded memory).
+    """
+    fh.seek(0)
+    context = etree.iterparse(_CheckedBytes(fh, encoding, file), events=("end",), resolve_entities=False,
+                              no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        for _event, elem in context:
+            elem.clear(keep_tail=False)
+            parent = elem.getparent()
+            while parent is not None and elem.getprevious() is not None:
+                del parent[0]
+    except etree.XMLSyntaxError as e:
+        return _first_error(context, e), e.lineno
+    return None
 
 
 def _first_error(context: etree.iterparse, e: etree.LxmlError) -> str:
