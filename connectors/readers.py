@@ -335,9 +335,7 @@ class XmlReader:
                 fields = dict(root_fields)
                 _flatten(elem, "", fields)
                 yield Row(elem.sourceline or 0, fields)
-                elem.clear(keep_tail=False)
-                while elem.getprevious() is not None:
-                    del parent[0]
+                _release(elem)
         # The reason comes from this parse's own error log (``context.error_log``), never
         # from ``e.error_log``: that is a copy of lxml's thread-wide log, which still holds
         # the errors of earlier files, so its first entry can be another file's reason.
@@ -376,13 +374,18 @@ def _syntax_reason(fh: IO[bytes], encoding: str, file: str) -> tuple[str, int] |
                               no_network=True, load_dtd=False, huge_tree=False)
     try:
         for _event, elem in context:
-            elem.clear(keep_tail=False)
-            parent = elem.getparent()
-            while parent is not None and elem.getprevious() is not None:
-                del parent[0]
+            _release(elem)
     except etree.XMLSyntaxError as e:
         return _first_error(context, e), e.lineno
     return None
+
+
+def _release(elem: etree._Element) -> None:
+    """Free a parsed element and the finished siblings before it (memory stays flat while streaming)."""
+    elem.clear(keep_tail=False)
+    parent = elem.getparent()
+    while parent is not None and elem.getprevious() is not None:
+        del parent[0]
 
 
 def _first_error(context: etree.iterparse, e: etree.LxmlError) -> str:

@@ -382,7 +382,7 @@ def pack_rows(rows: Sequence[Mapping[str, str]]) -> tuple[list[str], list[str | 
     first = rows[0].keys() if rows else {}.keys()
     if all(r.keys() == first for r in rows):  # every row has the same fields (CSV): transposed in C
         keys = list(first)
-        get = operator.itemgetter(*keys) if len(keys) > 1 else lambda r, k=keys[:1]: tuple(r[x] for x in k)
+        get = operator.itemgetter(*keys) if len(keys) > 1 else lambda r: (r[keys[0]],)
         columns: list[Sequence[str | None]] = list(zip(*map(get, rows), strict=True)) if keys else []
     else:
         keys = list(dict.fromkeys(k for r in rows for k in r))
