@@ -24,8 +24,8 @@ system-deps:
 	@scripts/system-deps.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check stafet connectors mappings keys flows tests bench
-	$(BIN)/mypy stafet connectors mappings keys flows
+	$(BIN)/ruff check stafet connectors mappings transports keys flows tests bench
+	$(BIN)/mypy stafet connectors mappings transports keys flows
 
 test: $(STAMP) system-deps lint
 	$(BIN)/pytest -q

@@ -96,7 +96,7 @@ def limits(work: Path) -> dict:
 def hostile_inputs(work: Path) -> dict:
     import hostile
 
-    from stafet.errors import StafetError
+    from stafet.core.errors import StafetError
 
     tried = handled = 0
     unhandled = []
@@ -179,7 +179,7 @@ def canary(work: Path) -> dict:
     places["prefect db"] = b"".join(p.read_bytes() for p in (run / "home" / "prefect").rglob("*.db*")
                                     if p.is_file()).decode("latin-1")
     places["reports"] = "".join(p.read_text() for p in (run / "home" / "reports").glob("*.html"))
-    from stafet.packages import read_headers
+    from stafet.packages.package import read_headers
 
     places["package headers"] = "\n".join(json.dumps(read_headers(p.read_bytes()))
                                           for p in run.rglob("PKG-*.eml"))

@@ -99,11 +99,11 @@ def _peak_mb() -> float:
 
 def phase_e2e(path: Path, work: Path) -> dict[str, float]:
     """ingest_file into a fresh SQLite store."""
-    from stafet import validation
-    from stafet.config import load_network
-    from stafet.ingest import ingest_file
+    from stafet.core.config import load_network
+    from stafet.core.vault import Vault
+    from stafet.ingest import validation
+    from stafet.ingest.pipeline import ingest_file
     from stafet.store import Store
-    from stafet.vault import Vault
 
     (work / "network.yaml").write_text(NETWORK)
     network = load_network(work / "network.yaml")
@@ -124,8 +124,8 @@ def phase_e2e(path: Path, work: Path) -> dict[str, float]:
 
 def phase_validate(path: Path, work: Path) -> dict[str, float]:
     """The reader plus GX validation, chunk by chunk (no mapping, no store)."""
-    from stafet import validation
-    from stafet.ingest import _chunks
+    from stafet.ingest import validation
+    from stafet.ingest.pipeline import _chunks
     from stafet.sources import get_source
 
     src = get_source("easy-a")

@@ -1,4 +1,4 @@
-"""Benchmark: one night of a generated network, through Prefect and through plain stafet.relay.
+"""Benchmark: one night of a generated network, through Prefect and through plain stafet.night.
 
     .venv/bin/python bench/nightly.py [--youths 100000] [--events 2000] [--bits 3072] [--keep DIR]
 
@@ -23,7 +23,7 @@ What it builds (not timed):
 Then the same store and drop folders are copied twice and the night runs once on each
 copy, each in its own process:
 
-* ``direct``: the flow's stages as plain ``stafet.relay`` calls, one after the other;
+* ``direct``: the flow's stages as plain ``stafet.night`` calls, one after the other;
 * ``prefect``: ``flows.nightly.nightly_sync`` on an ephemeral Prefect (temporary local
   server, SQLite, ``PREFECT_HOME`` in the run's folder). The temporary server's start
   is paid by a trivial flow run first and reported on its own (a worker talking to a
@@ -308,8 +308,8 @@ def build(base: Path, youths_n: int, events: int, bits: int) -> dict[str, Any]:
 
     from keys import KeyStore
     from mappings import easya
-    from stafet.app_context import open_context
-    from stafet.models import Provenance
+    from stafet.context import open_context
+    from stafet.core.models import Provenance
 
     os.environ["STAFET_HOME"] = str(base / "home")
     rng = random.Random(20261122)
@@ -399,7 +399,7 @@ def run_direct(network: str, threads: int = 1) -> dict[str, Any]:
     """The flow's stages as plain relay calls: one after the other, or fanned out like the flow."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from stafet import relay
+    from stafet import night
 
     ex = ThreadPoolExecutor(max_workers=max(threads, 1))
 
@@ -409,26 +409,26 @@ def run_direct(network: str, threads: int = 1) -> dict[str, Any]:
     st: dict[str, float] = {}
     cpu0 = tree_cpu()
     t0 = t = time.perf_counter()
-    names = relay.source_names(network)   # opens the context: store, vault, keys, network
+    names = night.source_names(network)   # opens the context: store, vault, keys, network
     st["open"] = time.perf_counter() - t
     t = time.perf_counter()
-    files = [f for fs in each(lambda n: relay.ingest_source(network, n), names) for f in fs]
+    files = [f for fs in each(lambda n: night.ingest_source(network, n), names) for f in fs]
     st["ingest"] = time.perf_counter() - t
     t = time.perf_counter()
-    routed = relay.route(network)
+    routed = night.route(network)
     st["route"] = time.perf_counter() - t
     t = time.perf_counter()
-    sent = each(lambda r: relay.send(network, [r]), relay.pending_recipients(network))
+    sent = each(lambda r: night.send(network, [r]), night.pending_recipients(network))
     st["send"] = time.perf_counter() - t
     t = time.perf_counter()
-    received = [r for _ in range(2) for r in each(lambda o: relay.receive(network, o),
-                                                 relay.hosted_orgs(network))]
+    received = [r for _ in range(2) for r in each(lambda o: night.receive(network, o),
+                                                 night.hosted_orgs(network))]
     st["receive/receipts"] = time.perf_counter() - t
     t = time.perf_counter()
-    waiting = relay.unacknowledged(network)
-    relay.deadlines(network)
-    relay.report(network)
-    relay.outbox_counts(network)
+    waiting = night.unacknowledged(network)
+    night.deadlines(network)
+    night.report(network)
+    night.outbox_counts(network)
     st["deadlines/report"] = time.perf_counter() - t
     ex.shutdown()
     return {"stages": st, "wall": time.perf_counter() - t0, "cpu": tree_cpu() - cpu0, "threads": threads,
@@ -497,7 +497,7 @@ def phase(kind: str, base: Path) -> None:
                       PREFECT_LOGGING_LEVEL="WARNING", PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180")
     import logging
 
-    from stafet.logs import setup_logging
+    from stafet.core.logs import setup_logging
 
     setup_logging(logging.WARNING)
     if kind == "prefect":

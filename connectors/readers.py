@@ -9,7 +9,7 @@ holds more than one row (plus one read buffer) in memory:
 * XML: :func:`lxml.etree.iterparse` with every record element cleared once read,
   validated while it streams against the XSD shipped in ``connectors/xsd``.
 
-What makes a whole file unusable raises :class:`~stafet.errors.FileRejected`
+What makes a whole file unusable raises :class:`~stafet.core.errors.FileRejected`
 (the caller keeps the file and stores nothing from it):
 
 * bytes that are not valid in the format's declared encoding (the message names
@@ -40,7 +40,7 @@ from typing import IO, NamedTuple, Protocol
 
 from lxml import etree
 
-from stafet.errors import FileRejected
+from stafet.core.errors import FileRejected
 
 XSD_DIR = Path(__file__).parent / "xsd"
 _READ_SIZE = 1 << 20

@@ -1,10 +1,10 @@
-"""Prefect flows: orchestration only. Logic lives in :mod:`stafet.relay` and below.
+"""Prefect flows: orchestration only. Logic lives in :mod:`stafet.night` and below.
 
 Nothing here sees personal data: parameters are paths and organisation ids, task
 results are counts, and no result is persisted.
 
 Timeouts: every network operation has its own socket timeout (SFTP connect 15 s and
-60 s per operation, SMTP 60 s; see ``connectors.transport``), which is what stops a
+60 s per operation, SMTP 60 s; see ``transports.transport``), which is what stops a
 hung peer. Prefect task timeouts cannot interrupt blocking I/O in worker threads.
 """
 
@@ -20,9 +20,9 @@ from prefect.cache_policies import NONE
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from stafet import relay
-from stafet.errors import StafetError, TransientError
-from stafet.logs import protect_all_handlers
+from stafet import night
+from stafet.core.errors import StafetError, TransientError
+from stafet.core.logs import protect_all_handlers
 
 
 def _why(e: BaseException) -> str:
@@ -88,20 +88,20 @@ def _batches(items: list[str]) -> list[list[str]]:
       retry_condition_fn=_retriable, **_common)
 def ingest_source(network: str, source: str) -> list[dict[str, Any]]:
     """Pull and ingest one source's waiting files."""
-    return _contained(relay.ingest_source, network, source)
+    return _contained(night.ingest_source, network, source)
 
 
 @task(name="route", **_common)
 def route(network: str) -> dict[str, int]:
     """Routing decisions → handovers."""
-    return _contained(relay.route, network)
+    return _contained(night.route, network)
 
 
 @task(name="send", retries=3, retry_delay_seconds=exponential_backoff(5),
       retry_condition_fn=_retriable, **_common)
 def send(network: str, recipients: list[str]) -> dict[str, Any]:
     """Send a batch of recipients' pending handovers (one endpoint at a time; a tag per endpoint)."""
-    return _contained(relay.send, network, recipients)
+    return _contained(night.send, network, recipients)
 
 
 @task(name="receive", retries=2, retry_delay_seconds=exponential_backoff(5),
@@ -115,7 +115,7 @@ def receive_task(network: str, orgs: list[str], home: str = "") -> dict[str, Any
     out: dict[str, Any] = {}
     for org in orgs:
         try:
-            out[org] = _contained(relay.receive, network, org, home)
+            out[org] = _contained(night.receive, network, org, home)
         except Exception as e:
             out[org] = {"failed": _why(e)}
     return out
@@ -124,19 +124,19 @@ def receive_task(network: str, orgs: list[str], home: str = "") -> dict[str, Any
 @task(name="deadlines", **_common)
 def deadlines_task(network: str) -> dict[str, int]:
     """The duty clock (counts only)."""
-    return _contained(relay.deadlines, network)
+    return _contained(night.deadlines, network)
 
 
 @task(name="report", **_common)
 def report_task(network: str) -> str:
     """Write the nightly HTML report; its path is the result."""
-    return _contained(relay.report, network)
+    return _contained(night.report, network)
 
 
 def _receive_pass(network: str, failures: list[str]) -> dict[str, Any]:
     """One pass over every hosted inbox, in batches; failed parts are added to ``failures``."""
     out: dict[str, Any] = {}
-    futures = [(b, receive_task.submit(network, b)) for b in _batches(relay.hosted_orgs(network))]
+    futures = [(b, receive_task.submit(network, b)) for b in _batches(night.hosted_orgs(network))]
     for batch, fut in futures:
         try:
             results = fut.result()
@@ -163,7 +163,7 @@ def nightly_sync(network: str) -> dict[str, Any]:
     logger = get_run_logger()
     failures: list[str] = []
     files: list[dict[str, Any]] = []
-    for name, ingest_fut in [(s, ingest_source.submit(network, s)) for s in relay.source_names(network)]:
+    for name, ingest_fut in [(s, ingest_source.submit(network, s)) for s in night.source_names(network)]:
         try:
             files.extend(ingest_fut.result())
         except Exception as e:
@@ -171,7 +171,7 @@ def nightly_sync(network: str) -> dict[str, Any]:
     routed = route(network)
     sent: dict[str, Any] = {}
     send_futures = [(",".join(b), send.with_options(tags=[f"endpoint:{r}" for r in b]).submit(network, b))
-                    for b in _batches(relay.pending_recipients(network))]
+                    for b in _batches(night.pending_recipients(network))]
     for rcpt, send_fut in send_futures:
         try:
             sent[rcpt] = send_fut.result()
@@ -185,7 +185,7 @@ def nightly_sync(network: str) -> dict[str, Any]:
             for k, v in r.items():
                 acc[k] = (sorted(set(acc.get(k, [])) | set(v)) if isinstance(v, list)
                           else acc.get(k, 0) + v)
-    waiting = relay.unacknowledged(network)
+    waiting = night.unacknowledged(network)
     clock: dict[str, int] = {}
     try:
         clock = deadlines_task(network)
@@ -201,7 +201,7 @@ def nightly_sync(network: str) -> dict[str, Any]:
         "imported": sum(v["imported"] for v in received.values()),
         "acknowledged": sum(v["acknowledged"] for v in received.values()),
         "unacknowledged": len(waiting), "overdue": sum(1 for w in waiting if w["overdue"]),
-        "outbox": relay.outbox_counts(network), "failures": failures,
+        "outbox": night.outbox_counts(network), "failures": failures,
         "deadlines_overdue": clock.get("overdue", 0), "deadlines_due_soon": clock.get("due_soon", 0),
         "report": report_path,
     }
@@ -219,9 +219,9 @@ def nightly_sync(network: str) -> dict[str, Any]:
             row[k] += f[k]
     create_table_artifact(key="nightly-per-source", table=[per_source[k] for k in sorted(per_source)],
                           description="Rows per source: counts only.")
-    create_table_artifact(key="nightly-per-rule", table=relay.handover_counts(network, "rule"),
+    create_table_artifact(key="nightly-per-rule", table=night.handover_counts(network, "rule"),
                           description="Handovers per routing rule and status: counts only.")
-    create_table_artifact(key="nightly-per-recipient", table=relay.handover_counts(network, "recipient"),
+    create_table_artifact(key="nightly-per-recipient", table=night.handover_counts(network, "recipient"),
                           description="Handovers per recipient and status: counts only.")
     logger.info("nightly: %s files, %s sent, %s acknowledged, %s unacknowledged",
                 summary["files"], summary["sent"], summary["acknowledged"], summary["unacknowledged"])

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from stafet.errors import ConfigError, PackageRejected
+from stafet.core.errors import ConfigError, PackageRejected
 
 DEFAULT_BITS = 3072
 WARN_DAYS = 30
@@ -316,7 +316,7 @@ class KeyStore:
         Raises:
             ConfigError: saying which of these checks failed.
         """
-        from stafet.trust import TrustStore
+        from keys.trust import TrustStore
 
         try:
             certs = (x509.load_pem_x509_certificates(data) if b"-----BEGIN" in data

@@ -7,7 +7,7 @@ the converter is a function a test can call, and there is no second language to
 load, validate and keep in step. Each source's table fits on one screen.
 
 Everything here is pure: strings in, values out, no I/O. A value that does not
-convert raises :class:`~stafet.errors.DataError` naming the column and a stable
+convert raises :class:`~stafet.core.errors.DataError` naming the column and a stable
 rule (``date_format``, ``decimal_format``, ``code_list``, ``yes_no``, ``required``,
 ``cpr_format``, ``cpr_birth_date``); the row then goes to quarantine.
 
@@ -23,8 +23,9 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
 
-from stafet.cpr import Cpr, parse_cpr, redact
-from stafet.errors import DataError
+from stafet.core.cpr import Cpr, parse_cpr
+from stafet.core.errors import DataError
+from stafet.core.redaction import redact
 
 # The network's dropout reason codes (FORMATS.md, section 1).
 REASON_CODES: Mapping[str, str] = {
@@ -57,7 +58,7 @@ def text(v: str) -> str:
     return v.replace("\r\n", "\n").replace("\r", "\n") if "\r" in v else v
 
 
-# What every CPR-shaped match of stafet.cpr's redaction pattern starts with (DDMMYY),
+# What every CPR-shaped match of stafet.core.cpr's redaction pattern starts with (DDMMYY),
 # without its look-behind: a necessary condition that the regex engine scans for by
 # its first character class. Free text is converted for every row, and most of it
 # (names, short notes) holds no six digits in a row: the pre-check costs ~0.1-0.7 µs

@@ -22,8 +22,8 @@ from mappings.common import (
     required,
     text,
 )
-from stafet.errors import DataError
-from stafet.models import Consent, Provenance
+from stafet.core.errors import DataError
+from stafet.core.models import Consent, Provenance
 
 SIGNERS = ("ung", "foraelder", "vaerge")
 SCOPES = frozenset({"uddannelsesplan", "stoettebehov", "paalaeg", "overgang", "fravaer",

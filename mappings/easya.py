@@ -22,8 +22,8 @@ from mappings.common import (
     required,
     text,
 )
-from stafet.errors import DataError
-from stafet.models import Completion, ConcernFlag, Dropout, Enrolment, Provenance, SchoolEvent
+from stafet.core.errors import DataError
+from stafet.core.models import Completion, ConcernFlag, Dropout, Enrolment, Provenance, SchoolEvent
 
 KINDS: Mapping[str, type[SchoolEvent]] = {
     "OPTAG": Enrolment,

@@ -20,7 +20,7 @@ from mappings.common import (
     required,
     text,
 )
-from stafet.models import Provenance, TransitionCase
+from stafet.core.models import Provenance, TransitionCase
 
 RECEIVERS = ("socialafdeling", "jobcenter", "ingen")
 

@@ -24,8 +24,8 @@ from mappings.common import (
     split_name,
     text,
 )
-from stafet.errors import DataError
-from stafet.models import Completion, ConcernFlag, Dropout, Enrolment, Provenance, SchoolEvent
+from stafet.core.errors import DataError
+from stafet.core.models import Completion, ConcernFlag, Dropout, Enrolment, Provenance, SchoolEvent
 
 KINDS: Mapping[str, type[SchoolEvent]] = {
     "optag": Enrolment,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from mappings.common import Table, apply, code_in, cpr, date_iso, free_text, ja_nej, required, text
-from stafet.models import EducationOrder, Provenance
+from stafet.core.models import EducationOrder, Provenance
 
 STATUSES = ("AKTIV", "OPHOERT_UDDANNELSESSTART", "OPHOERT_ANDET")
 

@@ -20,8 +20,8 @@ from mappings.common import (
     required,
     text,
 )
-from stafet.errors import DataError
-from stafet.models import EducationPlan, Provenance
+from stafet.core.errors import DataError
+from stafet.core.models import EducationPlan, Provenance
 
 SUPPORT_NEEDS = ("SPS", "Mentor", "Ordblind", "Psykolog", "Andet")
 READINESS = ("faglig", "personlig", "social")

@@ -1,5 +1,5 @@
 """``python -m stafet``: the CLI."""
 
-from stafet.cli import main
+from stafet.cli.main import main
 
 main()

@@ -109,8 +109,8 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo network (keys, certificates, config), built once per session (RSA-2048)."""
-    from stafet.demo import member_home, setup_demo
-    from stafet.vault import load_secret
+    from stafet.core.vault import load_secret
+    from stafet.demo.network import member_home, setup_demo
 
     root = tmp_path_factory.mktemp("demo-template")
     mp = pytest.MonkeyPatch()
@@ -128,15 +128,15 @@ def demo_net(demo_template: Path, tmp_path: Path,
     """(network.yaml path, opened context) on a fresh copy of the demo network."""
     import shutil
 
-    from stafet import relay
+    from stafet import night
 
     monkeypatch.setenv("STAFET_KEY_PASSPHRASE", "test-passphrase")
     shutil.copytree(demo_template, tmp_path / "n")
     monkeypatch.setenv("STAFET_HOME", str(tmp_path / "n" / "home"))
-    relay.context.cache_clear()
+    night.context.cache_clear()
     path = str(tmp_path / "n" / "demo" / "network.yaml")
-    yield path, relay.context(path)
-    relay.context.cache_clear()
+    yield path, night.context(path)
+    night.context.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from stafet.config import Network, load_network
+from stafet.core.config import Network, load_network
+from stafet.core.vault import Vault
 from stafet.store import Store
-from stafet.vault import Vault
 
 TESTS = Path(__file__).resolve().parent
 SAMPLES = TESTS / "samples"

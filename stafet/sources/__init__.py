@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connectors.readers import Reader
-from stafet.errors import ConfigError, FileRejected
-from stafet.models import Provenance, Record
+from stafet.core.errors import ConfigError, FileRejected
+from stafet.core.models import Provenance, Record
 
 if TYPE_CHECKING:  # pragma: no cover
-    from stafet.validation import Check
+    from stafet.ingest.validation import Check
 
 
 @dataclass(frozen=True)

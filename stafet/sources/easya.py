@@ -8,7 +8,7 @@ from typing import Any
 from connectors.readers import EASYA_CSV
 from mappings import easya
 from mappings.common import REASON_CODES
-from stafet import validation as v
+from stafet.ingest import validation as v
 from stafet.sources import Source
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from connectors.readers import FAMILY_CSV
 from mappings import family
-from stafet import validation as v
+from stafet.ingest import validation as v
 from stafet.sources import Source
 
 

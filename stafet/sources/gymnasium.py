@@ -8,7 +8,7 @@ from typing import Any
 from connectors.readers import GYMNASIUM_XML
 from mappings import gymnasium
 from mappings.common import REASON_CODES
-from stafet import validation as v
+from stafet.ingest import validation as v
 from stafet.sources import Source
 
 

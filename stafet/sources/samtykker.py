@@ -11,7 +11,7 @@ from typing import Any
 
 from connectors.readers import CONSENT_CSV
 from mappings import consent
-from stafet import validation as v
+from stafet.ingest import validation as v
 from stafet.sources import Source
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from connectors.readers import UU_XML
 from mappings import uu
-from stafet import validation as v
+from stafet.ingest import validation as v
 from stafet.sources import Source
 
 

@@ -22,11 +22,11 @@ from sqlalchemy import Engine, create_engine, event, insert, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from stafet.cpr import Cpr, parse_cpr
-from stafet.errors import DataError, TransientError
-from stafet.models import Record, _jsonable
+from stafet.core.cpr import Cpr, parse_cpr
+from stafet.core.errors import DataError, TransientError
+from stafet.core.models import Record, _jsonable
+from stafet.core.vault import Vault
 from stafet.store.schema import AuditEntry, RecordRow, Youth
-from stafet.vault import Vault
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 GENESIS = "0" * 64
@@ -345,7 +345,7 @@ _ISO: dict[Any, str] = {}
 
 
 def _jsonable_cached(v: Any) -> Any:
-    """:func:`~stafet.models._jsonable`, remembering dates' ISO text (a bulk file repeats its dates)."""
+    """:func:`~stafet.core.models._jsonable`, remembering dates' ISO text (a bulk file repeats its dates)."""
     if type(v) is date:
         try:
             return _ISO[v]

@@ -30,7 +30,7 @@ from connectors.readers import (
     UU_XML,
     CsvReader,
 )
-from stafet.errors import FileRejected
+from stafet.core.errors import FileRejected
 
 
 @pytest.mark.parametrize(("reader", "name", "n"), [

@@ -2,8 +2,8 @@
 
 import pytest
 
-from stafet.config import load_network
-from stafet.errors import ConfigError
+from stafet.core.config import load_network
+from stafet.core.errors import ConfigError
 
 GOOD = """\
 network: t

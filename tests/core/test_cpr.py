@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stafet.cpr import age_on, century, contains_cpr_shape, mask, parse_cpr, redact
-from stafet.errors import DataError
+from stafet.core.cpr import age_on, century, parse_cpr
+from stafet.core.errors import DataError
+from stafet.core.redaction import contains_cpr_shape, mask, redact
 
 
 @pytest.mark.parametrize(("text", "born"), [

@@ -4,8 +4,8 @@ import io
 import logging
 import sys
 
-from stafet.errors import DataError
-from stafet.logs import RedactCprFilter, setup_logging
+from stafet.core.errors import DataError
+from stafet.core.logs import RedactCprFilter, setup_logging
 
 
 def test_filter_masks_message_args_and_exceptions(caplog) -> None:
@@ -70,7 +70,7 @@ def test_errors_redact_their_own_message() -> None:
 def test_every_existing_handler_gets_the_filter() -> None:
     import io
 
-    from stafet.logs import protect_all_handlers
+    from stafet.core.logs import protect_all_handlers
 
     out = io.StringIO()
     lg = logging.getLogger("some.library")

@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from stafet.cpr import parse_cpr
-from stafet.errors import ConfigError, DataError
-from stafet.models import Dropout, Provenance
+from stafet.core.cpr import parse_cpr
+from stafet.core.errors import ConfigError, DataError
+from stafet.core.models import Dropout, Provenance
+from stafet.core.vault import Vault, load_secret
 from stafet.store import Store
-from stafet.vault import Vault, load_secret
 
 CPRS = ["120308-4127", "030409-4871", "2112084466"]
 

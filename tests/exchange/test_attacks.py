@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import pytest
 from asn1crypto import cms
 
-from stafet.errors import PackageRejected
-from stafet.packages import split_signed
+from stafet.core.errors import PackageRejected
+from stafet.packages.package import split_signed
 
 SEED = int(os.environ.get("STAFET_ATTACK_SEED", random.SystemRandom().randrange(2**32)))
 PER_PACKAGE = {  # variants per honest package, by kind of mutation
@@ -162,7 +162,7 @@ def test_no_hostile_variant_is_accepted(net, honest):
         assert net.open(h.eml).digest
     keys = net.keystore("uu-viborg").decryption_keys("uu-viborg")
     trust, members = net.trust(), net.members
-    from stafet.packages import open_package
+    from stafet.packages.package import open_package
 
     reasons: Counter[tuple[str, str]] = Counter()
     accepted, crashed = [], []

@@ -10,11 +10,11 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from stafet.cpr import parse_cpr
-from stafet.exchange import plan_handovers, send_pending
-from stafet.models import Provenance, record_from_payload
-from stafet.packages import _json_part, build_package, new_package_id, split_signed
-from stafet.routing import Decision
+from stafet.core.cpr import parse_cpr
+from stafet.core.models import Provenance, record_from_payload
+from stafet.duties.routing import Decision
+from stafet.exchange.handovers import plan_handovers, send_pending
+from stafet.packages.package import _json_part, build_package, new_package_id, split_signed
 from stafet.store.schema import Handover, ImportedPackage, RecordRow
 
 SENDER, RECEIVER = "779008", "uu-viborg"

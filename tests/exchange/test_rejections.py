@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from asn1crypto import cms
 
-from stafet import packages
+from stafet.packages import package as packages
 
 NAME = "incoming.eml"
 
@@ -111,7 +111,7 @@ def test_tampered_signature(net):
 
 
 def test_unsigned_content(net):
-    from stafet.packages import _inner_mime
+    from stafet.packages.package import _inner_mime
 
     doc = {"schema": "stafet/1", **net.handover_doc()}
     inner = b"MIME-Version: 1.0\r\n" + _inner_mime(doc, net.member("779008"), net.member("uu-viborg"))
@@ -277,8 +277,8 @@ def test_signing_time_too_old_or_in_the_future(net):
     """The signing time is the signer's claim: bounded, so an expired key cannot backdate."""
     import datetime as dt
 
-    from stafet.errors import PackageRejected
-    from stafet.packages import open_package
+    from stafet.core.errors import PackageRejected
+    from stafet.packages.package import open_package
 
     eml = net.build().eml
     args = {"org_id": "uu-viborg", "keys": net.keystore("uu-viborg").decryption_keys("uu-viborg"),

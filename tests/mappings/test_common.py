@@ -25,8 +25,8 @@ from mappings.common import (
     split_name,
     text,
 )
-from stafet.cpr import redact
-from stafet.errors import DataError
+from stafet.core.errors import DataError
+from stafet.core.redaction import redact
 
 
 def test_dates() -> None:

@@ -9,8 +9,8 @@ import pytest
 from ingest_fixtures import EASYA, FAMILIE, GYMNASIUM, JOBCENTER, SAMPLES, SAMTYKKER, UU
 
 from mappings import consent, easya, family, gymnasium, jobcentre, uu
-from stafet.errors import DataError
-from stafet.models import (
+from stafet.core.errors import DataError
+from stafet.core.models import (
     ConcernFlag,
     Consent,
     Dropout,

@@ -71,12 +71,12 @@ def main() -> None:
                       PREFECT_LOGGING_LEVEL="DEBUG", PREFECT_SERVER_ANALYTICS_ENABLED="false",
                       DO_NOT_TRACK="1",
                       PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="300")
-    from stafet.logs import setup_logging
+    from stafet.core.logs import setup_logging
 
     logging.getLogger().addHandler(logging.FileHandler(run / "stafet.log"))
     setup_logging(logging.DEBUG)
-    from stafet.demo import OWN_NODE, member_home, setup_demo
-    from stafet.vault import load_secret
+    from stafet.core.vault import load_secret
+    from stafet.demo.network import OWN_NODE, member_home, setup_demo
 
     network = setup_demo(demo, home, bits=2048)
     load_secret(home, create=True)

@@ -12,7 +12,7 @@ The flows talk to the Prefect server named by ``PREFECT_API_URL`` (one server fo
 night of a test session); each flow run carries the tag ``chaos:<RUN_DIR name>``.
 
 Each stage prints ``stage <name> <monotonic time>`` (flushed, through
-:data:`stafet.relay.observers`) before it starts, and each finished flow run prints
+:data:`stafet.night.observers`) before it starts, and each finished flow run prints
 ``flowrun <flow> <id> <state>``, so whoever kills this process knows where it was and
 which flow runs the night made. Exit status 0 means the night completed.
 
@@ -58,7 +58,7 @@ and the sender's ``sent`` is then wide enough for a kill aimed at it to land und
 
 
 def _slow_after_put() -> None:
-    from connectors.transport import FolderOutlet
+    from transports.transport import FolderOutlet
 
     if getattr(FolderOutlet.put, "_chaos", False):
         return
@@ -78,13 +78,13 @@ def night(run: Path) -> dict[str, object]:
     from prefect import tags
 
     from flows.nightly import nightly_sync, receive, receive_all
-    from stafet import relay
-    from stafet.demo import OWN_NODE, member_home
+    from stafet import night
+    from stafet.demo.network import OWN_NODE, member_home
 
     network = os.environ["STAFET_NETWORK"]
     _slow_after_put()
-    relay.context.cache_clear()
-    relay.observers[:] = [lambda stage, what: _say(f"{stage}:{what}")]
+    night.context.cache_clear()
+    night.observers[:] = [lambda stage, what: _say(f"{stage}:{what}")]
     out: dict[str, object] = {}
     with tags(tag(run)):
         out["nightly"] = _flow("nightly-sync", nightly_sync, network)

@@ -13,12 +13,12 @@ thread exists. Then it reads commands on stdin, one per line, and answers on std
 
 The child is an ordinary process: the harness kills it with ``os.kill(pid, SIGKILL)``.
 
-Validation workers: an ingest validates in a ``stafet.validation_worker`` process (one
+Validation workers: an ingest validates in a ``stafet.ingest.worker_main`` process (one
 per concurrent ingest). Started the ordinary way (``python -m …``) each costs ≈ 6.6 s of
 CPU to import GX, two per night, which would be most of a night's CPU on 2 cores. So,
 like multiprocessing's *forkserver*, this parent forks them ready-made just before each
 night — ``validation_worker.main()`` itself, on a pair of pipes, with GX already
-imported — and the night finds them in ``stafet.validation``'s idle pool, exactly where
+imported — and the night finds them in ``stafet.ingest.validation``'s idle pool, exactly where
 it keeps the workers it started itself. Each worker serves one night only: it exits
 when that night closes its pipe or dies (a SIGKILLed night leaves it EOF, as in
 production), and this parent reaps it.
@@ -42,15 +42,10 @@ def warm() -> None:
     import alembic.command  # noqa: F401
     import chaos_driver  # noqa: F401
 
-    import connectors.transport  # noqa: F401
-    import stafet.deadlines
-    import stafet.exchange
-    import stafet.ingest
-    import stafet.nightly_report
-    import stafet.relay
-    import stafet.validation_worker  # noqa: F401
+    import transports.transport  # noqa: F401
     from flows import nightly  # noqa: F401
-    from stafet import packages, validation
+    from stafet.ingest import validation
+    from stafet.packages import package as packages
     from stafet.sources import all_sources
 
     for source in all_sources().values():
@@ -94,7 +89,7 @@ def fork_worker(log: Path) -> tuple[int, int, int]:
             os.dup2(fd, 2)
             os.closerange(3, 4096)  # the harness's pipes, the other workers' pipes
             sys.stdin = os.fdopen(0, "r")
-            from stafet import validation_worker
+            from stafet.ingest import worker_main as validation_worker
 
             validation_worker.main()
         except BaseException:
@@ -110,7 +105,7 @@ def child(run: Path, workers: list[tuple[int, int, int]]) -> None:
     """In the forked child: the night, its output in ``run/night.log``."""
     import chaos_driver
 
-    from stafet import validation
+    from stafet.ingest import validation
 
     fd = os.open(run / "night.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(fd, 1)

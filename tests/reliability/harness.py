@@ -75,14 +75,14 @@ def make_template(folder: Path, *, bits: int = 2048, migrate: bool = True) -> Pa
     env["STAFET_HOME"] = str(folder / "home")
     code = (
         "import sys; from pathlib import Path\n"
-        "from stafet.demo import setup_demo, member_home, OWN_NODE\n"
-        "from stafet.vault import load_secret\n"
+        "from stafet.demo.network import setup_demo, member_home, OWN_NODE\n"
+        "from stafet.core.vault import load_secret\n"
         "run = Path(sys.argv[1]); home = run / 'home'; demo = run / 'demo'\n"
         f"net = setup_demo(demo, home, bits={bits})\n"
         "load_secret(home, create=True)\n"
         "for o in OWN_NODE: load_secret(member_home(demo, o), create=True)\n"
         "if sys.argv[2] == '1':\n"
-        "    from stafet.app_context import open_context\n"
+        "    from stafet.context import open_context\n"
         "    open_context(net, home=home)\n"
         "    for o in OWN_NODE: open_context(net, home=member_home(demo, o))\n"
     )
@@ -108,7 +108,7 @@ or ``("file:GLOB", seconds)``: after a new file matching GLOB (under ``demo/``) 
 # A package delivered into the recipient's inbox (folder outlet), before the sender marks it sent.
 DELIVERED = "file:inbox/*/PKG-*.eml"
 
-# The stages a targeted kill aims at (markers of chaos_driver, through stafet.relay.observers),
+# The stages a targeted kill aims at (markers of chaos_driver, through stafet.night.observers),
 # short ones too: a send batch takes tens of milliseconds, between its database writes and puts.
 STAGES = [DELIVERED, "send:", "ingest:easy-a", "route:", "flow:own-node-receive", "receive:uu-skive",
           "send:779008", "ingest:gymnasium", "flow:receive-all", "report:", "receive:779008", "deadlines:",
@@ -326,8 +326,8 @@ def snapshot(run: Path, server: Any = None) -> dict[str, Any]:
 
 def verify_chain(db: Path) -> int:
     """Verify the audit chain of the store in ``db`` with stafet's own check; entries."""
+    from stafet.core.vault import Vault
     from stafet.store.db import Store
-    from stafet.vault import Vault
 
     store = Store(f"sqlite:///{db}", Vault(b"\0" * 32), upgrade=False)
     try:

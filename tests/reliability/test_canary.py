@@ -23,7 +23,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import canary_run as C
 
-from stafet.packages import read_headers
+from stafet.packages.package import read_headers
 
 pytestmark = pytest.mark.slow
 
@@ -180,7 +180,7 @@ def test_package_summaries_escape_markup_and_formulas(night: Path) -> None:
     from email import message_from_bytes, policy
 
     from keys import KeyStore
-    from stafet.packages import decrypt_package, split_signed
+    from stafet.packages.package import decrypt_package, split_signed
 
     ks = KeyStore(night / "home")
     pages = []

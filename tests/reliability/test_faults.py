@@ -21,12 +21,12 @@ import servers
 from ingest_fixtures import NOW, SAMPLES, easya_row, network, open_store, write_easya
 from sqlalchemy import func, select
 
-from connectors.transport import open_outlet
-from stafet.errors import StafetError, TransientError
-from stafet.ingest import ingest_file
+from stafet.core.errors import StafetError, TransientError
+from stafet.core.vault import Vault
+from stafet.ingest.pipeline import ingest_file
 from stafet.store.db import Store
 from stafet.store.schema import RecordRow, SourceFile
-from stafet.vault import Vault
+from transports.transport import open_outlet
 
 # --- SMTP: connection reset mid-DATA ------------------------------------------------------
 

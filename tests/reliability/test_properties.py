@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import hostile
 
 from connectors.readers import Row
-from stafet.errors import PackageRejected, StafetError
+from stafet.core.errors import PackageRejected, StafetError
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                             HealthCheck.function_scoped_fixture])
@@ -88,11 +88,11 @@ def test_mutated_sample(source: str, data: st.DataObject) -> None:
 def parser(tmp_path_factory: pytest.TempPathFactory):
     import os
 
-    from stafet.app_context import open_context
-    from stafet.demo import setup_demo
-    from stafet.exchange import recipient_certificate, trust_store
-    from stafet.packages import build_package, new_package_id
-    from stafet.vault import load_secret
+    from stafet.context import open_context
+    from stafet.core.vault import load_secret
+    from stafet.demo.network import setup_demo
+    from stafet.exchange.handovers import recipient_certificate, trust_store
+    from stafet.packages.package import build_package, new_package_id
 
     root = tmp_path_factory.mktemp("fuzz-net")
     os.environ["STAFET_HOME"] = str(root / "home")
@@ -113,7 +113,7 @@ def parser(tmp_path_factory: pytest.TempPathFactory):
 
 def _open(eml: bytes, kw: dict) -> str | dict:
     """The reason code of a refusal, or the opened document."""
-    from stafet.packages import open_package
+    from stafet.packages.package import open_package
 
     try:
         return open_package(eml, **kw).doc

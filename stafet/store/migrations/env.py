@@ -8,7 +8,7 @@ from stafet.store.schema import Base
 config = context.config
 connection = config.attributes.get("connection")
 if connection is None:  # `alembic` run by hand: use STAFET_DATABASE_URL / the default
-    from stafet.config import database_url
+    from stafet.core.config import database_url
 
     with create_engine(database_url()).begin() as connection:
         context.configure(connection=connection, target_metadata=Base.metadata,

@@ -5,7 +5,7 @@ lists: XXE (file and network entities), billion laughs, DTD tricks, NUL bytes, m
 encodings, truncated files, CSV formula injection, HTML/JS in free text, empty and
 header-only files. Each case says what a reader must do with it:
 
-* ``reject`` — a :class:`stafet.errors.FileRejected` (optionally with ``rule``);
+* ``reject`` — a :class:`stafet.core.errors.FileRejected` (optionally with ``rule``);
 * ``rows`` — rows out, no error;
 * ``either`` — rows out or a typed stafet error; never anything else.
 
@@ -74,7 +74,7 @@ class Case:
 
 def sample(source: str) -> bytes:
     """The published sample export of ``source`` (valid)."""
-    return resources.files("stafet.demo_data").joinpath(SAMPLES[source]).read_bytes()
+    return resources.files("stafet.demo.data").joinpath(SAMPLES[source]).read_bytes()
 
 
 def _is_xml(source: str) -> bool:

@@ -43,7 +43,7 @@ def _reset_peak() -> None:
 
 def main() -> None:
     from hostile import READERS
-    from stafet.errors import StafetError
+    from stafet.core.errors import StafetError
 
     source, path = sys.argv[1], Path(sys.argv[2])
     reader = READERS[source]

@@ -1,0 +1,251 @@
+"""Settings from the environment and the network configuration (``network.yaml``).
+
+``network.yaml`` lists the member organisations, the trust anchors and CRLs, the
+sources to pull from, and the network's limits. It is validated once, on load, and
+every problem is reported together, each naming the key and its line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from stafet.core.errors import ConfigError
+from stafet.core.models import Organisation, OrgKind
+
+
+def stafet_home() -> Path:
+    """``$STAFET_HOME``, default ``./.stafet``."""
+    return Path(os.environ.get("STAFET_HOME", ".stafet")).resolve()
+
+
+def database_url(home: Path | None = None) -> str:
+    """``$STAFET_DATABASE_URL``, default SQLite at ``$STAFET_HOME/stafet.db``."""
+    url = os.environ.get("STAFET_DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite:///{(home or stafet_home()) / 'stafet.db'}"
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where a source system drops its exports: ``folder:PATH`` or ``sftp://…``."""
+
+    name: str
+    location: str
+    host_key: str = ""
+    identity: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Network:
+    """A validated network configuration."""
+
+    name: str
+    path: Path
+    members: dict[str, Organisation]
+    trust_anchors: tuple[Path, ...]
+    crls: tuple[Path, ...]
+    sources: tuple[SourceConfig, ...]
+    ack_limit_hours: float = 48.0
+    endpoint_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    legal_bases: dict[str, str] = field(default_factory=dict)
+
+    def member(self, org_id: str) -> Organisation:
+        """The member ``org_id``; a ``ConfigError`` if there is none."""
+        try:
+            return self.members[org_id]
+        except KeyError:
+            raise ConfigError(f"unknown organisation {org_id!r}", network=self.name) from None
+
+    def guidance_for(self, municipality: str) -> Organisation | None:
+        """The UU (guidance unit) that serves ``municipality``, if the network has one."""
+        for org in self.members.values():
+            if org.kind is OrgKind.GUIDANCE and municipality in (org.serves or (org.municipality,)):
+                return org
+        return None
+
+    def by_email(self, email: str) -> Organisation | None:
+        """The member whose sikker-mail address is ``email``."""
+        for org in self.members.values():
+            if org.email.lower() == email.lower():
+                return org
+        return None
+
+    def locate(self, location: str) -> str:
+        """A ``folder:`` location with its path made absolute (relative to this file)."""
+        if location.startswith("folder:"):
+            return "folder:" + str(self.resolve(location[len("folder:"):]))
+        return location
+
+    def resolve(self, p: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        path = Path(p)
+        return path if path.is_absolute() else (self.path.parent / path).resolve()
+
+
+class _Lines:
+    """YAML data plus the line of every key path, for errors that say where."""
+
+    def __init__(self, text: str, name: str) -> None:
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{name}: not valid YAML: {e}") from None
+        self.lines: dict[str, int] = {}
+        self.data = self._walk(node, "") if node is not None else {}
+
+    def _walk(self, node: yaml.Node, path: str) -> Any:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for k, v in node.value:
+                key = str(k.value)
+                out[key] = self._walk(v, f"{path}.{key}" if path else key)
+                self.lines.setdefault(f"{path}.{key}" if path else key, k.start_mark.line + 1)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._walk(v, f"{path}[{i}]") for i, v in enumerate(node.value)]
+        return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node)
+    finally:
+        loader.dispose()
+
+
+_ORG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+_MUNI = re.compile(r"^\d{3}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+def check_endpoint(endpoint: str) -> str | None:
+    """Why ``endpoint`` is not a usable endpoint, or None."""
+    scheme = endpoint.split(":", 1)[0]
+    if scheme == "folder":
+        return None if endpoint[len("folder:"):] else "folder: needs a path"
+    if scheme in ("sftp", "smtp"):
+        u = urlparse(endpoint)
+        if not u.hostname:
+            return f"{scheme} endpoint needs a host"
+        return None
+    return "endpoint must start with folder:, sftp:// or smtp://"
+
+
+def load_network(path: str | Path | None = None) -> Network:
+    """Load and validate ``network.yaml`` (``--network`` or ``$STAFET_NETWORK``).
+
+    Raises:
+        ConfigError: listing every problem, each as ``key (line N): what is wrong``.
+    """
+    p = Path(path or os.environ.get("STAFET_NETWORK", "network.yaml")).resolve()
+    if not p.exists():
+        raise ConfigError(f"network configuration not found: {p} (looked at --network, "
+                          "STAFET_NETWORK, ./network.yaml)")
+    doc = _Lines(p.read_text(encoding="utf-8"), p.name)
+    data, problems = doc.data, []
+
+    def bad(key: str, why: str) -> None:
+        problems.append(f"{key} (line {doc.lines.get(key, '?')}): {why}")
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p.name}: the top level must be a mapping")
+    known_top = {"network", "members", "trust_anchors", "crls", "sources", "ack_limit_hours",
+                 "endpoints", "legal_bases"}
+    for k in data:
+        if k not in known_top:
+            bad(k, f"unknown key (expected one of {', '.join(sorted(known_top))})")
+    members: dict[str, Organisation] = {}
+    raw_members = data.get("members")
+    if not isinstance(raw_members, list) or not raw_members:
+        bad("members", "a non-empty list of organisations is required")
+        raw_members = []
+    kinds = {k.value for k in OrgKind}
+    for i, m in enumerate(raw_members):
+        base = f"members[{i}]"
+        if not isinstance(m, dict):
+            bad(base, "must be a mapping")
+            continue
+        for req in ("id", "kind", "name", "municipality", "endpoint", "email"):
+            if not m.get(req):
+                bad(f"{base}.{req}" if req in m else base, f"'{req}' is required")
+        for k in m:
+            if k not in {"id", "kind", "name", "municipality", "endpoint", "email",
+                         "certificate", "serves"}:
+                bad(f"{base}.{k}", "unknown key")
+        oid = str(m.get("id", ""))
+        if oid and not _ORG_ID.match(oid):
+            bad(f"{base}.id", "must be lower-case letters, digits and '-'")
+        if oid in members:
+            bad(f"{base}.id", f"duplicate organisation id {oid!r}")
+        if m.get("kind") and m["kind"] not in kinds:
+            bad(f"{base}.kind", f"{m['kind']!r} is not one of {', '.join(sorted(kinds))}")
+        muni = str(m.get("municipality", ""))
+        if muni and not _MUNI.match(muni):
+            bad(f"{base}.municipality", "must be a 3-digit municipality number")
+        serves = [str(s) for s in m.get("serves") or []]
+        for j, s in enumerate(serves):
+            if not _MUNI.match(s):
+                bad(f"{base}.serves[{j}]", "must be a 3-digit municipality number")
+        if m.get("email") and not _EMAIL.match(str(m["email"])):
+            bad(f"{base}.email", "not an e-mail address")
+        if m.get("endpoint"):
+            why = check_endpoint(str(m["endpoint"]))
+            if why:
+                bad(f"{base}.endpoint", why)
+        if m.get("certificate") and not (p.parent / str(m["certificate"])).exists():
+            bad(f"{base}.certificate", f"file not found: {m['certificate']}")
+        if problems or not oid:
+            continue
+        members[oid] = Organisation(
+            id=oid, kind=OrgKind(m["kind"]), name=str(m["name"]), municipality=muni,
+            endpoint=str(m["endpoint"]), email=str(m["email"]),
+            certificate=str(m["certificate"]) if m.get("certificate") else None,
+            serves=tuple(serves))
+    sources = []
+    for i, s in enumerate(data.get("sources") or []):
+        if not isinstance(s, dict) or not s.get("name") or not s.get("location"):
+            bad(f"sources[{i}]", "needs 'name' and 'location'")
+            continue
+        loc = str(s["location"])
+        if loc.startswith("sftp://") and not s.get("host_key"):
+            bad(f"sources[{i}].location", "an SFTP source needs a pinned 'host_key'")
+        sources.append(SourceConfig(
+            name=str(s["name"]), location=loc, host_key=str(s.get("host_key", "")),
+            identity=str(s.get("identity", "")),
+            options={k: v for k, v in s.items()
+                     if k not in ("name", "location", "host_key", "identity")}))
+    for key in ("trust_anchors", "crls"):
+        for j, f in enumerate(data.get(key) or []):
+            if key == "trust_anchors" and not (p.parent / str(f)).exists():
+                bad(f"{key}[{j}]", f"file not found: {f}")
+    endpoints = data.get("endpoints") or {}
+    if not isinstance(endpoints, dict):
+        bad("endpoints", "must map organisation ids to options")
+        endpoints = {}
+    for oid in endpoints:
+        if oid not in members and not problems:
+            bad(f"endpoints.{oid}", "not a member")
+    ack = data.get("ack_limit_hours", 48)
+    if not isinstance(ack, int | float) or ack <= 0:
+        bad("ack_limit_hours", "must be a positive number of hours")
+        ack = 48
+    if problems:
+        raise ConfigError(f"{p.name} is not valid:\n  " + "\n  ".join(problems))
+    return Network(
+        name=str(data.get("network", p.stem)), path=p, members=members,
+        trust_anchors=tuple((p.parent / str(f)).resolve() for f in data.get("trust_anchors") or []),
+        crls=tuple((p.parent / str(f)).resolve() for f in data.get("crls") or []),
+        sources=tuple(sources), ack_limit_hours=float(ack),
+        endpoint_options={str(k): dict(v or {}) for k, v in endpoints.items()},
+        legal_bases={str(k): str(v) for k, v in (data.get("legal_bases") or {}).items()})

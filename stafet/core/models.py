@@ -1,0 +1,270 @@
+"""Canonical records: the one shape every source is mapped to.
+
+Frozen dataclasses, not pydantic: mappings build a million of them per night, and
+validation already happened (Great Expectations on the rows, the JSON Schema on
+packages), so a second validation layer would only cost time. Each record keeps
+its :class:`Provenance` and knows its natural key; :meth:`Record.payload` is what
+the store and packages hold (no CPR: the youth is stored apart, by pseudonym).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import operator
+import types
+import typing
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from stafet.core.cpr import Cpr
+
+
+class OrgKind(StrEnum):
+    """The kinds of member organisation (DOMAIN.md, Actors)."""
+
+    GUIDANCE = "guidance"
+    INSTITUTION = "institution"
+    PRIMARY_SCHOOL = "primary_school"
+    JOB_CENTRE = "job_centre"
+    FAMILY_SERVICES = "family_services"
+    SOCIAL_SERVICES = "social_services"
+
+
+@dataclass(frozen=True, slots=True)
+class Organisation:
+    """A member of the network: who it is and where its packages go."""
+
+    id: str
+    kind: OrgKind
+    name: str
+    municipality: str
+    endpoint: str
+    email: str
+    certificate: str | None = None
+    serves: tuple[str, ...] = ()  # municipalities a guidance unit (UU) serves
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a record came from: source system, file, row or element number, when."""
+
+    source: str
+    file: str
+    row: int
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """Base of every canonical record about one youth."""
+
+    kind: ClassVar[str] = "record"
+    key_fields: ClassVar[tuple[str, ...]] = ()
+
+    cpr: Cpr = field(repr=False)
+    provenance: Provenance | None = field(default=None, compare=False)
+
+    def natural_key(self) -> str:
+        """The source's natural key as text (CPR enters only as its pseudonym later)."""
+        get = _KEY_GETTERS.get(type(self))
+        if get is None:
+            fields = self.key_fields
+            get = _KEY_GETTERS[type(self)] = operator.attrgetter(*fields) if len(fields) > 1 else \
+                (lambda r: tuple(getattr(r, f) for f in fields))
+        return "|".join(map(str, get(self)))
+
+    def payload(self) -> dict[str, Any]:
+        """The record's own fields as JSON-ready values, without CPR and provenance."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name in ("cpr", "provenance"):
+                continue
+            out[f.name] = _jsonable(getattr(self, f.name))
+        return out
+
+
+_KEY_GETTERS: dict[type, Any] = {}
+"""Per record class, one getter of its key fields (a bulk ingest builds a key per row)."""
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, date | datetime):
+        return v.isoformat()
+    if isinstance(v, tuple | list):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchoolEvent(Record):
+    """An event reported by a school's administration system."""
+
+    institution: str
+    home_municipality: str
+    first_name: str = ""
+    last_name: str = ""
+    event_date: date
+    programme_code: str
+    programme_name: str = ""
+    start_date: date | None = None
+    department: str = ""
+    contact_name: str = ""
+    contact_email: str = ""
+    note: str = ""
+    absence_pct: float | None = None
+
+    key_fields: ClassVar[tuple[str, ...]] = ("institution", "kind", "event_date", "programme_code")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Enrolment(SchoolEvent):
+    """OPTAG: the youth started a programme."""
+
+    kind: ClassVar[str] = "enrolment"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Completion(SchoolEvent):
+    """GENNEMFOERT: the youth completed a programme."""
+
+    kind: ClassVar[str] = "completion"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConcernFlag(SchoolEvent):
+    """FRAFALDSTRUET: the youth is at risk of dropping out."""
+
+    kind: ClassVar[str] = "concern_flag"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dropout(SchoolEvent):
+    """AFBRUD: the youth dropped out; reason code from the network's code list."""
+
+    kind: ClassVar[str] = "dropout"
+    reason_code: str
+    reason_text: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EducationPlan(Record):
+    """UU's education plan (UV-Vej)."""
+
+    kind: ClassVar[str] = "education_plan"
+    key_fields: ClassVar[tuple[str, ...]] = ("plan_id", "updated")
+
+    plan_id: str
+    updated: date
+    goal_code: str
+    goal_name: str = ""
+    goal_institution: str = ""
+    readiness: tuple[tuple[str, str], ...] = ()  # (faglig|personlig|social, parat|ikke-parat)
+    support_needs: tuple[str, ...] = ()  # SPS, Mentor, Ordblind, Psykolog, Andet
+    support_other: str = ""
+    counsellor_name: str = ""
+    counsellor_email: str = ""
+    counsellor_phone: str = ""
+    contacts: tuple[tuple[str, str], ...] = ()  # (ISO date, form)
+    agreement_date: date | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EducationOrder(Record):
+    """Job centre's education order (uddannelsespålæg)."""
+
+    kind: ClassVar[str] = "education_order"
+    key_fields: ClassVar[tuple[str, ...]] = ("order_id", "status")
+
+    order_id: str
+    target_education: str
+    target_institution: str = ""
+    deadline: date
+    mentor_granted: bool
+    mentor_name: str = ""
+    caseworker_name: str = ""
+    caseworker_phone: str = ""
+    caseworker_email: str = ""
+    status: str
+    status_date: date
+    consent_ref: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransitionCase(Record):
+    """Family department's transition case at 17–18 (DUBU)."""
+
+    kind: ClassVar[str] = "transition_case"
+    key_fields: ClassVar[tuple[str, ...]] = ("case_no",)
+
+    case_no: str
+    meeting_date: date | None = None
+    aftercare_sel76: bool
+    support_sel85: bool
+    receiver: str  # socialafdeling | jobcenter | ingen
+    adviser_name: str = ""
+    adviser_email: str = ""
+    consent_ref: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Consent(Record):
+    """A signed, time-limited, withdrawable consent (samtykkeerklæring)."""
+
+    kind: ClassVar[str] = "consent"
+    key_fields: ClassVar[tuple[str, ...]] = ("ref",)
+
+    ref: str
+    signed_by: str  # ung | foraelder | vaerge
+    signer_name: str = ""
+    signed_date: date
+    valid_from: date
+    valid_to: date
+    recipients: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+    situation: str = ""
+    withdrawn_date: date | None = None
+
+
+RECORD_TYPES: dict[str, type[Record]] = {
+    t.kind: t
+    for t in (Enrolment, Completion, ConcernFlag, Dropout, EducationPlan, EducationOrder,
+              TransitionCase, Consent)
+}
+
+
+def record_from_payload(kind: str, payload: dict[str, Any], cpr: Cpr,
+                        provenance: Provenance | None = None) -> Record:
+    """Rebuild a record from :meth:`Record.payload` (store rows, received packages)."""
+    cls = RECORD_TYPES[kind]
+    hints = _type_hints(kind)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in ("cpr", "provenance") or f.name not in payload:
+            continue
+        kwargs[f.name] = _from_json(hints[f.name], payload[f.name])
+    return cls(cpr=cpr, provenance=provenance, **kwargs)
+
+
+@functools.cache
+def _type_hints(kind: str) -> dict[str, Any]:
+    # Resolving string annotations compiles each one: ~2 ms a record kind, every call.
+    return typing.get_type_hints(RECORD_TYPES[kind])
+
+
+def _from_json(tp: Any, v: Any) -> Any:
+    if v is None:
+        return None
+    args = typing.get_args(tp)
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        inner = [a for a in args if a is not type(None)]
+        return _from_json(inner[0], v)
+    if tp is date:
+        return date.fromisoformat(v)
+    if typing.get_origin(tp) is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_from_json(args[0], x) for x in v)
+        return tuple(_from_json(a, x) for a, x in zip(args, v, strict=True))
+    return v

@@ -1,0 +1,314 @@
+"""Who must be told what, and why: the network's rule table applied to the store.
+
+The rules live in one place, ``stafet/duties/rules.yaml`` (or ``routing_rules`` named in the
+network config), read at start and validated. Each rule routes record kinds to a
+recipient on a **legal basis**: a duty (no consent needed) or the youth's consent
+(the record kinds' scopes must be covered; uncovered parts are left out, not the
+whole package blocked). Every decision — send, partial, held — carries its rule,
+basis and reason, and is audited by :func:`stafet.exchange.handovers.plan_handovers`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from stafet.core.config import Network
+from stafet.core.cpr import age_on
+from stafet.core.errors import ConfigError
+from stafet.core.models import Organisation, OrgKind
+from stafet.duties import consent as consent_rules
+from stafet.store.schema import ConsentRow, RecordRow, Youth
+
+# Which payload fields a scope guards inside a record that is otherwise sent.
+SCOPE_FIELDS = {"stoettebehov": ("support_needs", "support_other"), "fravaer": ("absence_pct",),
+                "afbrudsaarsag": ("reason_code", "reason_text")}
+# Which record kinds a covered scope lets travel as history (with `historik`).
+SCOPE_KINDS = {"uddannelsesplan": "education_plan", "paalaeg": "education_order",
+               "overgang": "transition_case", "afbrudsaarsag": "dropout", "fravaer": "concern_flag"}
+_FILE_MUNI = re.compile(r"_(\d{3})_")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the rule table."""
+
+    id: str
+    kinds: tuple[str, ...]
+    when: dict[str, Any]
+    sender: str
+    recipient: str
+    basis: str  # duty | consent
+    legal_basis: str
+    scopes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    history: tuple[str, ...] = ()
+    units: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One handover to make (or hold), with its reason."""
+
+    sender: str
+    recipient: str
+    youth: str
+    record_ids: tuple[int, ...]
+    rule: str
+    legal_basis: str
+    consent_ref: str = ""
+    status: str = "send"  # send | partial | held
+    reason: str = ""
+    omitted: tuple[tuple[str, str], ...] = ()
+
+
+def load_rules(path: str | Path | None = None) -> tuple[Rule, ...]:
+    """Read and validate the rule table; every problem is reported at once."""
+    text = (Path(path).read_text(encoding="utf-8") if path else
+            resources.files("stafet.duties").joinpath("rules.yaml").read_text(encoding="utf-8"))
+    return _parse_rules(text, str(path or "stafet/duties/rules.yaml"))
+
+
+@cache
+def default_rules() -> tuple[Rule, ...]:
+    """The rule table shipped in the repo (read once per process)."""
+    return load_rules()
+
+
+def _parse_rules(text: str, name: str) -> tuple[Rule, ...]:
+    from stafet.core.models import RECORD_TYPES
+
+    data = yaml.safe_load(text) or {}
+    problems, rules = [], []
+    for i, r in enumerate(data.get("rules") or []):
+        where = f"{name}: rules[{i}]" + (f" ({r.get('id')})" if isinstance(r, dict) else "")
+        if not isinstance(r, dict):
+            problems.append(f"{where}: must be a mapping")
+            continue
+        for key in ("id", "kinds", "sender", "recipient", "basis", "legal_basis"):
+            if not r.get(key):
+                problems.append(f"{where}: '{key}' is required")
+        kinds = tuple(r.get("kinds") or ())
+        for k in kinds:
+            if k not in RECORD_TYPES:
+                problems.append(f"{where}: unknown record kind {k!r}")
+        if r.get("basis") not in ("duty", "consent"):
+            problems.append(f"{where}: basis must be duty or consent")
+        scopes = {str(k): tuple(v) for k, v in (r.get("scopes") or {}).items()}
+        for k, v in scopes.items():
+            for sc in v:
+                if sc not in consent_rules.SCOPES:
+                    problems.append(f"{where}: unknown consent scope {sc!r} for {k}")
+        if r.get("basis") == "consent" and not all(k in scopes for k in kinds):
+            problems.append(f"{where}: a consent rule needs scopes for every kind")
+        if not re.match(r"^(field:|guidance_of:|unit_of:)\w+$", str(r.get("recipient", ""))):
+            problems.append(f"{where}: recipient must be field:, guidance_of: or unit_of:<field>")
+        if not re.match(r"^(field:\w+|\w+@file)$", str(r.get("sender", ""))):
+            problems.append(f"{where}: sender must be field:<field> or <org kind>@file")
+        if problems:
+            continue
+        rules.append(Rule(id=r["id"], kinds=kinds, when=dict(r.get("when") or {}), sender=r["sender"],
+                          recipient=r["recipient"], basis=r["basis"], legal_basis=" ".join(
+                              str(r["legal_basis"]).split()), scopes=scopes,
+                          history=tuple(r.get("history") or ()), units=dict(r.get("units") or {})))
+    if not rules and not problems:
+        problems.append(f"{name}: no rules")
+    if problems:
+        raise ConfigError("the routing rules are not valid:\n  " + "\n  ".join(problems))
+    return tuple(rules)
+
+
+def _applies(rule: Rule, p: dict[str, Any], kind: str, born: date, today: date) -> bool:
+    w = rule.when
+    event = p.get("event_date") or p.get("status_date") or p.get("updated")
+    when = date.fromisoformat(event) if event else today
+    if "age_under" in w and age_on(born, when) >= int(w["age_under"]):
+        return False
+    if kind == "concern_flag" and "concern_max_age_days" in w and \
+            (today - when) > timedelta(days=int(w["concern_max_age_days"])):
+        return False  # a concern flag counts for 3 months, then it expires
+    if "status" in w and p.get("status") != w["status"]:
+        return False
+    for key, f in w.items():
+        if key.startswith("field_present") and not p.get(f):
+            return False
+    return not ("receiver_in" in w and p.get("receiver") not in w["receiver_in"])
+
+
+def _member_of_kind(network: Network, kind: str, municipality: str) -> Organisation | None:
+    if kind == OrgKind.GUIDANCE.value:
+        return network.guidance_for(municipality)
+    return next((o for o in network.members.values()
+                 if o.kind.value == kind and o.municipality == municipality), None)
+
+
+def _sender(rule: Rule, network: Network, p: dict[str, Any], source_file: str) -> Organisation | None:
+    if rule.sender.startswith("field:"):
+        return network.members.get(str(p.get(rule.sender[6:], "")))
+    m = _FILE_MUNI.search(source_file)
+    return _member_of_kind(network, rule.sender.split("@")[0], m.group(1)) if m else None
+
+
+def _recipient(rule: Rule, network: Network, p: dict[str, Any],
+               sender: Organisation | None) -> Organisation | None:
+    how, _, f = rule.recipient.partition(":")
+    value = str(p.get(f, ""))
+    if how == "guidance_of":
+        return network.guidance_for(value)
+    if how == "field":
+        return network.members.get(value)
+    unit_kind = rule.units.get(value, "")
+    return _member_of_kind(network, unit_kind, sender.municipality) if sender and unit_kind else None
+
+
+def consents_of(s: Session, youth: str) -> list[dict[str, Any]]:
+    """The youth's consents as payload dicts (withdrawal date from the row)."""
+    out = []
+    for c in s.scalars(select(ConsentRow).where(ConsentRow.youth == youth)):
+        p = dict(c.payload)
+        p["ref"] = c.ref
+        if c.withdrawn_date:
+            p["withdrawn_date"] = c.withdrawn_date.isoformat()
+        out.append(p)
+    return out
+
+
+def route(s: Session, network: Network, today: date,
+          rules: tuple[Rule, ...] | None = None) -> list[Decision]:
+    """Apply the rule table to every live record; one decision per (rule, sender, recipient, youth)."""
+    rules = rules or default_rules()
+    by_kind: dict[str, list[Rule]] = defaultdict(list)
+    for r in rules:
+        for k in r.kinds:
+            by_kind[k].append(r)
+    rows = s.execute(
+        select(RecordRow.id, RecordRow.kind, RecordRow.youth, RecordRow.payload, RecordRow.source_file,
+               Youth.birth_date)
+        .join(Youth, Youth.pseudonym == RecordRow.youth)
+        .where(RecordRow.kind.in_(list(by_kind)), RecordRow.withdrawn.is_(False),
+               RecordRow.via_package == "")
+        .order_by(RecordRow.id)).all()
+    groups: dict[tuple[str, str, str, str], list[int]] = defaultdict(list)
+    births: dict[str, date] = {}
+    refs: dict[tuple[str, str, str, str], str] = {}
+    out: list[Decision] = []
+    for rid, kind, youth, payload, source_file, born in rows:
+        births[youth] = born
+        for rule in by_kind[kind]:
+            if not _applies(rule, payload, kind, born, today):
+                continue
+            sender = _sender(rule, network, payload, source_file)
+            recipient = _recipient(rule, network, payload, sender)
+            if sender is None or recipient is None:
+                reason = ("modtager findes ikke i netværket" if recipient is None
+                          else "afsender findes ikke i netværket")
+                out.append(Decision(sender.id if sender else "?", recipient.id if recipient else "?",
+                                    youth, (rid,), rule.id, rule.legal_basis, status="held", reason=reason))
+                continue
+            key = (rule.id, sender.id, recipient.id, youth)
+            groups[key].append(rid)
+            if payload.get("consent_ref"):
+                refs.setdefault(key, str(payload["consent_ref"]))
+    rules_by_id = {r.id: r for r in rules}
+    kinds_of = {rid: kind for rid, kind, *_ in rows}
+    for key, ids in groups.items():
+        rule = rules_by_id[key[0]]
+        if rule.basis == "duty":
+            out.append(Decision(key[1], key[2], key[3], tuple(ids), rule.id, rule.legal_basis))
+            continue
+        out.append(_consent_decision(s, network, rule, key, ids, kinds_of, births[key[3]], today,
+                                     refs.get(key, "")))
+    return out
+
+
+def needed_scopes(rule: Rule, kinds: set[str]) -> set[str]:
+    """Every consent scope the rule's records would need for a full handover."""
+    return {sc for k in kinds for sc in rule.scopes.get(k, ())}
+
+
+def _consent_decision(s: Session, network: Network, rule: Rule, key: tuple[str, str, str, str],
+                      ids: list[int], kinds_of: dict[int, str], born: date, today: date,
+                      ref: str) -> Decision:
+    recipient = network.members[key[2]]
+    kinds = {kinds_of[i] for i in ids}
+    needed = needed_scopes(rule, kinds)
+    verdict = consent_rules.best(consents_of(s, key[3]), born, recipient, needed, today, ref)
+    base = {rule.scopes[k][0] for k in kinds}
+    if not verdict.usable or not base <= verdict.covered:
+        reason = verdict.reason or "samtykke dækker ikke " + ", ".join(
+            consent_rules.SCOPE_DA[b] for b in sorted(base - verdict.covered))
+        return Decision(key[1], key[2], key[3], tuple(ids), rule.id, rule.legal_basis,
+                        consent_ref=verdict.ref or ref, status="held", reason=reason)
+    missing = needed - verdict.covered
+    omitted = tuple((sc, f"samtykke dækker ikke {consent_rules.SCOPE_DA[sc]}") for sc in sorted(missing))
+    return Decision(key[1], key[2], key[3], tuple(ids), rule.id, rule.legal_basis,
+                    consent_ref=verdict.ref, status="partial" if omitted else "send",
+                    reason="; ".join(r for _, r in omitted), omitted=omitted)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a package may carry, decided again when it is built (consent may have changed)."""
+
+    usable: bool
+    reason: str
+    strip_fields: tuple[str, ...] = ()
+    history_kinds: tuple[str, ...] = ()
+    omitted: tuple[tuple[str, str], ...] = ()
+
+
+def package_scope(s: Session, network: Network, rule_id: str, youth: str, recipient: str,
+                  kinds: set[str], consent_ref: str, today: date) -> Scope:
+    """Re-check the legal basis at send time: a withdrawn or expired consent stops the send."""
+    rule = {r.id: r for r in default_rules()}.get(rule_id)
+    if rule is None:
+        return Scope(False, f"ukendt regel {rule_id}")
+    if rule.basis == "duty":
+        return Scope(True, "", history_kinds=rule.history)
+    born = s.scalars(select(Youth.birth_date).where(Youth.pseudonym == youth)).one()
+    consents = [c for c in consents_of(s, youth) if c["ref"] == consent_ref]
+    needed = needed_scopes(rule, kinds)
+    verdict = consent_rules.best(consents, born, network.member(recipient), needed | {"historik"},
+                                 today, consent_ref)
+    base = {rule.scopes[k][0] for k in kinds if k in rule.scopes}
+    if not verdict.usable:
+        return Scope(False, verdict.reason)
+    if not base <= verdict.covered:
+        return Scope(False, "samtykke dækker ikke " + ", ".join(
+            consent_rules.SCOPE_DA[b] for b in sorted(base - verdict.covered)))
+    missing = needed - verdict.covered
+    strip = tuple(f for sc in sorted(missing) for f in SCOPE_FIELDS.get(sc, ()))
+    history: tuple[str, ...] = ()
+    if "historik" in verdict.covered:
+        history = tuple(sorted({SCOPE_KINDS[sc] for sc in verdict.covered if sc in SCOPE_KINDS}))
+    omitted = tuple((sc, f"samtykke dækker ikke {consent_rules.SCOPE_DA[sc]}") for sc in sorted(missing))
+    return Scope(True, "", strip, history, omitted)
+
+
+def dropouts_without_concern(s: Session, today: date) -> list[dict[str, Any]]:
+    """Dropouts with no concern flag from the same institution in the 3 months before.
+
+    Randers: "no dropout without a prior concern flag to UU"; listed per institution.
+    """
+    flags: dict[tuple[str, str], list[date]] = defaultdict(list)
+    for youth, p in s.execute(select(RecordRow.youth, RecordRow.payload)
+                              .where(RecordRow.kind == "concern_flag")):
+        flags[(youth, p["institution"])].append(date.fromisoformat(p["event_date"]))
+    out = []
+    for rid, youth, p in s.execute(select(RecordRow.id, RecordRow.youth, RecordRow.payload)
+                                   .where(RecordRow.kind == "dropout", RecordRow.via_package == "")):
+        d = date.fromisoformat(p["event_date"])
+        prior = [f for f in flags.get((youth, p["institution"]), []) if d - timedelta(days=92) <= f <= d]
+        if not prior:
+            out.append({"record": rid, "youth": youth, "institution": p["institution"],
+                        "dropout_date": p["event_date"]})
+    return out

@@ -1,0 +1,196 @@
+"""The stages of a night, as plain functions (the Prefect flows only call these).
+
+Each stage takes the network configuration path and opens its own context, so a
+stage can run in any worker process; each returns counts only (no personal data),
+which is all that may reach Prefect's database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from stafet.context import Context, open_context
+from stafet.core.config import SourceConfig
+from stafet.duties.routing import route as route_records
+from stafet.exchange.handovers import plan_handovers, process_inbox, send_pending, withdraw_consent
+from stafet.store.db import utcnow
+from stafet.store.schema import Handover
+
+log = logging.getLogger("stafet.relay")
+
+
+_open_lock = threading.Lock()
+# Who wants to know which stage runs (the CLI's progress display); never given personal data.
+observers: list[Callable[[str, str], None]] = []
+
+
+def _notify(stage: str, what: str = "") -> None:
+    for fn in observers:
+        fn(stage, what)
+
+
+@lru_cache(maxsize=8)
+def _context(network: str, home: str) -> Context:
+    return open_context(network, home=Path(home) if home else None)
+
+
+def context(network: str, home: str = "") -> Context:
+    """One opened context per (network, home) per process (tasks run in threads)."""
+    with _open_lock:
+        return _context(network, home)
+
+
+context.cache_clear = _context.cache_clear  # type: ignore[attr-defined]
+
+
+def source_names(network: str) -> list[str]:
+    """The names of the network's configured sources."""
+    return [s.name for s in context(network).network.sources]
+
+
+def _source(ctx: Context, name: str) -> SourceConfig:
+    for s in ctx.network.sources:
+        if s.name == name:
+            return s
+    raise KeyError(name)
+
+
+def ingest_source(network: str, name: str) -> list[dict[str, Any]]:
+    """Pull and ingest every waiting file of one source; one summary dict per file."""
+    from stafet.ingest.pipeline import ingest_inbox
+    from transports.transport import open_inbox
+
+    _notify("ingest", name)
+    ctx = context(network)
+    src = _source(ctx, name)
+    identity = str(ctx.network.resolve(src.identity)) if src.identity else ""
+    inbox = open_inbox(ctx.network.locate(src.location), host_key=src.host_key, identity=identity)
+    return [asdict(r) for r in ingest_inbox(ctx.store, ctx.network, inbox, src)]
+
+
+def route(network: str, today: dt.date | None = None) -> dict[str, int]:
+    """Decide who must be told what; commit the decisions as handovers."""
+    _notify("route")
+    ctx = context(network)
+    today = today or dt.date.today()
+    withdrawn = apply_withdrawals(ctx, today)
+    with ctx.store.session() as s:
+        decisions = route_records(s, ctx.network, today)
+    counts = plan_handovers(ctx, decisions)
+    counts["partial"] = sum(1 for d in decisions if d.status == "partial")
+    return {**counts, **withdrawn}
+
+
+def apply_withdrawals(ctx: Context, today: dt.date) -> dict[str, int]:
+    """Withdrawals that arrived in the consent export take effect (idempotently)."""
+    from stafet.store.schema import ConsentRow
+
+    with ctx.store.session() as s:
+        due = [(c.ref, c.withdrawn_date) for c in s.scalars(
+            select(ConsentRow).where(ConsentRow.withdrawn_date.is_not(None),
+                                     ConsentRow.withdrawn_date <= today))]
+    total = {"cancelled": 0, "notices": 0}
+    for ref, on in due:
+        assert on is not None
+        for k, v in withdraw_consent(ctx, ref, on, actor="consent-export").items():
+            total[k] += v
+    return total
+
+
+def pending_recipients(network: str) -> list[str]:
+    """Recipients with handovers waiting to be sent."""
+    ctx = context(network)
+    with ctx.store.session() as s:
+        return sorted(set(s.scalars(select(Handover.recipient).where(Handover.status == "pending"))))
+
+
+def send(network: str, recipients: list[str]) -> dict[str, Any]:
+    """Send the pending handovers to ``recipients``."""
+    _notify("send", ", ".join(recipients))
+    r = send_pending(context(network), recipients=recipients)
+    return {"sent": r.sent, "held": r.held, "retry_later": r.retry_later, "failed": r.failed,
+            "errors": list(r.errors.values())}
+
+
+def hosted_orgs(network: str) -> list[str]:
+    """Members this node holds keys for: it reads their inboxes (handovers, receipts)."""
+    ctx = context(network)
+    return [o for o in ctx.network.members if ctx.keys.org_dir(o).exists() and any(
+        ctx.keys.org_dir(o).glob("*.pem"))]
+
+
+def receive(network: str, org: str, home: str = "") -> dict[str, Any]:
+    """Process one organisation's inbox."""
+    _notify("receive", org)
+    r = process_inbox(context(network, home), org)
+    return {"imported": r.imported, "receipts_sent": r.receipts_sent, "acknowledged": r.acknowledged,
+            "withdrawn": r.withdrawn, "rejected": len(r.rejected),
+            "reasons": sorted(set(r.rejected.values()))}
+
+
+def outbox_counts(network: str, home: str = "") -> dict[str, int]:
+    """Handovers by status."""
+    ctx = context(network, home)
+    with ctx.store.session() as s:
+        return {st: n for st, n in s.execute(select(Handover.status, func.count()).group_by(Handover.status))}
+
+
+def unacknowledged(network: str, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Sent handovers still waiting for a receipt, oldest first, with age and overdue flag."""
+    ctx = context(network)
+    now = now or utcnow()
+    limit = dt.timedelta(hours=ctx.network.ack_limit_hours)
+    out = []
+    with ctx.store.session() as s:
+        for h in s.scalars(select(Handover).where(Handover.status.in_(("pending", "sent")))
+                           .order_by(Handover.created_at)):
+            age = now - (h.sent_at or h.created_at)
+            out.append({"id": h.id, "sender": h.sender, "recipient": h.recipient, "status": h.status,
+                        "youth": h.youth, "age_hours": round(age.total_seconds() / 3600, 1),
+                        "overdue": age > limit})
+    for item in out:
+        if item["overdue"]:
+            log.warning("handover %s to %s unacknowledged for %.0f h (limit %.0f h)", item["id"],
+                        item["recipient"], item["age_hours"], ctx.network.ack_limit_hours)
+    return out
+
+
+def deadlines(network: str, today: dt.date | None = None) -> dict[str, int]:
+    """The duty clock: counts per rule and status (no personal data)."""
+    _notify("deadlines")
+    from stafet.duties.deadlines import compute_deadlines, deadlines_summary
+
+    items = compute_deadlines(context(network), today or dt.date.today())
+    return deadlines_summary(items)
+
+
+def report(network: str, today: dt.date | None = None) -> str:
+    """Write the nightly report; returns its path."""
+    _notify("report")
+    from stafet.duties.deadlines import compute_deadlines
+    from stafet.reports.nightly import write_report
+
+    ctx = context(network)
+    today = today or dt.date.today()
+    return str(write_report(ctx, today=today, deadlines=compute_deadlines(ctx, today)))
+
+
+def handover_counts(network: str, by: str) -> list[dict[str, Any]]:
+    """Handovers per rule or per recipient and status: rows for a Prefect artifact."""
+    column = {"rule": Handover.rule, "recipient": Handover.recipient}[by]
+    ctx = context(network)
+    table: dict[str, dict[str, Any]] = {}
+    with ctx.store.session() as s:
+        for key, st, n in s.execute(select(column, Handover.status, func.count())
+                                    .group_by(column, Handover.status)):
+            table.setdefault(key, {by: key})[st] = n
+    return [table[k] for k in sorted(table)]

@@ -1,0 +1,109 @@
+"""The nightly report: one self-contained HTML page for the data steward and operations.
+
+Sections: what was ingested, what routing decided (sent / partial / held, with the
+reason consent blocked), withdrawal notices and whether each was acknowledged, dropouts
+with no prior concern flag (Randers), unacknowledged handovers past the limit, and the
+duty clock. Every value is escaped, values that look like spreadsheet formulas are
+prefixed so they stay inert when copied, and nothing loads from the network. CPRs
+never appear: youths are shown by pseudonym.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from stafet.context import Context
+from stafet.duties.routing import dropouts_without_concern
+from stafet.store.db import utcnow
+from stafet.store.schema import Handover, SourceFile
+
+_CSS = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
+        "margin:.5em 0 1.5em}td,th{border:1px solid #bbb;padding:.25em .6em;text-align:left;"
+        "vertical-align:top}th{background:#eee}.bad{color:#a00}.ok{color:#070}")
+
+
+def cell(v: Any) -> str:
+    """An escaped, formula-inert table cell."""
+    text = "" if v is None else str(v)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        text = "'" + text
+    return f"<td>{html.escape(text)}</td>"
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """An HTML table with escaped cells; "(ingen)" when empty."""
+    if not rows:
+        return "<p>(ingen)</p>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(cell(v) for v in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def build_report(ctx: Context, *, today: dt.date, deadlines: list[Any] | None = None,
+                 since: dt.datetime | None = None) -> str:
+    """The nightly report as an HTML string."""
+    since = since or (utcnow() - dt.timedelta(days=1))
+    parts = [f"<!DOCTYPE html><html lang='da'><head><meta charset='utf-8'><title>stafet "
+             f"{today}</title><style>{_CSS}</style></head><body>",
+             f"<h1>stafet — natlig rapport {html.escape(ctx.network.name)} {today}</h1>"]
+    with ctx.store.session() as s:
+        files = list(s.scalars(select(SourceFile).where(SourceFile.received_at >= since)
+                               .order_by(SourceFile.received_at)))
+        parts.append("<h2>Indlæste filer</h2>" + table(
+            ["fil", "kilde", "status", "rækker", "accepteret", "karantæne", "årsag"],
+            [[f.name, f.source, f.status, f.counts.get("rows", ""), f.counts.get("accepted", ""),
+              f.counts.get("quarantined", ""), f.reason] for f in files]))
+        handovers = list(s.scalars(select(Handover).order_by(Handover.created_at)))
+        counts = Counter((h.rule, h.status) for h in handovers)
+        parts.append("<h2>Overleveringer</h2>" + table(
+            ["regel", "status", "antal"], [[r, st, n] for (r, st), n in sorted(counts.items())]))
+        held = [h for h in handovers if h.status in ("held", "cancelled")]
+        parts.append("<h2>Holdt tilbage (samtykke eller grundlag mangler)</h2>" + table(
+            ["pakke", "afsender", "modtager", "ung", "regel", "samtykke", "årsag"],
+            [[h.id, h.sender, h.recipient, h.youth[:12], h.rule, h.consent_ref, h.last_error] for h in held]))
+        from stafet.store.schema import AuditEntry
+
+        partial = [(e.subject, e.details) for e in s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "handover.pending")) if e.details.get("omitted")]
+        parts.append("<h2>Delvist sendt (udeladt, ikke dækket af samtykke)</h2>" + table(
+            ["overlevering", "modtager", "samtykke", "udeladt"],
+            [[subj, d.get("recipient"), d.get("consent_ref"), "; ".join(o[1] for o in d["omitted"])]
+             for subj, d in partial]))
+        notices = [h for h in handovers if h.rule == "withdrawal_notice"]
+        parts.append("<h2>Tilbagekaldelser sendt</h2>" + table(
+            ["pakke", "modtager", "samtykke", "status", "kvitteret"],
+            [[h.id, h.recipient, h.consent_ref, h.status, "ja" if h.acknowledged_at else "nej"]
+             for h in notices]))
+        limit = dt.timedelta(hours=ctx.network.ack_limit_hours)
+        now = utcnow()
+        waiting = [h for h in handovers if h.status in ("pending", "sent", "failed")
+                   and now - (h.sent_at or h.created_at) > limit]
+        parts.append(f"<h2 class='bad'>Ikke kvitteret efter {ctx.network.ack_limit_hours:.0f} timer "
+                     "(den unge er stadig afsenderens)</h2>" + table(
+                         ["pakke", "afsender", "modtager", "status", "sendt", "fejl"],
+                         [[h.id, h.sender, h.recipient, h.status, h.sent_at, h.last_error] for h in waiting]))
+        randers = dropouts_without_concern(s, today)
+        parts.append("<h2>Afbrud uden forudgående bekymringsmærke (3 måneder)</h2>" + table(
+            ["institution", "ung", "afbrudsdato"],
+            [[r["institution"], r["youth"][:12], r["dropout_date"]] for r in randers]))
+    if deadlines is not None:
+        parts.append("<h2>Frister (overskredet og inden for 7 dage)</h2>" + table(
+            ["regel", "ansvarlig", "ung", "CPR", "frist", "dage over"],
+            [[d.rule, d.responsible, d.youth[:12], d.masked_cpr, d.due, d.days_overdue]
+             for d in deadlines if d.status in ("overdue", "due_soon")]))
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def write_report(ctx: Context, *, today: dt.date, deadlines: list[Any] | None = None) -> Path:
+    """Write ``$STAFET_HOME/reports/nightly-<date>.html``; returns its path."""
+    out = ctx.home / "reports" / f"nightly-{today.isoformat()}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(build_report(ctx, today=today, deadlines=deadlines), encoding="utf-8")
+    return out

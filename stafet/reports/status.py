@@ -1,0 +1,74 @@
+"""``stafet status``: the one screen operations look at each morning."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+from cryptography import x509
+from sqlalchemy import func, select
+
+from stafet.context import Context
+from stafet.store.db import utcnow
+from stafet.store.schema import Handover, Quarantine, Receipt, SourceFile
+
+EXPIRY_WARN_DAYS = 30
+
+
+def certificate_expiries(ctx: Context, today: dt.date) -> list[dict[str, Any]]:
+    """Days left on every member certificate in the network config and every key we hold."""
+    out = []
+    for org in ctx.network.members.values():
+        if org.certificate and ctx.network.resolve(org.certificate).exists():
+            cert = x509.load_pem_x509_certificate(ctx.network.resolve(org.certificate).read_bytes())
+            days = (cert.not_valid_after_utc.date() - today).days
+            out.append({"org": org.id, "what": "member certificate",
+                        "expires": str(cert.not_valid_after_utc.date()), "days_left": days,
+                        "warn": days < EXPIRY_WARN_DAYS})
+        if ctx.keys.org_dir(org.id).exists():
+            for pem in sorted(ctx.keys.org_dir(org.id).glob("*.pem")):
+                cert = x509.load_pem_x509_certificate(pem.read_bytes())
+                days = (cert.not_valid_after_utc.date() - today).days
+                out.append({"org": org.id, "what": f"own key {pem.stem}",
+                            "expires": str(cert.not_valid_after_utc.date()), "days_left": days,
+                            "warn": days < EXPIRY_WARN_DAYS})
+    return sorted(out, key=lambda e: e["days_left"])
+
+
+def collect_status(ctx: Context, today: dt.date | None = None) -> dict[str, Any]:
+    """Everything on the status screen, as plain data (no CPR: pseudonyms only)."""
+    today = today or dt.date.today()
+    now = utcnow()
+    with ctx.store.session() as s:
+        per_org: dict[str, dict[str, int]] = defaultdict(dict)
+        for sender, st, n in s.execute(select(Handover.sender, Handover.status, func.count())
+                                       .group_by(Handover.sender, Handover.status)):
+            per_org[sender][st] = n
+        oldest = s.scalars(select(Handover).where(Handover.status.in_(("pending", "sent")))
+                           .order_by(Handover.created_at).limit(1)).first()
+        quarantine_open = s.scalar(select(func.count()).select_from(Quarantine)
+                                   .where(Quarantine.status == "open")) or 0
+        last_file = s.scalar(select(func.max(SourceFile.received_at)))
+        last_sent = s.scalar(select(func.max(Handover.sent_at)))
+        last_receipt = s.scalar(select(func.max(Receipt.at)).where(Receipt.direction == "in"))
+    overdue = 0
+    try:
+        from stafet.duties.deadlines import compute_deadlines
+
+        overdue = sum(1 for d in compute_deadlines(ctx, today) if d.status == "overdue")
+    except ImportError:  # pragma: no cover - the duty clock is optional in a minimal install
+        pass
+    return {
+        "network": ctx.network.name,
+        "outbox": {k: dict(v) for k, v in sorted(per_org.items())},
+        "oldest_unacknowledged": None if oldest is None else {
+            "id": oldest.id, "sender": oldest.sender, "recipient": oldest.recipient,
+            "status": oldest.status,
+            "age_hours": round((now - (oldest.sent_at or oldest.created_at)).total_seconds() / 3600, 1)},
+        "quarantine_open": quarantine_open,
+        "deadlines_overdue": overdue,
+        "last": {"file_received": str(last_file or ""), "package_sent": str(last_sent or ""),
+                 "receipt_received": str(last_receipt or "")},
+        "certificates": certificate_expiries(ctx, today),
+    }

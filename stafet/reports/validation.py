@@ -1,0 +1,155 @@
+"""The data steward's validation report: one self-contained HTML page per ingest run.
+
+What it shows: per source file the counts (read, accepted, duplicate, updated,
+quarantined, rejected and why), per rule how many rows broke it, and every
+quarantined row of the run with its row number, rules and masked CPR
+(``DDMMYY-xxxx``) — never a clear CPR, never a raw row.
+
+Safe to open anywhere: no scripts, no external assets (a Content-Security-Policy
+forbids both), every value HTML-escaped, and a value that a spreadsheet would read
+as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first) is shown with a leading
+``'`` so that copying it into a spreadsheet keeps it text.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from stafet.core.config import stafet_home
+from stafet.core.redaction import redact
+from stafet.store import Store, utcnow
+from stafet.store.schema import Quarantine
+
+if TYPE_CHECKING:  # pragma: no cover
+    from stafet.ingest.pipeline import FileResult
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem;color:#1b1b1b}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
+th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}
+th{background:#f0f0f0}td.n{text-align:right;font-variant-numeric:tabular-nums}
+tr.rejected td{background:#fde2e2}.muted{color:#666}.ok{color:#176317}.bad{color:#a40000}
+"""
+
+
+def cell(value: Any) -> str:
+    """One value, made inert: formula-looking text gets a leading ``'``, then HTML-escaped."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, int | float):
+        text = str(value)
+    else:
+        text = redact(str(value))
+        if text.startswith(_FORMULA_START):
+            text = "'" + text
+    return html.escape(text, quote=True)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequence[int] = (),
+           row_class: Sequence[str] | None = None) -> str:
+    out = ["<table><thead><tr>", *(f"<th>{cell(h)}</th>" for h in headers), "</tr></thead><tbody>"]
+    for i, r in enumerate(rows):
+        cls = f' class="{row_class[i]}"' if row_class and row_class[i] else ""
+        out.append(f"<tr{cls}>")
+        out.extend(f'<td class="n">{cell(v)}</td>' if j in numeric else f"<td>{cell(v)}</td>"
+                   for j, v in enumerate(r))
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def render(results: Sequence[FileResult], quarantined: Sequence[Quarantine], *,
+           generated_at: datetime | None = None, docs_url: str | None = None,
+           title: str = "stafet: ingest validation report") -> str:
+    """The report's HTML for ``results`` and their quarantined rows (pure: no I/O)."""
+    when = (generated_at or utcnow()).strftime("%Y-%m-%d %H:%M UTC")
+    files = _table(
+        ("file", "source", "read", "accepted", "duplicates", "updated", "quarantined", "rejected", "reason"),
+        [(r.file, r.source, r.rows, r.accepted, r.duplicates, r.updated, r.quarantined, r.rejected, r.reason)
+         for r in results],
+        numeric=(2, 3, 4, 5, 6), row_class=["rejected" if r.rejected else "" for r in results])
+    totals = Counter[str]()
+    for r in results:
+        totals.update(r.rules)
+    rules = _table(("rule", "rows"), sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])), numeric=(1,)) \
+        if totals else '<p class="ok">No row broke a rule.</p>'
+    qrows = _table(("id", "file", "row", "masked CPR", "rules", "why", "status"),
+                   [(q.id, q.source_file, q.row, q.masked_cpr, q.rule, q.reason, q.status)
+                    for q in quarantined],
+                   numeric=(0, 2)) if quarantined else '<p class="ok">Nothing was quarantined.</p>'
+    if docs_url and (docs_url.startswith(("file:", "http://", "https://")) or ":" not in docs_url):
+        docs = (f'<p>Great Expectations Data Docs for this run (counts per rule; GX\'s pages load '
+                f'their styles and scripts from the internet): '
+                f'<a href="{cell(docs_url)}">{cell(docs_url)}</a></p>')
+    else:
+        docs = '<p class="muted">Great Expectations Data Docs were not built for this run.</p>'
+    n_rej = sum(1 for r in results if r.rejected)
+    summary = (f"{len(results)} file(s), {sum(r.rows for r in results)} row(s) read, "
+               f"{sum(r.quarantined for r in results)} quarantined, {n_rej} file(s) rejected")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta http-equiv=\"Content-Security-Policy\" "
+        "content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+        f"<title>{cell(title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{cell(title)}</h1><p class=\"muted\">generated {cell(when)} — {cell(summary)}</p>"
+        f"<h2>Files</h2>{files}<h2>Rules broken</h2>{rules}"
+        f"<h2>Quarantined rows</h2><p class=\"muted\">Release or reject with "
+        f"<code>stafet quarantine release ID [--fix FIELD=VALUE]</code> / "
+        f"<code>stafet quarantine reject ID --reason …</code>.</p>{qrows}"
+        f"<h2>Great Expectations</h2>{docs}</body></html>\n")
+
+
+def build_report(store: Store, results: Sequence[FileResult], *, docs_url: str | None = None,
+                 generated_at: datetime | None = None) -> str:
+    """The report's HTML, with the quarantined rows of ``results`` read from the store."""
+    shas = [r.sha256 for r in results if r.sha256 and not r.duplicate_file]
+    rows: list[Quarantine] = []
+    with store.session() as s:
+        for i in range(0, len(shas), 500):
+            rows.extend(s.scalars(select(Quarantine).where(Quarantine.file_sha256.in_(shas[i:i + 500]))
+                                  .order_by(Quarantine.source_file, Quarantine.row)))
+    return render(results, rows, docs_url=docs_url, generated_at=generated_at)
+
+
+def new_run(now: datetime | None = None) -> str:
+    """A name for one ingest run: ``ingest-<UTC time>`` (the report's file name without ``.html``)."""
+    return f"ingest-{(now or utcnow()):%Y%m%dT%H%M%S%f}"
+
+
+def docs_dir(run: str, home: Path | None = None) -> Path:
+    """Where a run's Great Expectations Data Docs go: ``$STAFET_HOME/reports/<run>/datadocs``."""
+    return (home or stafet_home()) / "reports" / run / "datadocs"
+
+
+def write_report(store: Store, results: Sequence[FileResult], path: Path | None = None, *,
+                 docs_url: str | None = None, home: Path | None = None, run: str | None = None) -> Path:
+    """Write the report (default ``$STAFET_HOME/reports/<run>.html``, run ``ingest-<UTC time>``).
+
+    Without ``docs_url``, the report links the run's Data Docs index (built by
+    ``ingest_file(..., docs_dir=docs_dir(run))``) relative to the report's folder,
+    when it exists. Returns the report's path.
+    """
+    now = utcnow()
+    if path is None:
+        folder = (home or stafet_home()) / "reports"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{run or new_run(now)}.html"
+    if docs_url is None:
+        index = next((Path(r.datadocs) for r in results if r.datadocs and Path(r.datadocs).is_file()), None)
+        if index is not None:
+            docs_url = Path(os.path.relpath(index, path.parent)).as_posix()
+    path.write_text(build_report(store, results, docs_url=docs_url, generated_at=now), encoding="utf-8")
+    return path

@@ -1,0 +1,123 @@
+"""`stafet demo` end to end, twice, as a newcomer runs it: the state after the second run
+equals the state after the first (no duplicate packages), every sendable handover is
+acknowledged, and no CPR of the demo data is in a file name, the database or Prefect's."""
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _demo_cprs() -> set[str]:
+    found = set()
+    for f in resources.files("stafet.demo.data").iterdir():
+        if f.name.endswith((".csv", ".xml")):
+            text = f.read_bytes().decode("utf-8", errors="replace").replace("\ufeff", "")
+            found |= {a + b for a, b in re.findall(r"(?<!\d)(\d{6})-?(\d{4})(?!\d)", text)}
+    return {c for c in found if int(c[2:4]) <= 12}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("newcomer")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STAFET_", "PREFECT_"))}
+    env.update(STAFET_DEMO_KEY_BITS="2048", PYTHONUNBUFFERED="1")
+    runs, states = [], []
+    for _ in range(2):
+        p = subprocess.run([sys.executable, "-m", "stafet", "demo"], cwd=cwd, env=env,
+                           capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+        runs.append(p)
+        states.append(_state(cwd))
+    return cwd, runs, states
+
+
+def _state(cwd: Path) -> dict:
+    with _db(cwd) as db:
+        tables = {t: db.execute(f"select count(*) from {t}").fetchone()[0]
+                  for t in ("handovers", "records", "youths", "source_files", "receipts",
+                            "imported_packages")}
+        statuses = sorted(db.execute("select id, status from handovers").fetchall())
+    return {"tables": tables, "handovers": statuses,
+            "outbox": sorted(p.name for p in (cwd / ".stafet" / "outbox").glob("*.eml")),
+            "delivered": sorted(p.name for p in (cwd / ".stafet-demo" / "inbox").rglob("PKG-*.eml"))}
+
+
+def _db(cwd: Path):
+    return sqlite3.connect(cwd / ".stafet" / "stafet.db")
+
+
+def test_every_sendable_handover_is_acknowledged_and_blocked_ones_held(demo_run) -> None:
+    cwd, _, _ = demo_run
+    with _db(cwd) as db:
+        rows = db.execute("select rule, recipient, status from handovers").fetchall()
+    statuses = {s for _, _, s in rows}
+    assert statuses == {"acknowledged", "held"}
+    sent = sorted((rule, rcpt) for rule, rcpt, s in rows if s == "acknowledged")
+    assert ("dropout_to_uu", "uu-skive") in sent         # a Skive youth at a Viborg-area school
+    assert ("order_to_institution", "779008") in sent
+    assert ("transition_to_unit", "jobcenter-viborg") in sent
+    assert sum(1 for r, _ in sent if r == "dropout_to_uu") == 4
+    assert [(r, c) for r, c, s in rows if s == "held"] == [("transition_to_unit", "social-viborg")]
+
+
+def test_one_partial_handover_says_what_was_left_out(demo_run) -> None:
+    cwd, _, _ = demo_run
+    with _db(cwd) as db:
+        details = [d for (d,) in db.execute(
+            "select details from audit_log where action = 'handover.pending'").fetchall()]
+    assert sum('"omitted": [["stoettebehov"' in d for d in details) == 1
+
+
+def test_second_run_adds_nothing(demo_run) -> None:
+    _, runs, (first, second) = demo_run
+    assert first == second
+    assert len(first["outbox"]) == sum(1 for _, s in first["handovers"] if s == "acknowledged")
+    # every package and receipt crossed a real folder endpoint once
+    assert len(first["delivered"]) == 2 * len(first["outbox"])
+    assert "handovers acknowledged" in runs[1].stdout
+
+
+def test_no_cpr_in_file_names_database_or_prefect(demo_run) -> None:
+    cwd, _, _ = demo_run
+    cprs = _demo_cprs()
+    assert len(cprs) >= 10
+    forms = [f(c) for c in cprs for f in (lambda c: c, lambda c: f"{c[:6]}-{c[6:]}",
+                                           lambda c: f"{c[:6]} {c[6:]}")]
+    names = "\n".join(str(p) for p in (cwd / ".stafet").rglob("*"))
+    assert not [f for f in forms if f in names]
+    blobs = b"".join(p.read_bytes() for p in (cwd / ".stafet").rglob("*.db*") if p.is_file())
+    assert b"779008" in blobs  # the databases are readable
+    assert not [f for f in forms if f.encode() in blobs]
+
+
+def test_the_nightly_report_shows_held_partial_and_sent(demo_run) -> None:
+    cwd, _, _ = demo_run
+    (page,) = (cwd / ".stafet" / "reports").glob("nightly-*.html")
+    text = page.read_text()
+    assert "ingen samtykke" in text                        # held: the social services transition
+    assert "samtykke dækker ikke støttebehov" in text      # partial: the plan without support needs
+    assert "acknowledged" in text                           # full handovers, per rule
+
+
+def test_prefect_artifacts_per_source_rule_and_recipient_hold_counts_only(demo_run) -> None:
+    import json
+
+    cwd, _, _ = demo_run
+    with sqlite3.connect(cwd / ".stafet" / "prefect" / "prefect.db") as db:
+        rows = db.execute("select key, data from artifact order by created").fetchall()
+    keys = {k for k, _ in rows}
+    assert {"nightly-counts", "nightly-per-source", "nightly-per-rule", "nightly-per-recipient"} <= keys
+    per_rule = json.loads(json.loads([d for k, d in rows if k == "nightly-per-rule"][-1]))
+    assert {r["rule"] for r in per_rule} >= {"dropout_to_uu", "order_to_institution", "plan_to_institution"}
+    first = json.loads(json.loads(next(d for k, d in rows if k == "nightly-per-source")))
+    assert sum(r["rows"] for r in first) == 17 and len(first) == 6   # six source systems, first night
+    assert all(set(r) <= {"source", "files", "rows", "accepted", "duplicates", "updated", "quarantined",
+                          "rejected_files"} for r in first)
