@@ -101,45 +101,45 @@ def phase_e2e(path: Path, work: Path) -> dict[str, float]:
     """ingest_file into a fresh SQLite store."""
     from stafet.core.config import load_network
     from stafet.core.vault import Vault
-    from stafet.ingest import validation
+    from stafet.ingest import gx, worker
     from stafet.ingest.pipeline import ingest_file
     from stafet.store import Store
 
     (work / "network.yaml").write_text(NETWORK)
     network = load_network(work / "network.yaml")
     store = Store(f"sqlite:///{work / 'stafet.db'}", Vault(os.urandom(32)))
-    validation.warm_up()  # the worker's GX import is a one-off start cost, not per-row work
-    worker_cpu0 = sum(validation.STATS.worker_cpu_s.values())
+    worker.warm_up()  # the worker's GX import is a one-off start cost, not per-row work
+    worker_cpu0 = sum(gx.STATS.worker_cpu_s.values())
     t, cpu0 = time.perf_counter(), time.process_time()
     r = ingest_file(store, network, path, now=NOW, home=work)
     wall, cpu = time.perf_counter() - t, time.process_time() - cpu0
-    worker_cpu = sum(validation.STATS.worker_cpu_s.values()) - worker_cpu0
-    main_mb, worker_mb = _peak_mb(), validation.STATS.worker_peak_mb
+    worker_cpu = sum(gx.STATS.worker_cpu_s.values()) - worker_cpu0
+    main_mb, worker_mb = _peak_mb(), gx.STATS.worker_peak_mb
     return {"rows": r.rows, "wall": wall, "rows_per_s": r.rows / wall, "peak_mb": max(main_mb, worker_mb),
             "main_mb": main_mb, "worker_mb": worker_mb, "sum_mb": main_mb + worker_mb,
             "cpu_main": cpu, "cpu_worker": worker_cpu,
-            "gx_s": validation.STATS.seconds, "gx_share": validation.STATS.seconds / wall,
+            "gx_s": gx.STATS.seconds, "gx_share": gx.STATS.seconds / wall,
             "accepted": r.accepted, "quarantined": r.quarantined, "rejected": r.rejected}
 
 
 def phase_validate(path: Path, work: Path) -> dict[str, float]:
     """The reader plus GX validation, chunk by chunk (no mapping, no store)."""
-    from stafet.ingest import validation
-    from stafet.ingest.pipeline import _chunks
-    from stafet.sources import get_source
+    from mappings import get_source
+    from stafet.ingest import gx
+    from stafet.ingest.pipeline import CHUNK_ROWS, _chunks
 
     src = get_source("easy-a")
-    validation._gx_context()
+    gx._gx_context()
     t = time.perf_counter()
     rows = bad = 0
     with path.open("rb") as fh:
-        for chunk in _chunks(src.reader.rows(fh, path.name), validation.CHUNK_ROWS):
+        for chunk in _chunks(src.reader.rows(fh, path.name), CHUNK_ROWS):
             rows += len(chunk)
-            bad += len(validation.validate(src, [r.fields for r in chunk], today=NOW.date(),
-                                           institutions=[INSTITUTION]))
+            bad += len(gx.validate(src, [r.fields for r in chunk], today=NOW.date(),
+                                   institutions=[INSTITUTION]))
     wall = time.perf_counter() - t
     return {"rows": rows, "wall": wall, "rows_per_s": rows / wall, "peak_mb": _peak_mb(),
-            "gx_s": validation.STATS.seconds, "failed_rows": bad}
+            "gx_s": gx.STATS.seconds, "failed_rows": bad}
 
 
 def main() -> None:

@@ -307,7 +307,7 @@ def build(base: Path, youths_n: int, events: int, bits: int) -> dict[str, Any]:
     from cryptography.hazmat.primitives import serialization
 
     from keys import KeyStore
-    from mappings import easya
+    from mappings import easy_a as easya
     from stafet.context import open_context
     from stafet.core.models import Provenance
 

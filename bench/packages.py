@@ -8,7 +8,7 @@ For a ~20 KB handover and RSA keys of the same size (default 3072 bits), in one 
 * stafet receive (decrypt, verify signature and chain/CRL, schema, addressee checks:
   ``open_package``);
 * stafet receive *and import* into the receiver's SQLite store, as a receive pass does
-  it (``stafet.packages.opening.open_all``, then ``stafet.exchange.handovers.store_batch`` per batch; each
+  it (``stafet.packages.opening.open_all``, then ``stafet.exchange.inbox.store_batch`` per batch; each
   package a new id): one by one on one core, and with the opening on ``--workers`` processes
   while the caller imports (pool start included);
 * the same with the ``openssl cms`` CLI run once per message (sign | encrypt, and
@@ -47,7 +47,7 @@ from keys import KeyStore, OrgKey
 from keys.trust import TrustStore
 from stafet.core.models import Organisation, OrgKind
 from stafet.core.vault import Vault
-from stafet.exchange.handovers import IMPORT_BATCH, Incoming, store_batch
+from stafet.exchange.inbox import IMPORT_BATCH, Incoming, store_batch
 from stafet.packages.opening import open_all
 from stafet.packages.package import Opened, _inner_mime, build_package, new_package_id, open_package
 from stafet.store import Store

@@ -1,1 +1,5 @@
-"""Connectors: read and write bytes and rows (source readers, transports)."""
+"""Connectors: bytes in, rows out — streaming CSV and XML readers, with the XSDs.
+
+Generic: a source's own reader is declared with its columns in ``mappings/``. May import
+``stafet.core`` only.
+"""

@@ -25,6 +25,10 @@ What makes a whole file unusable raises :class:`~stafet.core.errors.FileRejected
 
 A CSV row with the wrong number of fields is not fatal: it is yielded with
 ``problem`` set so that it goes to quarantine with its raw values.
+
+Only the generic readers live here: each source builds its own reader from
+:class:`CsvReader` or :class:`XmlReader` in its module of :mod:`mappings`, from the
+columns it declares once.
 """
 
 from __future__ import annotations
@@ -290,13 +294,21 @@ def refuse_doctype(head: bytes, file: str) -> None:
 
 @dataclass(frozen=True)
 class XmlReader:
-    """An XML export: records are the ``record`` children of ``root`` in ``namespace``.
+    r"""An XML export: records are the ``record`` children of ``root`` in ``namespace``.
 
     Each record becomes one row: its own attributes as ``@name``; each descendant's
     text under its path (``Stoettebehov/SPS``) and attributes as ``path@name``; an
     empty element is present with ``""``; repeated elements are joined with ``|``.
     The root's attributes named in ``root_fields`` are copied into every row as
     ``/name`` (e.g. ``/institution``).
+
+    ``lists`` names the paths of repeated elements that carry free text (the
+    grundskole's ``Stoettebehov``): under such a path every value (its text, its
+    attributes, its descendants') is escaped before it is joined (``\`` → ``\\``,
+    ``|`` → ``\|``), so a ``|`` typed into one item cannot shift the items apart;
+    :func:`split_items` gives the items back. Each occurrence adds one item to its
+    text and to every attribute it has: the items of two fields pair up when the
+    XSD requires those attributes.
     """
 
     name: str
@@ -306,6 +318,7 @@ class XmlReader:
     xsd: str
     root_fields: tuple[str, ...] = ()
     encoding: str = "utf-8"
+    lists: tuple[str, ...] = ()
 
     def __call__(self, path: Path) -> Iterator[Row]:
         """Yield the records of ``path``; see the module docstring for what is rejected."""
@@ -333,7 +346,7 @@ class XmlReader:
                         raise FileRejected(f"root element is not {self.root}", file=file, rule="xsd")
                     root_fields = {f"/{k}": parent.get(k, "") for k in self.root_fields}
                 fields = dict(root_fields)
-                _flatten(elem, "", fields)
+                _flatten(elem, "", fields, self.lists)
                 yield Row(elem.sourceline or 0, fields)
                 _release(elem)
         # The reason comes from this parse's own error log (``context.error_log``), never
@@ -397,15 +410,44 @@ def _first_error(context: etree.iterparse, e: etree.LxmlError) -> str:
     return str(e)
 
 
-def _flatten(elem: etree._Element, prefix: str, out: dict[str, str]) -> None:
+def _flatten(elem: etree._Element, prefix: str, out: dict[str, str], lists: tuple[str, ...] = (),
+             escape: bool = False) -> None:
     for k, v in elem.attrib.items():
-        _put(out, f"{prefix}@{k}", v)
+        _put(out, f"{prefix}@{k}", _escape(v) if escape else v)
     for child in elem:
         if not isinstance(child.tag, str):
             continue
         path = f"{prefix}/{etree.QName(child).localname}" if prefix else etree.QName(child).localname
-        _put(out, path, child.text or "")
-        _flatten(child, path, out)
+        item = escape or path in lists
+        _put(out, path, _escape(child.text or "") if item else child.text or "")
+        _flatten(child, path, out, lists, item)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("|", "\\|") if "|" in value or "\\" in value else value
+
+
+def split_items(value: str) -> list[str]:
+    """The items of a field under one of an :class:`XmlReader`'s ``lists`` paths, unescaped.
+
+    ``"a|b"`` is two items; ``""`` is one empty item (one element without text): whether
+    the element occurs at all is whether its field is in the row.
+    """
+    if "\\" not in value:
+        return value.split("|")
+    items: list[str] = []
+    current: list[str] = []
+    chars = iter(value)
+    for ch in chars:
+        if ch == "\\":
+            current.append(next(chars, "\\"))
+        elif ch == "|":
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    items.append("".join(current))
+    return items
 
 
 def _put(out: dict[str, str], key: str, value: str) -> None:
@@ -413,34 +455,3 @@ def _put(out: dict[str, str], key: str, value: str) -> None:
         out[key] = f"{out[key]}|{value}"
     else:
         out[key] = value
-
-
-# --- the six formats of FORMATS.md ------------------------------------------------
-
-EASYA_CSV = CsvReader(
-    "easya-csv", CP1252,
-    ("Instnr", "Afdeling", "CprNr", "Fornavn", "Efternavn", "Bopaelskommune", "Haendelse",
-     "Haendelsesdato", "Uddannelse", "Udd_betegnelse", "Startdato", "Afbrudsaarsag",
-     "Afbrudsaarsag_tekst", "Fravaersprocent", "Note", "Kontakt_navn", "Kontakt_email"))
-
-GYMNASIUM_XML = XmlReader(
-    "gymnasium-xml", "urn:stafet:formats:skoleadm:1", "Elevhaendelser", "Haendelse",
-    "skoleadm.xsd", root_fields=("institution", "dannet"))
-
-JOBCENTRE_CSV = CsvReader(
-    "jobcentre-csv", UTF8_BOM,
-    ("cpr", "paalaeg_id", "maal_uddannelse", "maal_institution", "frist", "mentor_bevilget",
-     "mentor_navn", "sagsbehandler_navn", "sagsbehandler_tlf", "sagsbehandler_email", "status",
-     "status_dato", "samtykke_ref"))
-
-UU_XML = XmlReader("uu-xml", "urn:stafet:formats:uu:1", "Uddannelsesplaner", "Plan", "uu.xsd")
-
-FAMILY_CSV = CsvReader(
-    "family-csv", LATIN1,
-    ("CPR", "Sagsnr", "Overgangsmoede_dato", "SEL76_efterværn", "SEL85_stoette", "Modtager",
-     "Raadgiver_navn", "Raadgiver_email", "Samtykke_ref"))
-
-CONSENT_CSV = CsvReader(
-    "consent-csv", UTF8,
-    ("samtykke_ref", "cpr", "underskrevet_af", "underskriver_navn", "underskrevet_dato", "gyldig_fra",
-     "gyldig_til", "modtagere", "oplysninger", "situation", "tilbagekaldt_dato"))

@@ -1,1 +1,4 @@
-"""Prefect flows: orchestration only; nothing imports this package."""
+"""Prefect flows: orchestration only, they call ``stafet.night``; nothing imports this package.
+
+May import ``stafet.night``, ``stafet.core`` and Prefect; the CLI (an entry point) runs them.
+"""

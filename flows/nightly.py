@@ -4,7 +4,7 @@ Nothing here sees personal data: parameters are paths and organisation ids, task
 results are counts, and no result is persisted.
 
 Timeouts: every network operation has its own socket timeout (SFTP connect 15 s and
-60 s per operation, SMTP 60 s; see ``transports.transport``), which is what stops a
+60 s per operation, SMTP 60 s; see ``transports``), which is what stops a
 hung peer. Prefect task timeouts cannot interrupt blocking I/O in worker threads.
 """
 

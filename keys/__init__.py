@@ -1,4 +1,19 @@
-"""Keys and certificates: network CA, organisation keys, CSRs, import, rotate, revoke, list.
+"""Keys and certificates: network CA, organisation keys, CSRs, import, rotate, revoke, list; trust.
+
+What lives here:
+
+* :mod:`keys.store` — :class:`KeyStore`, the node's own keys: a new key and its CSR,
+  a certificate installed or imported (OCES), rotation, the decryption keys still
+  usable, ``stafet keys list`` (:class:`KeyInfo`);
+* :mod:`keys.ca` — :class:`~keys.ca.NetworkCA`, the demo/test network CA that
+  :class:`KeyStore` builds on: create it, sign CSRs, revoke, write the CRL;
+* :mod:`keys.csr` — the subject and CSR of an organisation key;
+* :mod:`keys.files` — the key passphrase and the encrypted key files;
+* :mod:`keys.trust` — who may send to us: trust anchors, CRLs, CMS signature checks.
+
+What it may import: :mod:`stafet.core` (errors, the secret lookup) and cryptography /
+asn1crypto only — never the store, transports or anything above them (the import
+rule in ``tests/architecture.py``).
 
 The network CA serves demo and test networks; a real network orders organisation
 certificates (in Denmark OCES) from an external CA with the CSR of ``stafet keys new``
@@ -14,9 +29,12 @@ Layout under ``$STAFET_HOME/keys``::
     <org>/pending.key + pending.csr   a new key waiting for its certificate
 
 The passphrase comes from ``STAFET_KEY_PASSPHRASE``, a Prefect Secret block named by
-``STAFET_KEY_PASSPHRASE_BLOCK``, or (demo) ``$STAFET_HOME/key-passphrase`` (0600).
+``STAFET_KEY_PASSPHRASE_BLOCK``, or (demo) ``$STAFET_HOME/key-passphrase`` (0600), looked
+up by :func:`stafet.core.secrets.find_secret`.
 """
 
+from keys.ca import NetworkCA
+from keys.csr import org_name
 from keys.store import WARN_DAYS, KeyInfo, KeyStore, OrgKey
 
-__all__ = ["WARN_DAYS", "KeyInfo", "KeyStore", "OrgKey"]
+__all__ = ["WARN_DAYS", "KeyInfo", "KeyStore", "NetworkCA", "OrgKey", "org_name"]

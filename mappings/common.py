@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -271,3 +272,40 @@ def apply(table: Table, fields: Mapping[str, str], *, file: str | None = None,
             raise DataError(f"{column} {e}", file=file, row=row, rule=e.rule, column=column) from None
     return out
 
+
+
+# --- a source's columns, declared once ------------------------------------------------
+
+@dataclass(frozen=True)
+class Column:
+    """One column (CSV) or flattened field (XML) of a source's export, declared once.
+
+    ``field`` is the canonical record field it maps to; with ``conv`` the source's
+    mapping table (:func:`table`) converts it, without one ``map_row`` reads it itself
+    (the event type picking the record kind, a full name split in two, …). ``group``
+    puts it in a second table applied only to some rows (a dropout's reason).
+    ``checked`` puts it in the validation frame, for the source's checks. The CSV
+    reader's header (:func:`header`), the mapping tables and the checked columns
+    (:func:`checked`) are all read from the one declaration.
+    """
+
+    name: str
+    field: str = ""
+    conv: Converter | None = None
+    checked: bool = False
+    group: str = ""
+
+
+def header(columns: Sequence[Column]) -> tuple[str, ...]:
+    """Every declared column's name, in order: a CSV reader's expected header."""
+    return tuple(c.name for c in columns)
+
+
+def table(columns: Sequence[Column], group: str = "") -> Table:
+    """The mapping table (canonical field → (column, converter)) of the columns in ``group``."""
+    return {c.field: (c.name, c.conv) for c in columns if c.conv is not None and c.group == group}
+
+
+def checked(columns: Sequence[Column]) -> tuple[str, ...]:
+    """The names of the columns the source's checks read (the validation frame's raw columns)."""
+    return tuple(c.name for c in columns if c.checked)

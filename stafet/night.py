@@ -16,14 +16,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-
 from stafet.context import Context, open_context
 from stafet.core.config import SourceConfig
 from stafet.duties.routing import route as route_records
-from stafet.exchange.handovers import plan_handovers, process_inbox, send_pending, withdraw_consent
-from stafet.store.db import utcnow
-from stafet.store.schema import Handover
+from stafet.exchange.inbox import process_inbox
+from stafet.exchange.outbox import plan_handovers, send_pending
+from stafet.exchange.withdrawals import withdraw_consent
+from stafet.store import consents, outbox, utcnow
 
 log = logging.getLogger("stafet.relay")
 
@@ -67,13 +66,12 @@ def _source(ctx: Context, name: str) -> SourceConfig:
 def ingest_source(network: str, name: str) -> list[dict[str, Any]]:
     """Pull and ingest every waiting file of one source; one summary dict per file."""
     from stafet.ingest.pipeline import ingest_inbox
-    from transports.transport import open_inbox
+    from transports import open_inbox
 
     _notify("ingest", name)
     ctx = context(network)
     src = _source(ctx, name)
-    identity = str(ctx.network.resolve(src.identity)) if src.identity else ""
-    inbox = open_inbox(ctx.network.locate(src.location), host_key=src.host_key, identity=identity)
+    inbox = open_inbox(ctx.network.locate(src.location), **ctx.network.sftp_login(src))
     return [asdict(r) for r in ingest_inbox(ctx.store, ctx.network, inbox, src)]
 
 
@@ -92,15 +90,10 @@ def route(network: str, today: dt.date | None = None) -> dict[str, int]:
 
 def apply_withdrawals(ctx: Context, today: dt.date) -> dict[str, int]:
     """Withdrawals that arrived in the consent export take effect (idempotently)."""
-    from stafet.store.schema import ConsentRow
-
     with ctx.store.session() as s:
-        due = [(c.ref, c.withdrawn_date) for c in s.scalars(
-            select(ConsentRow).where(ConsentRow.withdrawn_date.is_not(None),
-                                     ConsentRow.withdrawn_date <= today))]
+        due = consents.withdrawn_by(s, today)
     total = {"cancelled": 0, "notices": 0}
     for ref, on in due:
-        assert on is not None
         for k, v in withdraw_consent(ctx, ref, on, actor="consent-export").items():
             total[k] += v
     return total
@@ -110,7 +103,7 @@ def pending_recipients(network: str) -> list[str]:
     """Recipients with handovers waiting to be sent."""
     ctx = context(network)
     with ctx.store.session() as s:
-        return sorted(set(s.scalars(select(Handover.recipient).where(Handover.status == "pending"))))
+        return outbox.pending_recipients(s)
 
 
 def send(network: str, recipients: list[str]) -> dict[str, Any]:
@@ -141,7 +134,7 @@ def outbox_counts(network: str, home: str = "") -> dict[str, int]:
     """Handovers by status."""
     ctx = context(network, home)
     with ctx.store.session() as s:
-        return {st: n for st, n in s.execute(select(Handover.status, func.count()).group_by(Handover.status))}
+        return outbox.counts_by_status(s)
 
 
 def unacknowledged(network: str, now: dt.datetime | None = None) -> list[dict[str, Any]]:
@@ -151,8 +144,7 @@ def unacknowledged(network: str, now: dt.datetime | None = None) -> list[dict[st
     limit = dt.timedelta(hours=ctx.network.ack_limit_hours)
     out = []
     with ctx.store.session() as s:
-        for h in s.scalars(select(Handover).where(Handover.status.in_(("pending", "sent")))
-                           .order_by(Handover.created_at)):
+        for h in outbox.unacknowledged(s):
             age = now - (h.sent_at or h.created_at)
             out.append({"id": h.id, "sender": h.sender, "recipient": h.recipient, "status": h.status,
                         "youth": h.youth, "age_hours": round(age.total_seconds() / 3600, 1),
@@ -186,11 +178,9 @@ def report(network: str, today: dt.date | None = None) -> str:
 
 def handover_counts(network: str, by: str) -> list[dict[str, Any]]:
     """Handovers per rule or per recipient and status: rows for a Prefect artifact."""
-    column = {"rule": Handover.rule, "recipient": Handover.recipient}[by]
+    if by not in ("rule", "recipient"):
+        raise KeyError(by)
     ctx = context(network)
-    table: dict[str, dict[str, Any]] = {}
     with ctx.store.session() as s:
-        for key, st, n in s.execute(select(column, Handover.status, func.count())
-                                    .group_by(column, Handover.status)):
-            table.setdefault(key, {by: key})[st] = n
-    return [table[k] for k in sorted(table)]
+        table = outbox.counts_by(s, by)
+    return [{by: k, **table[k]} for k in sorted(table)]

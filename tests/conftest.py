@@ -9,7 +9,18 @@ process, and are stopped by PID:
 * ``smtp_server`` (per test): aiosmtpd in its own process; ``.endpoint``,
   ``.messages()``, ``.fail_next(451)``. ``make_smtp_server(tls=True)`` offers STARTTLS.
 * ``postgres_url`` (session): a SQLAlchemy URL; ``$STAFET_TEST_POSTGRES_URL`` if set,
-  else a throwaway cluster; skipped with the reason if neither is possible.
+  else a throwaway cluster.
+* ``prefect_server`` (session): ``prefect server start`` on 127.0.0.1.
+
+A real peer that cannot start **fails** the tests that need it (``make test`` must not
+go green without it). Only ``STAFET_TEST_ALLOW_SKIP=1`` turns that into a skip, with the
+reason printed at the end of the run; ``make test`` never sets it.
+
+Isolation (autouse, per test): every ``STAFET_*`` and ``PREFECT_*`` variable is removed
+except the ones the fixture sets (``STAFET_HOME``, a fresh folder, and
+``PREFECT_SERVER_ANALYTICS_ENABLED=false``). Test-run settings (``STAFET_TEST_*``) are
+read once at start (``servers.setting``); a session fixture that needs environment
+variables passes them to its process explicitly.
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ import pytest
 # Tests import ``servers`` as a top-level module whatever pytest's import mode is.
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
-from servers import Postgres, ServerUnavailable, SmtpServer, Sshd
+from servers import Postgres, ServerUnavailable, SmtpServer, Sshd, peer_unavailable, setting, skipped_peers
 
 # Set before any session fixture (e.g. a Prefect test server) starts: no telemetry.
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
@@ -35,12 +46,29 @@ os.environ["DO_NOT_TRACK"] = "1"
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path_factory: pytest.TempPathFactory,
                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep every test away from the developer's stafet home, database and network."""
+    """Keep every test away from the developer's stafet home, database, network and Prefect.
+
+    Every ``STAFET_*`` / ``PREFECT_*`` variable it does not set is removed (a developer's
+    ``PREFECT_API_URL`` or ``STAFET_DATABASE_URL`` must never reach a test).
+    """
+    for var in [v for v in os.environ if v.startswith(("STAFET_", "PREFECT_"))]:
+        if var not in ISOLATION_SETS:
+            monkeypatch.delenv(var)
     monkeypatch.setenv("STAFET_HOME", str(tmp_path_factory.mktemp("stafet-home")))
-    for var in ("STAFET_DATABASE_URL", "STAFET_SECRET", "STAFET_NETWORK"):
-        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     monkeypatch.setenv("DO_NOT_TRACK", "1")
+
+
+# What the isolation fixture sets; every other STAFET_* / PREFECT_* variable it removes.
+ISOLATION_SETS = frozenset({"STAFET_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED"})
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Name every real peer that was skipped (only with STAFET_TEST_ALLOW_SKIP=1)."""
+    if skipped_peers:
+        terminalreporter.section("real peers skipped (STAFET_TEST_ALLOW_SKIP=1)")
+        for peer, reason in dict.fromkeys(skipped_peers):
+            terminalreporter.write_line(f"{peer}: {reason.splitlines()[0] if reason else ''}")
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +86,7 @@ def make_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[],
         try:
             server = Sshd(tmp_path_factory.mktemp("sshd-private")).start()
         except ServerUnavailable as e:
-            pytest.skip(f"sshd unavailable: {e}")
+            peer_unavailable("sshd", e)
         started.append(server)
         return server
 
@@ -76,7 +104,7 @@ def make_smtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Calla
         try:
             server = SmtpServer(tmp_path_factory.mktemp("smtp"), tls=tls).start()
         except ServerUnavailable as e:
-            pytest.skip(f"SMTP server unavailable: {e}")
+            peer_unavailable("SMTP server", e)
         started.append(server)
         return server
 
@@ -93,15 +121,15 @@ def smtp_server(make_smtp_server: Callable[..., SmtpServer]) -> SmtpServer:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """SQLAlchemy URL of a PostgreSQL database for this session (skips if impossible)."""
-    url = os.environ.get("STAFET_TEST_POSTGRES_URL")
+    """SQLAlchemy URL of a PostgreSQL database for this session (fails if impossible)."""
+    url = setting("STAFET_TEST_POSTGRES_URL")
     if url:
         yield url
         return
     try:
         server = Postgres().start()
     except ServerUnavailable as e:
-        pytest.skip(f"PostgreSQL unavailable: {e}")
+        peer_unavailable("PostgreSQL", e)
     yield server.url
     server.stop()
 
@@ -153,10 +181,10 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 def _running(what: str, start: Callable[[], Any]) -> Iterator[Any]:
-    """A started server for a fixture's life (skipped if it cannot start), stopped by PID after."""
+    """A started server for a fixture's life (fails if it cannot start), stopped by PID after."""
     try:
         server = start()
     except ServerUnavailable as e:
-        pytest.skip(f"{what} unavailable: {e}")
+        peer_unavailable(what, e)
     yield server
     server.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from stafet.core.config import Network, load_network
 from stafet.core.vault import Vault
@@ -54,3 +55,19 @@ def write_easya(path: Path, rows: list[str], *, header: str = EASYA_HEADER, trai
     lines = [header + trailing] + [r + trailing for r in rows]
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode(encoding))
     return path
+
+
+SAMPLE_DIRS = (TESTS.parent / "stafet" / "demo" / "data", SAMPLES,
+               TESTS.parents[1] / "shared" / "formats" / "samples")
+"""Where a source's sample export may live: the demo's data, the tests' samples, the
+network's shared format samples (``../shared`` beside the repository)."""
+
+
+def sample_of(source: Any) -> Path | None:
+    """The first sample export named like ``source``'s files (a :class:`mappings.Source`), or None."""
+    for folder in SAMPLE_DIRS:
+        if folder.is_dir():
+            hits = sorted(p for p in folder.iterdir() if source.matches(p.name))
+            if hits:
+                return hits[0]
+    return None

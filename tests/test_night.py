@@ -11,8 +11,8 @@ from stafet.core.cpr import parse_cpr
 from stafet.core.models import ConcernFlag, Dropout, Provenance
 from stafet.core.vault import load_secret
 from stafet.demo.network import member_home, setup_demo
-from stafet.exchange.handovers import process_inbox
-from stafet.store.schema import Handover, ImportedPackage, RecordRow
+from stafet.exchange.inbox import process_inbox
+from stafet.store.schema import Handover, ImportedPackage, ImportedRecordRow, RecordRow
 
 
 def _event(cls, cpr, muni, inst="779008", **kw):
@@ -56,7 +56,8 @@ def test_dropouts_go_to_the_uu_of_the_home_municipality_and_close(network) -> No
     r = process_inbox(skive, "uu-skive")
     assert (r.imported, r.receipts_sent, r.rejected) == (1, 1, {})
     with skive.store.session() as s:
-        assert s.scalars(select(RecordRow.kind)).all() == ["concern_flag"]
+        assert s.scalars(select(RecordRow.kind)).all() == []  # received: kept apart from source records
+        assert s.scalars(select(ImportedRecordRow.kind)).all() == ["concern_flag"]
         assert len(s.scalars(select(ImportedPackage)).all()) == 1
     assert night.receive(path, "779008")["acknowledged"] == 2
     assert night.outbox_counts(path) == {"acknowledged": 2}

@@ -236,7 +236,7 @@ class TestNet:
 
     def receive(self, org: str = "uu-viborg") -> Any:
         """Run ``org``'s inbox pass (what ``stafet receive --org ORG`` does)."""
-        from stafet.exchange.handovers import process_inbox
+        from stafet.exchange.inbox import process_inbox
 
         return process_inbox(self.ctx(org), org)
 

@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import or_, select
 
 from stafet.core.errors import ConfigError, StafetError
 
@@ -55,8 +54,7 @@ def register(app: typer.Typer) -> None:
         from stafet.core.cpr import parse_cpr
         from stafet.core.models import Consent
         from stafet.duties.consent import SCOPES, SIGNERS, validity
-        from stafet.store.db import utcnow
-        from stafet.store.schema import ConsentRow
+        from stafet.store import consents
 
         try:
             the_cpr = parse_cpr(cpr or typer.prompt("CPR", hide_input=True))
@@ -71,11 +69,10 @@ def register(app: typer.Typer) -> None:
                         situation=situation)
             ctx = _ctx(network, home)
             with ctx.store.session() as s:
-                if s.get(ConsentRow, ref) is not None:
+                if consents.get(s, ref) is not None:
                     raise ConfigError(f"consent {ref} exists already")
                 youth_id = ctx.store.ensure_youths(s, [the_cpr])[the_cpr.digits]
-                s.add(ConsentRow(ref=ref, youth=youth_id, payload=c.payload(), withdrawn_date=None,
-                                 updated_at=utcnow()))
+                consents.add(s, ref, youth_id, c.payload())
                 ctx.store.audit(s, actor, "consent.added", f"consent:{ref}", {"youth": youth_id})
             why = validity(c.payload(), the_cpr.birth_date)
         except (StafetError, ValueError) as e:
@@ -88,7 +85,7 @@ def register(app: typer.Typer) -> None:
                  actor: Annotated[str, typer.Option(envvar="USER")] = "operator",
                  network: NetworkOpt = None, home: HomeOpt = None) -> None:
         """Withdraw a consent: stop unsent handovers now, notify those who received data."""
-        from stafet.exchange.handovers import withdraw_consent
+        from stafet.exchange.withdrawals import withdraw_consent
 
         try:
             counts = withdraw_consent(_ctx(network, home), ref,
@@ -104,14 +101,13 @@ def register(app: typer.Typer) -> None:
               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         """All consents with their computed status today."""
         from stafet.duties.consent import validity
-        from stafet.store.schema import ConsentRow, Youth
+        from stafet.store import consents
 
         ctx = _ctx(network, home)
         today = dt.date.today()
         rows = []
         with ctx.store.session() as s:
-            for c, born in s.execute(select(ConsentRow, Youth.birth_date).join(
-                    Youth, Youth.pseudonym == ConsentRow.youth).order_by(ConsentRow.ref)):
+            for c, born in consents.with_birth_dates(s):
                 p = c.payload
                 why = validity(p, born)
                 if not why and c.withdrawn_date and c.withdrawn_date <= today:
@@ -137,17 +133,17 @@ def register(app: typer.Typer) -> None:
     @consent.command("show")
     def show(ref: str, network: NetworkOpt = None, home: HomeOpt = None) -> None:
         """One consent, and the handovers made under it."""
-        from stafet.store.schema import ConsentRow, Handover
+        from stafet.store import consents, outbox
 
         ctx = _ctx(network, home)
         with ctx.store.session() as s:
-            c = s.get(ConsentRow, ref)
+            c = consents.get(s, ref)
             if c is None:
                 console.print(f"[red]no consent {ref}[/red]")
                 raise typer.Exit(2)
             console.print_json(json.dumps({**c.payload, "youth": c.youth,
                                            "withdrawn_date": str(c.withdrawn_date or "")}))
-            for h in s.scalars(select(Handover).where(Handover.consent_ref == ref)):
+            for h in outbox.under_consent(s, ref):
                 console.print(f"  {h.id} → {h.recipient}: {h.status} {h.last_error}")
 
     @youth.command("show")
@@ -157,7 +153,7 @@ def register(app: typer.Typer) -> None:
         """The youth's timeline from every source, with handovers sent and received."""
         from stafet.core.cpr import parse_cpr
         from stafet.packages.package import KIND_DA
-        from stafet.store.schema import Handover, RecordRow
+        from stafet.store import imported, outbox, records
 
         ctx = _ctx(network, home)
         if by_cpr:
@@ -175,15 +171,17 @@ def register(app: typer.Typer) -> None:
             for col in ("date", "what", "from", "details"):
                 t.add_column(col, overflow="fold")
             events = []
-            for r in s.scalars(select(RecordRow).where(RecordRow.youth == pseudonym)):
-                p = r.payload
+            rows = [(r.kind, r.payload, r.withdrawn, f"{r.source} {r.source_file}:{r.source_row}")
+                    for r in records.of_youth(s, pseudonym)]
+            rows += [(r.kind, r.payload, r.withdrawn,  # what was received, kept apart
+                      f"pakke {r.package_id} fra {r.sender} til {r.recipient}")
+                     for r in imported.of_youth(s, pseudonym)]
+            for kind, p, withdrawn, src in rows:
                 when = p.get("event_date") or p.get("updated") or p.get("status_date") or ""
-                what = KIND_DA.get(r.kind, r.kind) + (" (tilbagekaldt)" if r.withdrawn else "")
-                src = (f"pakke {r.via_package}" if r.via_package
-                       else f"{r.source} {r.source_file}:{r.source_row}")
+                what = KIND_DA.get(kind, kind) + (" (tilbagekaldt)" if withdrawn else "")
                 detail = p.get("programme_name") or p.get("goal_name") or p.get("target_education") or ""
                 events.append((str(when), what, src, str(detail)))
-            for h in s.scalars(select(Handover).where(or_(Handover.youth == pseudonym))):
+            for h in outbox.of_youth(s, pseudonym):
                 events.append((str((h.sent_at or h.created_at).date()), f"overlevering {h.status}",
                                f"{h.sender} → {h.recipient}", f"{h.rule} {h.last_error}".strip()))
             for e in sorted(events):

@@ -124,9 +124,7 @@ def register(app: typer.Typer) -> None:
                as_json: Annotated[bool, typer.Option("--json")] = False,
                network: NetworkOpt = None, home: HomeOpt = None) -> None:
         """List quarantined rows (open ones unless --all). CPRs are masked."""
-        from sqlalchemy import select
-
-        from stafet.store.schema import Quarantine
+        from stafet.store import quarantine as quarantined
 
         try:
             ctx = _ctx(network, home)
@@ -134,13 +132,9 @@ def register(app: typer.Typer) -> None:
             _fail(e)
             return
         with ctx.store.session() as s:
-            stmt = select(Quarantine).order_by(Quarantine.id)
-            if not show_all:
-                stmt = stmt.where(Quarantine.status == "open")
-            if file:
-                stmt = stmt.where(Quarantine.source_file == file)
             rows = [{"id": q.id, "source": q.source, "file": q.source_file, "row": q.row,
-                     "masked_cpr": q.masked_cpr, "rule": q.rule, "status": q.status} for q in s.scalars(stmt)]
+                     "masked_cpr": q.masked_cpr, "rule": q.rule, "status": q.status}
+                    for q in quarantined.listing(s, show_all=show_all, file=file)]
         if as_json:
             console.print_json(json.dumps(rows))
             return
@@ -157,13 +151,13 @@ def register(app: typer.Typer) -> None:
                actor: ActorOpt = "steward", network: NetworkOpt = None, home: HomeOpt = None) -> None:
         """Show one quarantined row: why, where, and its raw fields (CPR masked unless --reveal)."""
         from stafet.core.redaction import mask
-        from stafet.ingest.pipeline import quarantined_fields
-        from stafet.store.schema import Quarantine
+        from stafet.ingest.quarantine import quarantined_fields
+        from stafet.store import quarantine as quarantined
 
         try:
             ctx = _ctx(network, home)
             with ctx.store.session() as s:
-                q = s.get(Quarantine, qid)
+                q = quarantined.get(s, qid)
                 if q is None:
                     raise StafetError("no such quarantined row", id=qid)
                 fields = quarantined_fields(ctx.store, q)
@@ -185,7 +179,7 @@ def register(app: typer.Typer) -> None:
                   = None,
                   actor: ActorOpt = "steward", network: NetworkOpt = None, home: HomeOpt = None) -> None:
         """Re-validate and map the row (with fixes); store it if it now passes."""
-        from stafet.ingest.pipeline import release_quarantined
+        from stafet.ingest.quarantine import release_quarantined
 
         fixes: dict[str, str] = {}
         for f in fix or []:
@@ -213,7 +207,7 @@ def register(app: typer.Typer) -> None:
                  reason: Annotated[str, typer.Option(help="why the row is not to be stored")],
                  actor: ActorOpt = "steward", network: NetworkOpt = None, home: HomeOpt = None) -> None:
         """Decide that a quarantined row is not to be stored, with the steward's reason."""
-        from stafet.ingest.pipeline import reject_quarantined
+        from stafet.ingest.quarantine import reject_quarantined
 
         try:
             ctx = _ctx(network, home)

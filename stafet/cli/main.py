@@ -128,7 +128,7 @@ def receive(org: Annotated[str, typer.Option("--org", help="the organisation tha
     """Decrypt, verify and import waiting packages, and send signed receipts."""
     h = _home(home)
     from stafet.context import open_context
-    from stafet.exchange.handovers import process_inbox
+    from stafet.exchange.inbox import process_inbox
 
     try:
         ctx = open_context(network, home=h)
@@ -186,10 +186,8 @@ def outbox_list(network: NetworkOpt = None, home: HomeOpt = None,
                 status_: Annotated[str | None, typer.Option("--status")] = None) -> None:
     """List handovers (id, recipient, status, attempts, last error)."""
     h = _home(home)
-    from sqlalchemy import select
-
     from stafet.context import open_context
-    from stafet.store.schema import Handover
+    from stafet.store import outbox
 
     try:
         ctx = open_context(network, home=h)
@@ -199,10 +197,7 @@ def outbox_list(network: NetworkOpt = None, home: HomeOpt = None,
     for c in ("package", "sender", "recipient", "rule", "status", "attempts", "last error"):
         t.add_column(c, overflow="fold")
     with ctx.store.session() as s:
-        q = select(Handover).order_by(Handover.created_at)
-        if status_:
-            q = q.where(Handover.status == status_)
-        for row in s.scalars(q):
+        for row in outbox.listing(s, status_):
             t.add_row(row.id, row.sender, row.recipient, row.rule, row.status, str(row.attempts),
                       row.last_error[:120])
     console.print(t)
@@ -213,13 +208,16 @@ def outbox_retry(handover_id: str, network: NetworkOpt = None, home: HomeOpt = N
     """Re-queue a failed handover after its cause was fixed."""
     h = _home(home)
     from stafet.context import open_context
-    from stafet.exchange.handovers import retry_handover
+    from stafet.exchange.outbox import retry_handover
 
     try:
-        retry_handover(open_context(network, home=h), handover_id)
+        new = retry_handover(open_context(network, home=h), handover_id)
     except StafetError as e:
         _fail(e)
-    console.print(f"{handover_id} is pending again")
+    if new == "pending":
+        console.print(f"{handover_id} is pending again")
+    else:  # the legal basis is gone: nothing is sent
+        console.print(f"{handover_id} is {new}: its legal basis no longer holds (see `stafet outbox list`)")
 
 
 @app.command("run")

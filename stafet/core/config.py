@@ -33,6 +33,10 @@ def database_url(home: Path | None = None) -> str:
     return f"sqlite:///{(home or stafet_home()) / 'stafet.db'}"
 
 
+SFTP_LOGIN = ("host_key", "identity", "passphrase")
+"""The endpoint and source options that say how to log in to SFTP (:meth:`Network.sftp_login`)."""
+
+
 @dataclass(frozen=True)
 class SourceConfig:
     """Where a source system drops its exports: ``folder:PATH`` or ``sftp://…``."""
@@ -89,6 +93,25 @@ class Network:
         """A path from the config, relative to the config file's folder."""
         path = Path(p)
         return path if path.is_absolute() else (self.path.parent / path).resolve()
+
+    def sftp_login(self, of: str | SourceConfig) -> dict[str, Any]:
+        """How stafet logs in to an SFTP peer: ``host_key``, ``identity``, ``passphrase``.
+
+        ``of`` is a member's id (its ``endpoints.<org>`` options) or a source. The
+        identity key's path is resolved against this file's folder, the one place that
+        happens; ``passphrase`` (of an encrypted identity key) is None unless set.
+        The result goes to :func:`transports.open_outlet` / :func:`transports.open_inbox`
+        as keyword arguments, which ignore it for folder and SMTP endpoints.
+        """
+        if isinstance(of, SourceConfig):
+            opts: dict[str, Any] = {**of.options, "host_key": of.host_key, "identity": of.identity}
+        else:
+            opts = self.endpoint_options.get(of, {})
+        identity = str(opts.get("identity") or "")
+        if identity and not identity.lstrip().startswith("-----BEGIN"):  # else: the key text itself
+            identity = str(self.resolve(identity))
+        return {"host_key": str(opts.get("host_key") or ""), "identity": identity,
+                "passphrase": str(opts["passphrase"]) if opts.get("passphrase") else None}
 
 
 class _Lines:

@@ -17,17 +17,27 @@ from stafet.core.errors import DataError
 _CPR_RE = re.compile(r"^\s*(\d{2})(\d{2})(\d{2})-?(\d{4})\s*$")
 
 
+CENTURY_TABLE: tuple[tuple[tuple[int, ...], int, int, int], ...] = (
+    ((0, 1, 2, 3), 99, 1900, 1900),
+    ((4, 9), 36, 2000, 1900),
+    ((5, 6, 7, 8), 57, 2000, 1800),
+)
+"""The CPR office's century table, the one copy: ``(serial digits, cutoff, century for a
+two-digit year up to the cutoff, century above it)``. 0–3 → 1900; 4 and 9 → 2000 for
+00–36, else 1900; 5–8 → 2000 for 00–57, else 1800. Read by :func:`century` and by the
+vectorised :func:`mappings.checks.add_cpr`."""
+
+_BY_DIGIT: dict[int, tuple[int, int, int]] = {
+    d: (cutoff, low, high) for digits, cutoff, low, high in CENTURY_TABLE for d in digits}
+
+
 def century(year2: int, digit7: int) -> int:
     """Return the century (1800, 1900 or 2000) for a two-digit year and serial digit.
 
-    The CPR office's table: 0–3 → 1900; 4 and 9 → 2000 for 00–36, else 1900;
-    5–8 → 2000 for 00–57, else 1800.
+    Read from :data:`CENTURY_TABLE`.
     """
-    if digit7 <= 3:
-        return 1900
-    if digit7 in (4, 9):
-        return 2000 if year2 <= 36 else 1900
-    return 2000 if year2 <= 57 else 1800
+    cutoff, low, high = _BY_DIGIT[digit7]
+    return low if year2 <= cutoff else high
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,12 +49,18 @@ class Organisation:
 
 @dataclass(frozen=True, slots=True)
 class Provenance:
-    """Where a record came from: source system, file, row or element number, when."""
+    """Where a record came from: source system, file, row or element number, when, and from whom.
+
+    ``institution`` and ``municipality`` are what the file's name says of its sender
+    (the named groups of its source's file-name pattern); empty where it says nothing.
+    """
 
     source: str
     file: str
     row: int
     received_at: datetime
+    institution: str = ""
+    municipality: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -228,11 +234,107 @@ class Consent(Record):
     withdrawn_date: date | None = None
 
 
-RECORD_TYPES: dict[str, type[Record]] = {
-    t.kind: t
-    for t in (Enrolment, Completion, ConcernFlag, Dropout, EducationPlan, EducationOrder,
-              TransitionCase, Consent)
-}
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pupil(Record):
+    """A pupil of the grundskole's last years (8.–10. klasse), from the school's administration.
+
+    ``ready`` is derived from the readiness assessment (UPV): "Alle 3 kriterier skal være
+    opfyldt for at eleven kan vurderes uddannelsesparat" — True when faglig, personlig and
+    social are all ``parat``, False when one is not, None when the pupil is not assessed.
+    """
+
+    kind: ClassVar[str] = "pupil"
+    # with the youth's pseudonym: FORMATS' (skole, Cpr, opdateret)
+    key_fields: ClassVar[tuple[str, ...]] = ("school", "updated")
+
+    school: str
+    municipality: str  # the school's municipality (the export's ``kommune``)
+    updated: date
+    first_name: str = ""
+    last_name: str = ""
+    grade: int  # Klassetrin: 8, 9 or 10
+    expected_end: date  # end of grundskole
+    readiness_assessed: date | None = None
+    readiness: tuple[tuple[str, str], ...] = ()  # (faglig|personlig|social, parat|ikke-parat)
+    ready: bool | None = None
+    support_needs: tuple[tuple[str, str], ...] = ()  # (SPS|Mentor|Ordblind|Psykolog|Andet, free text)
+    application_institution: str = ""
+    application_education: str = ""
+    teacher_name: str = ""
+    teacher_email: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Registration(Record):
+    """A youth's registration in a municipality, from its youth register extract (folkeregister)."""
+
+    kind: ClassVar[str] = "registration"
+    # with the youth's pseudonym: FORMATS' (cpr, kommune, tilflyttet)
+    key_fields: ClassVar[tuple[str, ...]] = ("municipality", "moved_in")
+
+    first_name: str = ""
+    last_name: str = ""
+    municipality: str
+    moved_in: date
+    moved_out: date | None = None
+    moved_to: str = ""  # empty: still registered, abroad or unknown
+    custody_holder: bool  # a custody holder is registered (youth under 18)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Interview(Record):
+    """A job-centre interview (samtale) with the youth's caseworker."""
+
+    kind: ClassVar[str] = "interview"
+    key_fields: ClassVar[tuple[str, ...]] = ("interview_id", "status")
+
+    interview_id: str
+    interview_date: date  # held or planned
+    interview_type: str  # FOERSTE | OPFOELGNING
+    status: str  # AFHOLDT | PLANLAGT | UDEBLEVET
+    caseworker_name: str = ""
+    caseworker_email: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordKind:
+    """One kind of canonical record: its model, its Danish name, the consent scope it travels under.
+
+    ``history_scope`` is the consent scope (``oplysninger``) that, covered together with
+    ``historik``, lets records of this kind travel as a youth's history; empty when none does.
+    """
+
+    model: type[Record]
+    danish: str
+    history_scope: str = ""
+
+    @property
+    def name(self) -> str:
+        """The kind's stable name (``Record.kind``): in the store, the packages' schema, rules.yaml."""
+        return self.model.kind
+
+
+RECORD_KINDS: tuple[RecordKind, ...] = (
+    RecordKind(Enrolment, "Optagelse"),
+    RecordKind(Completion, "Gennemført"),
+    RecordKind(ConcernFlag, "Frafaldstruet (bekymring)", history_scope="fravaer"),
+    RecordKind(Dropout, "Afbrud", history_scope="afbrudsaarsag"),
+    RecordKind(EducationPlan, "Uddannelsesplan", history_scope="uddannelsesplan"),
+    RecordKind(EducationOrder, "Uddannelsespålæg", history_scope="paalaeg"),
+    RecordKind(TransitionCase, "Overgangssag", history_scope="overgang"),
+    RecordKind(Consent, "Samtykke"),
+    RecordKind(Pupil, "Grundskoleelev"),
+    RecordKind(Registration, "Folkeregistrering"),
+    RecordKind(Interview, "Jobcentersamtale"),
+)
+"""The registry of record kinds, the one place a kind is listed: :data:`RECORD_TYPES`, the
+packages' Danish names (``KIND_DA``), routing's history scopes (``SCOPE_KINDS``) are read
+from it, and a test proves the packages' JSON-schema enum equals it."""
+
+RECORD_TYPES: dict[str, type[Record]] = {k.name: k.model for k in RECORD_KINDS}
+KIND_DANISH: dict[str, str] = {k.name: k.danish for k in RECORD_KINDS}
+HISTORY_SCOPES: dict[str, str] = {k.history_scope: k.name for k in RECORD_KINDS if k.history_scope}
+"""Consent scope → the record kind it lets travel as history (with ``historik``)."""
 
 
 def record_from_payload(kind: str, payload: dict[str, Any], cpr: Cpr,

@@ -5,8 +5,9 @@ for pseudonyms (a youth's id everywhere in stafet's store, logs and Prefect) and
 AES-256-GCM key for what must be kept but not read by anyone who opens the store
 (CPR numbers, quarantined raw rows, archived source files).
 
-Where the secret comes from, in order: ``STAFET_SECRET`` (hex), a Prefect Secret
-block named by ``STAFET_SECRET_BLOCK``, the file ``$STAFET_HOME/secret.key``.
+Where the secret comes from, in order (:mod:`stafet.core.secrets`): ``STAFET_SECRET``
+(hex), a Prefect Secret block named by ``STAFET_SECRET_BLOCK``, the file
+``$STAFET_HOME/secret.key`` (0600; created on demand for the demo).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import secrets
 import struct
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from stafet.core.errors import ConfigError, DataError
+from stafet.core.secrets import SecretSpec, find_secret
 
 _MAGIC = b"STV1"
 _CHUNK = 1 << 16
@@ -104,29 +106,18 @@ class Vault:
             counter += 1
 
 
+NETWORK_SECRET = SecretSpec(what="network secret", env="STAFET_SECRET", block_env="STAFET_SECRET_BLOCK",
+                            file="secret.key")
+"""Where the network secret is looked for (:func:`stafet.core.secrets.find_secret`)."""
+
+
 def load_secret(home: Path, *, create: bool = False) -> bytes:
     """Find the network secret (see module docstring); create it under ``home`` if asked."""
-    env = os.environ.get("STAFET_SECRET")
-    if env:
-        try:
-            return bytes.fromhex(env.strip())
-        except ValueError:
+    found = find_secret(NETWORK_SECRET, home,
+                        generate=(lambda: secrets.token_bytes(32).hex()) if create else None)
+    try:
+        return bytes.fromhex(found.value.strip())
+    except ValueError:
+        if found.origin == "env":
             raise ConfigError("STAFET_SECRET must be hex (64 hex digits)") from None
-    block = os.environ.get("STAFET_SECRET_BLOCK")
-    if block:
-        from prefect.blocks.system import Secret
-
-        secret_block: Any = Secret.load(block)
-        return bytes.fromhex(str(secret_block.get()))
-    path = home / "secret.key"
-    if path.exists():
-        return bytes.fromhex(path.read_text().strip())
-    if not create:
-        raise ConfigError(
-            "no network secret: looked in STAFET_SECRET, STAFET_SECRET_BLOCK and " f"{path}")
-    home.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secret.hex() + "\n")
-    return secret
+        raise ConfigError(f"the network secret in {found.where} must be hex (64 hex digits)") from None

@@ -47,7 +47,6 @@ Example::
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -57,14 +56,14 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import holidays
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from mappings import origin
 from stafet.core.config import Network
 from stafet.core.cpr import age_on
 from stafet.core.errors import DataError
 from stafet.core.models import OrgKind
-from stafet.store.schema import Handover, RecordRow, Youth
+from stafet.store import Session, outbox, records, youths
+from stafet.store.schema import Handover
 
 if TYPE_CHECKING:
     from stafet.context import Context
@@ -85,7 +84,6 @@ STATUSES = ("overdue", "due_soon", "open")
 LOCAL_TZ = ZoneInfo("Europe/Copenhagen")
 HANDOVER_OPEN = ("pending", "sent", "failed")  # held: no package exists; acknowledged: done
 SUPPORT_RECEIVERS = ("socialafdeling", "jobcenter")
-_FAMILY_FILE = re.compile(r"familie_(\d{3})_")
 
 
 # --- calendar -----------------------------------------------------------------------
@@ -310,12 +308,9 @@ def handover_deadline(h: Handover, ack_limit_hours: float) -> Deadline:
 def load_facts(s: Session) -> dict[str, YouthFacts]:
     """Gather every youth's rule-relevant facts from the store (withdrawn records skipped)."""
     facts: dict[str, YouthFacts] = {}
-    births = dict(s.execute(select(Youth.pseudonym, Youth.birth_date)).tuples().all())
+    births = youths.births(s)
     kinds = ("enrolment", "dropout", "completion", "education_plan", "education_order", "transition_case")
-    rows = s.execute(select(RecordRow.id, RecordRow.kind, RecordRow.youth, RecordRow.payload,
-                            RecordRow.source_file)
-                     .where(RecordRow.kind.in_(kinds), RecordRow.withdrawn.is_(False))
-                     .order_by(RecordRow.id))
+    rows = records.live_facts(s, kinds)
     for rid, kind, youth, p, source_file in rows:
         f = facts.get(youth)
         if f is None:
@@ -343,10 +338,9 @@ def _add_fact(f: YouthFacts, kind: str, p: dict[str, Any], source_file: str) -> 
     elif kind == "education_order":
         f.orders.append((date.fromisoformat(p["status_date"]), str(p["status"])))
     elif kind == "transition_case":
-        m = _FAMILY_FILE.search(source_file or "")
         f.cases.append(CaseFact(str(p["case_no"]), _day(p.get("meeting_date")),
                                 bool(p["aftercare_sel76"]), bool(p["support_sel85"]),
-                                str(p["receiver"]), m.group(1) if m else ""))
+                                str(p["receiver"]), origin(source_file or "").municipality))
 
 
 def _guidance(network: Network) -> GuidanceFor:
@@ -403,7 +397,7 @@ def compute_deadlines(ctx: Context, today: date, *, window_days: int = WINDOW_DA
     """
     with ctx.store.session() as s:
         items = deadlines_from_facts(load_facts(s).values(), ctx.network, today)
-        for h in s.scalars(select(Handover).where(Handover.status.in_(HANDOVER_OPEN))):
+        for h in outbox.of_statuses(s, HANDOVER_OPEN):
             items.append(handover_deadline(h, ctx.network.ack_limit_hours))
         masked: dict[str, str] = {}
         for youth in sorted({i.youth for i in items}):

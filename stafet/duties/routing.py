@@ -5,7 +5,7 @@ network config), read at start and validated. Each rule routes record kinds to a
 recipient on a **legal basis**: a duty (no consent needed) or the youth's consent
 (the record kinds' scopes must be covered; uncovered parts are left out, not the
 whole package blocked). Every decision — send, partial, held — carries its rule,
-basis and reason, and is audited by :func:`stafet.exchange.handovers.plan_handovers`.
+basis and reason, and is audited by :func:`stafet.exchange.outbox.plan_handovers`.
 """
 
 from __future__ import annotations
@@ -20,23 +20,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from mappings import origin
 from stafet.core.config import Network
 from stafet.core.cpr import age_on
 from stafet.core.errors import ConfigError
-from stafet.core.models import Organisation, OrgKind
+from stafet.core.models import HISTORY_SCOPES, Organisation, OrgKind
 from stafet.duties import consent as consent_rules
-from stafet.store.schema import ConsentRow, RecordRow, Youth
+from stafet.store import Session, records, youths
+from stafet.store import consents as consent_store
 
 # Which payload fields a scope guards inside a record that is otherwise sent.
 SCOPE_FIELDS = {"stoettebehov": ("support_needs", "support_other"), "fravaer": ("absence_pct",),
                 "afbrudsaarsag": ("reason_code", "reason_text")}
 # Which record kinds a covered scope lets travel as history (with `historik`).
-SCOPE_KINDS = {"uddannelsesplan": "education_plan", "paalaeg": "education_order",
-               "overgang": "transition_case", "afbrudsaarsag": "dropout", "fravaer": "concern_flag"}
-_FILE_MUNI = re.compile(r"_(\d{3})_")
+SCOPE_KINDS = HISTORY_SCOPES  # from the registry of record kinds (stafet.core.models.RECORD_KINDS)
 
 
 @dataclass(frozen=True)
@@ -154,8 +152,8 @@ def _member_of_kind(network: Network, kind: str, municipality: str) -> Organisat
 def _sender(rule: Rule, network: Network, p: dict[str, Any], source_file: str) -> Organisation | None:
     if rule.sender.startswith("field:"):
         return network.members.get(str(p.get(rule.sender[6:], "")))
-    m = _FILE_MUNI.search(source_file)
-    return _member_of_kind(network, rule.sender.split("@")[0], m.group(1)) if m else None
+    municipality = origin(source_file).municipality  # the record's provenance: its file's sender
+    return _member_of_kind(network, rule.sender.split("@")[0], municipality) if municipality else None
 
 
 def _recipient(rule: Rule, network: Network, p: dict[str, Any],
@@ -173,7 +171,7 @@ def _recipient(rule: Rule, network: Network, p: dict[str, Any],
 def consents_of(s: Session, youth: str) -> list[dict[str, Any]]:
     """The youth's consents as payload dicts (withdrawal date from the row)."""
     out = []
-    for c in s.scalars(select(ConsentRow).where(ConsentRow.youth == youth)):
+    for c in consent_store.of_youth(s, youth):
         p = dict(c.payload)
         p["ref"] = c.ref
         if c.withdrawn_date:
@@ -190,13 +188,7 @@ def route(s: Session, network: Network, today: date,
     for r in rules:
         for k in r.kinds:
             by_kind[k].append(r)
-    rows = s.execute(
-        select(RecordRow.id, RecordRow.kind, RecordRow.youth, RecordRow.payload, RecordRow.source_file,
-               Youth.birth_date)
-        .join(Youth, Youth.pseudonym == RecordRow.youth)
-        .where(RecordRow.kind.in_(list(by_kind)), RecordRow.withdrawn.is_(False),
-               RecordRow.via_package == "")
-        .order_by(RecordRow.id)).all()
+    rows = records.routable(s, list(by_kind))
     groups: dict[tuple[str, str, str, str], list[int]] = defaultdict(list)
     births: dict[str, date] = {}
     refs: dict[tuple[str, str, str, str], str] = {}
@@ -274,7 +266,7 @@ def package_scope(s: Session, network: Network, rule_id: str, youth: str, recipi
         return Scope(False, f"ukendt regel {rule_id}")
     if rule.basis == "duty":
         return Scope(True, "", history_kinds=rule.history)
-    born = s.scalars(select(Youth.birth_date).where(Youth.pseudonym == youth)).one()
+    born = youths.birth_date_of(s, youth)
     consents = [c for c in consents_of(s, youth) if c["ref"] == consent_ref]
     needed = needed_scopes(rule, kinds)
     verdict = consent_rules.best(consents, born, network.member(recipient), needed | {"historik"},
@@ -294,20 +286,32 @@ def package_scope(s: Session, network: Network, rule_id: str, youth: str, recipi
     return Scope(True, "", strip, history, omitted)
 
 
-def dropouts_without_concern(s: Session, today: date) -> list[dict[str, Any]]:
-    """Dropouts with no concern flag from the same institution in the 3 months before.
+def concern_window_days(rules: tuple[Rule, ...] | None = None) -> int:
+    """How long a concern flag counts (days): ``concern_max_age_days`` of the rule routing flags.
+
+    rules.yaml is the only copy of the number (92, "3 months"); a table without it is an error.
+    """
+    for r in rules or default_rules():
+        if "concern_flag" in r.kinds and "concern_max_age_days" in r.when:
+            return int(r.when["concern_max_age_days"])
+    raise ConfigError("the routing rules give no concern_max_age_days for concern_flag")
+
+
+def dropouts_without_concern(s: Session, today: date,
+                             rules: tuple[Rule, ...] | None = None) -> list[dict[str, Any]]:
+    """Dropouts with no concern flag from the same institution in the window before.
 
     Randers: "no dropout without a prior concern flag to UU"; listed per institution.
+    The window is the one a concern flag counts for (:func:`concern_window_days`).
     """
+    window = timedelta(days=concern_window_days(rules))
     flags: dict[tuple[str, str], list[date]] = defaultdict(list)
-    for youth, p in s.execute(select(RecordRow.youth, RecordRow.payload)
-                              .where(RecordRow.kind == "concern_flag")):
+    for youth, p in records.concern_flags(s):
         flags[(youth, p["institution"])].append(date.fromisoformat(p["event_date"]))
     out = []
-    for rid, youth, p in s.execute(select(RecordRow.id, RecordRow.youth, RecordRow.payload)
-                                   .where(RecordRow.kind == "dropout", RecordRow.via_package == "")):
+    for rid, youth, p in records.own_dropouts(s):
         d = date.fromisoformat(p["event_date"])
-        prior = [f for f in flags.get((youth, p["institution"]), []) if d - timedelta(days=92) <= f <= d]
+        prior = [f for f in flags.get((youth, p["institution"]), []) if d - window <= f <= d]
         if not prior:
             out.append({"record": rid, "youth": youth, "institution": p["institution"],
                         "dropout_date": p["event_date"]})

@@ -8,10 +8,10 @@ For one file :func:`ingest_file` does, in order:
    a clear CPR.
 2. **Dedupe**: a file already processed (same sha256) is a no-op, reported as a
    duplicate file.
-3. **Read, validate, map, store**, in chunks of :data:`stafet.ingest.validation.CHUNK_ROWS`
+3. **Read, validate, map, store**, in chunks of :data:`stafet.ingest.CHUNK_ROWS`
    rows and in one database transaction: the source's reader streams rows; its
    Great Expectations suite marks the rows that break a rule; the rest are mapped
-   to canonical records (both in the validation worker, :func:`prepare_rows`) and
+   to canonical records (both in the validation worker, :mod:`stafet.ingest.mapping`) and
    upserted by natural key (new, duplicate, or updated with an audit entry). Every
    row that breaks a rule — in validation, in the mapping, or in its shape — goes to
    quarantine with its rules and its raw fields encrypted. Consents are also written
@@ -21,7 +21,8 @@ For one file :func:`ingest_file` does, in order:
    file is stored, the file is recorded as rejected with the reason (and stays in
    the archive).
 
-Row counts add up: ``rows = accepted + duplicates + updated + quarantined``.
+Row counts add up: ``rows = accepted + duplicates + updated + quarantined``. The
+steward's decisions on quarantined rows are :mod:`stafet.ingest.quarantine`.
 """
 
 from __future__ import annotations
@@ -35,30 +36,46 @@ import shutil
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NamedTuple
-
-from sqlalchemy import insert
-from sqlalchemy.orm import Session
+from typing import IO, TYPE_CHECKING, Any
 
 from connectors.readers import Row
+from mappings import Source, get_source, source_for
 from stafet.core.config import Network, SourceConfig, stafet_home
-from stafet.core.errors import DataError, FileRejected, StafetError
-from stafet.core.models import Consent, OrgKind, Provenance, Record
-from stafet.sources import Source, get_source, source_for
-from stafet.store import Store, utcnow
-from stafet.store.db import Prepared, prepare
-from stafet.store.schema import ConsentRow, Quarantine, SourceFile
+from stafet.core.errors import FileRejected, StafetError
+from stafet.core.models import Consent, OrgKind
+from stafet.ingest.mapping import MapError
+from stafet.store import Session, Store, files, utcnow
+from stafet.store import consents as consent_store
+from stafet.store import quarantine as quarantine_store
+from stafet.store.db import Prepared, tune_for_bulk
 
 if TYPE_CHECKING:  # pragma: no cover
-    from stafet.ingest.validation import ChunkValidator, Failure
-    from transports.transport import Inbox
+    from stafet.ingest.gx import Failure
+    from stafet.ingest.worker import ChunkValidator
+    from transports import Inbox
 
 log = logging.getLogger("stafet.ingest")
+
+
+def _chunk_rows() -> int:
+    try:
+        return max(1000, int(os.environ.get("STAFET_INGEST_CHUNK_ROWS", "20000")))
+    except ValueError:
+        return 20_000
+
+
+CHUNK_ROWS = _chunk_rows()
+"""Rows per chunk (``STAFET_INGEST_CHUNK_ROWS``, default 20,000, at least 1,000). GX costs
+≈ 0.25 s a chunk plus ≈ 7 µs a row, so bigger chunks validate faster; memory grows with
+them. Measured with ``bench/ingest.py`` at a million rows (ingest process + validation
+worker): 10,000 → 15,300 rows/s, 137 + 295 MB; 20,000 → 18,100–18,500 rows/s, 154 +
+355 MB; 50,000 → 18,900–19,200 rows/s, 217 + 506 MB. From 20,000 on, the process that
+writes the store is the bottleneck, not validation."""
 
 ProgressFn = Callable[[int], None]
 """Called after each chunk with the number of rows read so far."""
@@ -240,7 +257,7 @@ class _Run:
         """Store ``records`` and the rows quarantined so far."""
         self.store_records(records)
         if self.quarantine:
-            self.session.execute(insert(Quarantine), self.quarantine)
+            quarantine_store.add_many(self.session, self.quarantine)
             self.quarantine = []
 
     def store_records(self, records: list[Sequence[Any]]) -> None:
@@ -261,45 +278,8 @@ class _Run:
         if consents:
             pseud = self.store.ensure_youths(self.session, (c.cpr for c in consents))
             for c in consents:
-                self.session.merge(ConsentRow(ref=c.ref, youth=pseud[c.cpr.digits], payload=c.payload(),
-                                              withdrawn_date=c.withdrawn_date, updated_at=self.now))
-
-
-class MapError(NamedTuple):
-    """A row whose mapping raised a ``DataError``: the rule, why, and its raw fields."""
-
-    rule: str
-    message: str
-    fields: Mapping[str, str]
-
-
-RowOutcome = Prepared | MapError | Mapping[str, str]
-"""What :func:`prepare_rows` gives for one row."""
-
-
-def prepare_rows(source: Source, rows: Iterable[Mapping[str, str]], failures: Mapping[int, Any], file: str,
-                 received_at: datetime, numbers: Sequence[int]) -> list[RowOutcome]:
-    """Map each row that passed validation and reduce it for the store (pure: runs in any process).
-
-    One entry per row: the row's raw fields where ``failures`` holds it (it is
-    quarantined for that, whatever its mapping would do), a :class:`MapError` where
-    the mapping raised a ``DataError``, else the :class:`~stafet.store.db.Prepared`
-    record (keeping the record itself for consents, which have their own table).
-    Any other exception is a bug and propagates.
-    """
-    name, map_row = source.name, source.map_row
-    out: list[RowOutcome] = []
-    for i, (fields, number) in enumerate(zip(rows, numbers, strict=True)):
-        if i in failures:
-            out.append(fields)
-            continue
-        try:
-            rec = map_row(fields, Provenance(name, file, number, received_at))
-        except DataError as e:
-            out.append(MapError(e.rule or "mapping", str(e), fields))
-            continue
-        out.append(prepare(rec, keep=isinstance(rec, Consent)))
-    return out
+                consent_store.put(self.session, c.ref, pseud[c.cpr.digits], c.payload(), c.withdrawn_date,
+                                  self.now)
 
 
 def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
@@ -323,8 +303,8 @@ def _record_file(store: Store, sha: str, name: str, source: str, status: str, re
                  archive_path: Path, counts: dict[str, Any], now: datetime,
                  session: Session | None = None) -> None:
     def write(s: Session) -> None:
-        s.merge(SourceFile(sha256=sha, name=name, source=source, status=status, reason=reason,
-                           archive=str(archive_path), counts=counts, received_at=now))
+        files.put(s, sha256=sha, name=name, source=source, status=status, reason=reason,
+                  archive=str(archive_path), counts=counts, received_at=now)
 
     if session is not None:
         write(session)
@@ -351,7 +331,7 @@ def _ingest(store: Store, network: Network, name: str,
             opener: Opener, *, source: str | Source | None,
             now: datetime | None, home: Path | None, progress: ProgressFn | None,
             docs_dir: Path | None = None) -> FileResult:
-    from stafet.ingest import validation
+    from stafet.ingest import worker
 
     started = time.perf_counter()
     now = now or utcnow()
@@ -366,7 +346,7 @@ def _ingest(store: Store, network: Network, name: str,
         return result
     result.source = src.name
     with store.session() as s:
-        seen = s.get(SourceFile, sha)
+        seen = files.get(s, sha)
         if seen is not None and seen.status == "processed":
             result.duplicate_file = True
             result.reason = (f"duplicate file: the same content was ingested as {seen.name} "
@@ -375,19 +355,15 @@ def _ingest(store: Store, network: Network, name: str,
             return result
     try:
         with store.session() as s:
-            if s.connection().dialect.name == "sqlite":
-                # 16 MB of page cache (SQLite's default is 2 MB): the unique indexes take random
-                # keys. More buys little (measured at a million records: 64 MB and 256 MB within
-                # 10 % of 16 MB, the operating system caches the file too) and costs memory.
-                s.connection().exec_driver_sql("PRAGMA cache_size=-16384")
+            tune_for_bulk(s)
             run = _Run(store, s, src, name, sha, now, known_institutions(network), result)
-            with opener() as fh, validation.validator() as val:
+            with opener() as fh, worker.validator() as val:
                 if docs_dir is not None:
                     val.start_file(name)
                 # One chunk ahead: the next chunk is read and validated (in the worker)
                 # while this one is mapped and stored.
                 ahead: deque[_Pending] = deque()
-                for chunk in _chunks(src.reader.rows(fh, name), validation.CHUNK_ROWS):
+                for chunk in _chunks(src.reader.rows(fh, name), CHUNK_ROWS):
                     ahead.append(run.submit(val, chunk))
                     del chunk  # its rows went to the worker: free them before storing the last chunk
                     if len(ahead) > 1:
@@ -429,7 +405,7 @@ def ingest_file(store: Store, network: Network, path: str | Path, *, source: str
         store: the opened store (its vault encrypts the archive and quarantine).
         network: the network configuration (institution numbers known to it).
         path: the file; its name picks the source unless ``source`` is given.
-        source: a source name from :mod:`stafet.sources`.
+        source: a source name from :mod:`mappings`.
         now: the time of receipt (default: now, UTC); its date is "today" for the
             not-in-the-future rules.
         home: ``$STAFET_HOME`` unless given (the archive lives there).
@@ -493,93 +469,3 @@ def ingest_inbox(store: Store, network: Network, inbox: Inbox, source_cfg: Sourc
             inbox.mark_processed(name)
         results.append(result)
     return results
-
-
-
-# --- the steward's decisions on quarantined rows ------------------------------------
-
-@dataclass
-class ReleaseResult:
-    """Outcome of releasing a quarantined row: stored, or still failing (with why)."""
-
-    id: int
-    released: bool
-    status: str = ""          # new | duplicate | updated when released
-    failures: list[str] = field(default_factory=list)
-
-
-def _open_quarantined(s: Session, qid: int) -> Quarantine:
-    q = s.get(Quarantine, qid)
-    if q is None:
-        raise DataError("no such quarantined row", rule="quarantine", id=qid)
-    if q.status != "open":
-        raise DataError(f"quarantined row is already {q.status}", rule="quarantine", id=qid)
-    return q
-
-
-def quarantined_fields(store: Store, q: Quarantine) -> dict[str, str]:
-    """Decrypt a quarantined row's raw fields (they may hold a clear CPR: show with care)."""
-    raw = json.loads(store.vault.decrypt(q.raw_enc, b"quarantine"))
-    return dict(raw["fields"])
-
-
-def release_quarantined(store: Store, network: Network, qid: int, *, fixes: dict[str, str] | None = None,
-                        actor: str = "steward", now: datetime | None = None) -> ReleaseResult:
-    """Re-run validation and mapping on a quarantined row (with ``fixes``) and store it if it passes.
-
-    ``fixes`` maps source field names to corrected values. The decision is
-    audited with the names of the fixed fields (never their values). A row that
-    still fails stays open and the result lists the rules it breaks.
-
-    Raises:
-        DataError: no such row, it is not open, or a fix names an unknown field.
-    """
-    from stafet.ingest import validation
-
-    now = now or utcnow()
-    with store.session() as s:
-        q = _open_quarantined(s, qid)
-        src = get_source(q.source)
-        fields = quarantined_fields(store, q)
-        fields.pop("_extra", None)
-        for name, value in (fixes or {}).items():
-            if name not in fields and name not in src.columns:
-                raise DataError(f"unknown field {name!r} for source {src.name}", rule="quarantine", id=qid)
-            fields[name] = value
-        failed = validation.validate(src, [fields], today=now.date(),
-                                     institutions=known_institutions(network))
-        problems = [f"{f.rule}: {f.description}" for f in failed.get(0, [])]
-        record: Record | None = None
-        if not problems:
-            try:
-                record = src.map_row(fields, Provenance(src.name, q.source_file, q.row, now))
-            except DataError as e:
-                problems.append(f"{e.rule}: {e}")
-        if record is None:
-            store.audit(s, actor, "quarantine.release_failed", f"quarantine:{qid}",
-                        {"fixed": sorted(fixes or {}), "rules": [p.split(":")[0] for p in problems]})
-            return ReleaseResult(qid, False, failures=problems)
-        (status, _), = store.upsert_records(s, [record], actor=actor)
-        if isinstance(record, Consent):
-            pseud = store.ensure_youths(s, [record.cpr])
-            s.merge(ConsentRow(ref=record.ref, youth=pseud[record.cpr.digits], payload=record.payload(),
-                               withdrawn_date=record.withdrawn_date, updated_at=now))
-        q.status, q.decided_by, q.decided_at = "released", actor, now
-        q.decision = "released" + (f" with fixes to {', '.join(sorted(fixes))}" if fixes else "")
-        store.audit(s, actor, "quarantine.released", f"quarantine:{qid}",
-                    {"fixed": sorted(fixes or {}), "record": status, "source": src.name})
-        return ReleaseResult(qid, True, status=status)
-
-
-def reject_quarantined(store: Store, qid: int, *, reason: str, actor: str = "steward",
-                       now: datetime | None = None) -> None:
-    """Record the steward's decision that a quarantined row is not to be stored, and why."""
-    if not reason.strip():
-        raise DataError("a reason is required to reject a quarantined row", rule="quarantine", id=qid)
-    from stafet.core.redaction import redact
-
-    with store.session() as s:
-        q = _open_quarantined(s, qid)
-        q.status, q.decided_by, q.decided_at = "rejected", actor, now or utcnow()
-        q.decision = redact(reason.strip())
-        store.audit(s, actor, "quarantine.rejected", f"quarantine:{qid}", {"reason": q.decision})

@@ -1,84 +1,73 @@
-"""The validation worker: ``python -m stafet.ingest.worker_main`` (started by ``ingest.validation``).
+"""The validation worker's side: :func:`handler`, served by :mod:`stafet.core.workers`.
 
-Reads pickled requests on stdin and answers each, in order, with one pickle on
-stdout: ``(status, failures | message, GX seconds, rows, peak RSS in MB, CPU seconds)``. A
-reader thread drains stdin all the time, so a big request never waits on an
-unread answer. Anything else written to stdout (by a library) goes to stderr:
-the protocol owns the original stdout alone. Closing stdin ends the worker.
+:mod:`stafet.ingest.worker` starts it as ``Worker("stafet.ingest.worker_main:handler")``.
+The setup imports GX and builds its context once (``scipy.stats`` and ``altair`` stay
+deferred, :func:`stafet.ingest.gx._defer_unused_imports`); then each tagged request is
+answered with ``(value, GX seconds, rows)``, which the parent adds to
+:data:`stafet.ingest.gx.STATS`:
+
+* ``("ping",)`` → ``None`` (the worker is ready);
+* ``("start", file)`` → ``None``: count the chunks from now on for ``file``'s Data Docs;
+* ``("docs", file, folder, run_name, run_time)`` → the index page's path, or ``None``;
+* ``("check", source, keys, packed, rows, today, institutions, mapping)`` →
+  ``(failures, mapped rows)`` of :func:`stafet.ingest.mapping.check_chunk`.
+
+Once a chunk's answer is written its frames are garbage: the heap is handed back to
+the system (``malloc_trim``) so the next chunk starts low.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
-import pickle
-import queue
-import resource
-import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
-def _usage() -> tuple[float, float]:
-    """Peak RSS in MB and CPU seconds of this process so far."""
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_maxrss / 1024, ru.ru_utime + ru.ru_stime
+from mappings import get_source
+from stafet.ingest import docs, gx, packing
+from stafet.ingest import mapping as map_step
 
 
-def main() -> None:
-    """Serve requests until stdin closes."""
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    inp = sys.stdin.buffer
-    requests: queue.Queue[Any] = queue.Queue()
+class _Validation:
+    """The handler: GX ready, one Data Docs tally, trimming after each chunk."""
 
-    def read() -> None:
-        while True:
-            try:
-                requests.put(pickle.load(inp))  # noqa: S301 (our parent, a private pipe)
-            except (EOFError, OSError, pickle.UnpicklingError):
-                requests.put(None)
-                return
+    def __init__(self) -> None:
+        gx._gx_context()
+        self._docs = docs.DocsTally()
+        self._chunk_done = False
 
-    threading.Thread(target=read, name="requests", daemon=True).start()
-    from stafet.core.redaction import redact
-    from stafet.ingest import validation
-    from stafet.sources import get_source
+    def __call__(self, req: tuple[Any, ...]) -> tuple[Any, float, int]:
+        seconds = gx.STATS.seconds
+        if req[0] == "ping":
+            return None, 0.0, 0
+        if req[0] == "start":
+            self._docs = docs.DocsTally()
+            self._docs.start(req[1])
+            return None, 0.0, 0
+        if req[0] == "docs":
+            _, file, folder, run_name, run_time = req
+            index = docs.build_docs(self._docs.pop(file), file, Path(folder), run_name, run_time)
+            return (str(index) if index else None), 0.0, 0
+        _, name, keys, packed, rows, today, institutions, mapping = req
+        self._chunk_done = rows > 0
+        source = get_source(name)
+        fields, columns = packing.unpack_rows(keys, packed, rows)
+        failures, mapped = map_step.check_chunk(
+            source, fields, gx.columns_from(source, columns, rows), today=today,
+            institutions=institutions, mapping=mapping, docs=self._docs)
+        return (failures, map_step.plain_prepared(mapped)), gx.STATS.seconds - seconds, rows
 
-    validation._gx_context()
-    docs = validation.DocsTally()
-    while (req := requests.get()) is not None:
-        rows, seconds = 0, validation.STATS.seconds
-        try:
-            if req[0] == "ping":
-                answer: tuple[str, Any] = ("ok", None)
-            elif req[0] == "start":
-                docs = validation.DocsTally()
-                docs.start(req[1])
-                answer = ("ok", None)
-            elif req[0] == "docs":
-                _, file, folder, run_name, run_time = req
-                index = validation.build_docs(docs.pop(file), file, Path(folder), run_name, run_time)
-                answer = ("ok", str(index) if index else None)
-            else:
-                _, name, keys, packed, rows, today, institutions, mapping = req
-                source = get_source(name)
-                fields, columns = validation.unpack_rows(keys, packed, rows)
-                failures, mapped = validation.check_chunk(
-                    source, fields, validation.columns_from(source, columns, rows), today=today,
-                    institutions=institutions, mapping=mapping, docs=docs)
-                answer = ("ok", (failures, validation.plain_prepared(mapped)))
-        except Exception as e:  # answered, not fatal: the ingest decides
-            answer = ("error", redact(f"{type(e).__name__}: {e}"))
-        pickle.dump((*answer, validation.STATS.seconds - seconds, rows, *_usage()), out,
-                    protocol=pickle.HIGHEST_PROTOCOL)
-        out.flush()
-        if rows:
-            trim()  # a chunk's frames are garbage now: hand the heap back, so the next starts low
+    def after(self) -> None:
+        """After a chunk's answer is written: hand the freed heap back, so the next starts low."""
+        if self._chunk_done:
+            self._chunk_done = False
+            trim()
+
+
+def handler(setup: Any) -> _Validation:
+    """The worker's handler (``setup`` is unused: GX needs nothing from the parent)."""
+    return _Validation()
 
 
 def _trim() -> Callable[[], object]:
@@ -91,7 +80,3 @@ def _trim() -> Callable[[], object]:
 
 
 trim = _trim()
-
-
-if __name__ == "__main__":
-    main()

@@ -12,25 +12,17 @@ The workers are pure: bytes in, an :class:`~stafet.packages.package.Opened` or a
 :class:`~stafet.core.errors.PackageRejected` out. Everything with an effect — the store,
 receipts, moving files — stays with the caller, in the order the outbox pattern
 needs, so a crash of the caller or a worker changes nothing the next pass cannot
-redo. The workers are the caller's own children: the organisation's decryption
-keys reach them over the pool's private pipe (never through a file), and each
-watches its parent and exits when the parent is gone (SIGKILL included).
+redo. The workers are the caller's own children, a :class:`stafet.core.workers.Pool`:
+the organisation's decryption keys reach them over the pool's private pipe (never
+through a file), and they exit when the parent is gone (SIGKILL included).
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import datetime as dt
 import itertools
-import multiprocessing
 import os
-import sys
-import threading
-import time
-import types
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +34,7 @@ from keys import OrgKey
 from keys.trust import Signed, TrustStore
 from stafet.core.errors import PackageRejected
 from stafet.core.models import Organisation
+from stafet.core.workers import Pool
 from stafet.packages.package import Opened, open_package
 
 MIN_PER_WORKER = 48
@@ -52,6 +45,15 @@ IN_FLIGHT_PER_WORKER = 4
 """Tasks queued per worker: bounds memory (an inbox is read as it is opened)."""
 
 Outcome = Opened | PackageRejected
+
+
+def unreadable(e: Exception) -> PackageRejected:
+    """The refusal of a file whose opening raised something other than a refusal (``malformed``).
+
+    :func:`~stafet.packages.package.open_package` turns what the verified content raises into
+    ``bad_content`` itself; this is the net under it, so one file never fails a pass.
+    """
+    return PackageRejected("malformed", f"the package cannot be opened ({type(e).__name__})")
 
 
 def available_cores() -> int:
@@ -80,49 +82,42 @@ class _Recipe:
     anchors: tuple[bytes, ...]
     crls: tuple[bytes, ...]
     members: dict[str, Organisation]
-    parent: int  # the caller's pid: a worker whose parent is gone exits
-
-
-_WORKER: dict[str, Any] = {}
-
-
-def _watch_parent(parent: int) -> None:
-    """Exit when the parent is gone (SIGKILLed): the pool's pipes do not tell an idle worker."""
-    while os.getppid() == parent:
-        time.sleep(0.2)
-    os._exit(70)
-
-
-def _start_worker(recipe: _Recipe) -> None:
-    threading.Thread(target=_watch_parent, args=(recipe.parent,), name="stafet-parent-watch",
-                     daemon=True).start()
-    keys = []
-    for key_der, cert_der in recipe.keys:
-        key = serialization.load_der_private_key(key_der, None)
-        assert isinstance(key, rsa.RSAPrivateKey)
-        keys.append(OrgKey(key, x509.load_der_x509_certificate(cert_der)))
-    _WORKER.update(org_id=recipe.org_id, keys=keys, members=recipe.members,
-                   trust=TrustStore([x509.load_der_x509_certificate(a) for a in recipe.anchors],
-                                    [x509.load_der_x509_crl(c) for c in recipe.crls]))
 
 
 _Result = tuple[dict[str, Any], bytes, dt.datetime, str, str] | PackageRejected
 
 
-def _open_in_worker(datas: list[bytes]) -> list[_Result]:
-    """Open a few packages in a worker; results cross the pipe as plain values (or the refusal)."""
-    out: list[_Result] = []
-    for data in datas:
-        try:
-            opened = open_package(data, org_id=_WORKER["org_id"], keys=_WORKER["keys"],
-                                  trust=_WORKER["trust"], members=_WORKER["members"])
-        except PackageRejected as e:
-            out.append(e)
-            continue
-        signed = opened.signed
-        signer = signed.signer.public_bytes(serialization.Encoding.DER)
-        out.append((opened.doc, signer, signed.signing_time, signed.content_digest, opened.digest))
-    return out
+def worker(recipe: _Recipe) -> Callable[[list[bytes]], list[_Result]]:
+    """The worker's handler (:class:`stafet.core.workers.Pool`): opens a few packages per request.
+
+    Results cross the pipe as plain values (or the refusal).
+    """
+    keys = []
+    for key_der, cert_der in recipe.keys:
+        key = serialization.load_der_private_key(key_der, None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        keys.append(OrgKey(key, x509.load_der_x509_certificate(cert_der)))
+    trust = TrustStore([x509.load_der_x509_certificate(a) for a in recipe.anchors],
+                       [x509.load_der_x509_crl(c) for c in recipe.crls])
+
+    def open_some(datas: list[bytes]) -> list[_Result]:
+        out: list[_Result] = []
+        for data in datas:
+            try:
+                opened = open_package(data, org_id=recipe.org_id, keys=keys, trust=trust,
+                                      members=recipe.members)
+            except PackageRejected as e:
+                out.append(e)
+                continue
+            except Exception as e:  # one hostile file must not fail the whole pass
+                out.append(unreadable(e))
+                continue
+            signed = opened.signed
+            signer = signed.signer.public_bytes(serialization.Encoding.DER)
+            out.append((opened.doc, signer, signed.signing_time, signed.content_digest, opened.digest))
+        return out
+
+    return open_some
 
 
 def _outcome(result: _Result) -> Outcome:
@@ -130,21 +125,6 @@ def _outcome(result: _Result) -> Outcome:
         return result
     doc, signer, when, content_digest, digest = result
     return Opened(doc, Signed(x509.load_der_x509_certificate(signer), when, content_digest), digest)
-
-
-@contextlib.contextmanager
-def _plain_main() -> Iterator[None]:
-    """Hide ``__main__`` while workers start.
-
-    A spawned worker re-imports its parent's main module (for a Prefect flow run that is
-    Prefect's engine: seconds of imports). The workers need nothing from it.
-    """
-    main = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = main
 
 
 def open_all(items: Iterable[tuple[str, bytes]], *, count: int, org_id: str, keys: list[OrgKey],
@@ -161,9 +141,12 @@ def open_all(items: Iterable[tuple[str, bytes]], *, count: int, org_id: str, key
     if n <= 0:
         for name, data in items:
             try:
-                yield name, data, open_package(data, org_id=org_id, keys=keys, trust=trust, members=members)
+                outcome: Outcome = open_package(data, org_id=org_id, keys=keys, trust=trust, members=members)
             except PackageRejected as e:
-                yield name, data, e
+                outcome = e
+            except Exception as e:  # one hostile file must not fail the whole pass
+                outcome = unreadable(e)
+            yield name, data, outcome
         return
     recipe = _Recipe(
         org_id,
@@ -172,23 +155,10 @@ def open_all(items: Iterable[tuple[str, bytes]], *, count: int, org_id: str, key
                k.cert.public_bytes(serialization.Encoding.DER)) for k in keys),
         tuple(a.public_bytes(serialization.Encoding.DER) for a in trust.anchors),
         tuple(c.public_bytes(serialization.Encoding.DER) for c in trust.crls),
-        dict(members), os.getpid())
-    pending: collections.deque[tuple[list[tuple[str, bytes]], Future[list[_Result]]]] = collections.deque()
+        dict(members))
     source = iter(items)
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-                             initargs=(recipe,)) as pool:
-        def fill() -> None:
-            while len(pending) < n * IN_FLIGHT_PER_WORKER:
-                chunk = list(itertools.islice(source, PER_TASK))
-                if not chunk:
-                    return
-                pending.append((chunk, pool.submit(_open_in_worker, [data for _, data in chunk])))
-
-        with _plain_main():  # the first submits start every worker
-            fill()
-        while pending:
-            chunk, future = pending.popleft()
-            results = future.result()
-            fill()
+    chunks = iter(lambda: list(itertools.islice(source, PER_TASK)), [])
+    with Pool(f"{__name__}:worker", recipe, workers=n, in_flight=IN_FLIGHT_PER_WORKER) as pool:
+        for chunk, results in pool.map(chunks, lambda chunk: [data for _, data in chunk]):
             for (name, data), result in zip(chunk, results, strict=True):
                 yield name, data, _outcome(result)

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 from email.utils import format_datetime, getaddresses, make_msgid
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any, NamedTuple
 
@@ -46,17 +46,14 @@ from cryptography.x509.oid import NameOID
 from keys import OrgKey
 from keys.trust import ACCEPTED_CIPHERS, CLOCK_SKEW, Signed, TrustStore, common_name, verify_detached
 from stafet.core.errors import PackageRejected
-from stafet.core.models import Organisation
+from stafet.core.models import KIND_DANISH, Organisation
+from stafet.packages.document import Document, document_from_json
 
 SCHEMA_VERSION = "stafet/1"
 SUMMARY_HISTORY = 10  # history entries shown in the human summary
 SIGNATURE_TYPES = ("application/pkcs7-signature", "application/x-pkcs7-signature")
 MAX_SIGNATURE_AGE = dt.timedelta(days=30)  # far beyond any endpoint's retry window (default 72 h)
-KIND_DA = {
-    "enrolment": "Optagelse", "completion": "Gennemført", "concern_flag": "Frafaldstruet (bekymring)",
-    "dropout": "Afbrud", "education_plan": "Uddannelsesplan", "education_order": "Uddannelsespålæg",
-    "transition_case": "Overgangssag", "consent": "Samtykke",
-}
+KIND_DA = KIND_DANISH  # from the registry of record kinds (stafet.core.models.RECORD_KINDS)
 
 
 def new_package_id() -> str:
@@ -122,11 +119,19 @@ class Built:
 
 @dataclass(frozen=True)
 class Opened:
-    """A package that decrypted, verified and passed every check."""
+    """A package that decrypted, verified and passed every check.
+
+    ``doc`` is its JSON as received (schema-checked); :attr:`document` the same, typed.
+    """
 
     doc: dict[str, Any]
     signed: Signed
     digest: str
+
+    @cached_property
+    def document(self) -> Document:
+        """The package's document, typed (parsed from :attr:`doc` once)."""
+        return document_from_json(self.doc)
 
 
 def _summary(doc: dict[str, Any], sender: Organisation, recipient: Organisation) -> tuple[str, str]:
@@ -221,14 +226,17 @@ def _multipart_signed(inner: bytes, p7s: bytes) -> bytes:
     ])
 
 
-def build_package(doc: dict[str, Any], *, sender: Organisation, sender_key: OrgKey,
+def build_package(document: Document | dict[str, Any], *, sender: Organisation, sender_key: OrgKey,
                   recipient: Organisation, recipient_cert: x509.Certificate) -> Built:
-    """Sign (SHA-256) then encrypt (AES-256) ``doc`` to the recipient and the sender.
+    """Sign (SHA-256) then encrypt (AES-256) a document to the recipient and the sender.
 
-    ``doc`` must already hold ``package_id``, ``sender``, ``recipient``; it is
-    validated against the JSON Schema before anything is signed.
+    A typed :mod:`~stafet.packages.document` is written as the schema's JSON here; a
+    ``dict`` is taken as that JSON already (tools and tests that craft packages). It must
+    hold ``package_id``, ``sender``, ``recipient``; it is validated against the JSON
+    Schema before anything is signed.
     """
-    doc = {"schema": SCHEMA_VERSION, **doc}
+    raw = document if isinstance(document, dict) else document.to_json()
+    doc = {"schema": SCHEMA_VERSION, **raw}
     validate_document(doc)
     inner = _inner_mime(doc, sender, recipient)
     p7s = (pkcs7.PKCS7SignatureBuilder().set_data(inner)
@@ -507,8 +515,9 @@ def open_package(eml: bytes, *, org_id: str, keys: list[OrgKey], trust: TrustSto
     validity at signing time and revocation
     (``unknown_signer``, ``expired``, ``not_yet_valid``, ``revoked``), JSON
     (``schema``), addressee (``wrong_recipient``), sender is a member
-    (``unknown_signer``), signer is the sender (``signer_not_sender``). The replay
-    check is the store's (:func:`stafet.exchange.handovers.store_batch`).
+    (``unknown_signer``), signer is the sender (``signer_not_sender``); anything else
+    the verified content raises (JSON nested beyond the parser's depth, …) is
+    ``bad_content``. The replay check is the store's (:func:`stafet.exchange.inbox.store_batch`).
     """
     entity = decrypt_package(eml, keys)
     content, sig = split_signed(entity)
@@ -528,6 +537,18 @@ def open_package(eml: bytes, *, org_id: str, keys: list[OrgKey], trust: TrustSto
         raise PackageRejected("expired", f"signed more than {MAX_SIGNATURE_AGE.days} days ago")
     # Who signed is settled before the content is looked at: a stranger's JSON is never parsed.
     trust.check_certificate(signed.signer, signed.signing_time, certs)
+    try:
+        return _checked_content(eml, content, signed, org_id=org_id, members=members)
+    except PackageRejected:
+        raise
+    except Exception as e:  # JSON nested too deep (RecursionError), … : a refusal, never a wedged inbox
+        raise PackageRejected("bad_content",
+                              f"the signed content cannot be read ({type(e).__name__})") from None
+
+
+def _checked_content(eml: bytes, content: bytes, signed: Signed, *, org_id: str,
+                     members: dict[str, Organisation]) -> Opened:
+    """The checks of :func:`open_package` on the verified content: JSON, addressee, sender."""
     doc = _json_part(content)
     validate_document(doc)
     if doc["recipient"] != org_id:

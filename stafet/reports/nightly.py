@@ -16,12 +16,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from stafet.context import Context
 from stafet.duties.routing import dropouts_without_concern
-from stafet.store.db import utcnow
-from stafet.store.schema import Handover, SourceFile
+from stafet.store import audit, files, outbox, utcnow
 
 _CSS = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
         "margin:.5em 0 1.5em}td,th{border:1px solid #bbb;padding:.25em .6em;text-align:left;"
@@ -53,13 +50,12 @@ def build_report(ctx: Context, *, today: dt.date, deadlines: list[Any] | None = 
              f"{today}</title><style>{_CSS}</style></head><body>",
              f"<h1>stafet — natlig rapport {html.escape(ctx.network.name)} {today}</h1>"]
     with ctx.store.session() as s:
-        files = list(s.scalars(select(SourceFile).where(SourceFile.received_at >= since)
-                               .order_by(SourceFile.received_at)))
+        received = files.received_since(s, since)
         parts.append("<h2>Indlæste filer</h2>" + table(
             ["fil", "kilde", "status", "rækker", "accepteret", "karantæne", "årsag"],
             [[f.name, f.source, f.status, f.counts.get("rows", ""), f.counts.get("accepted", ""),
-              f.counts.get("quarantined", ""), f.reason] for f in files]))
-        handovers = list(s.scalars(select(Handover).order_by(Handover.created_at)))
+              f.counts.get("quarantined", ""), f.reason] for f in received]))
+        handovers = outbox.listing(s)
         counts = Counter((h.rule, h.status) for h in handovers)
         parts.append("<h2>Overleveringer</h2>" + table(
             ["regel", "status", "antal"], [[r, st, n] for (r, st), n in sorted(counts.items())]))
@@ -67,10 +63,8 @@ def build_report(ctx: Context, *, today: dt.date, deadlines: list[Any] | None = 
         parts.append("<h2>Holdt tilbage (samtykke eller grundlag mangler)</h2>" + table(
             ["pakke", "afsender", "modtager", "ung", "regel", "samtykke", "årsag"],
             [[h.id, h.sender, h.recipient, h.youth[:12], h.rule, h.consent_ref, h.last_error] for h in held]))
-        from stafet.store.schema import AuditEntry
-
-        partial = [(e.subject, e.details) for e in s.scalars(
-            select(AuditEntry).where(AuditEntry.action == "handover.pending")) if e.details.get("omitted")]
+        partial = [(e.subject, e.details) for e in audit.entries(s, "handover.pending")
+                   if e.details.get("omitted")]
         parts.append("<h2>Delvist sendt (udeladt, ikke dækket af samtykke)</h2>" + table(
             ["overlevering", "modtager", "samtykke", "udeladt"],
             [[subj, d.get("recipient"), d.get("consent_ref"), "; ".join(o[1] for o in d["omitted"])]

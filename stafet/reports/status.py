@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import func, select
 
 from stafet.context import Context
-from stafet.store.db import utcnow
-from stafet.store.schema import Handover, Quarantine, Receipt, SourceFile
+from stafet.store import files, inbox, outbox, quarantine, utcnow
 
 EXPIRY_WARN_DAYS = 30
 
@@ -41,17 +38,12 @@ def collect_status(ctx: Context, today: dt.date | None = None) -> dict[str, Any]
     today = today or dt.date.today()
     now = utcnow()
     with ctx.store.session() as s:
-        per_org: dict[str, dict[str, int]] = defaultdict(dict)
-        for sender, st, n in s.execute(select(Handover.sender, Handover.status, func.count())
-                                       .group_by(Handover.sender, Handover.status)):
-            per_org[sender][st] = n
-        oldest = s.scalars(select(Handover).where(Handover.status.in_(("pending", "sent")))
-                           .order_by(Handover.created_at).limit(1)).first()
-        quarantine_open = s.scalar(select(func.count()).select_from(Quarantine)
-                                   .where(Quarantine.status == "open")) or 0
-        last_file = s.scalar(select(func.max(SourceFile.received_at)))
-        last_sent = s.scalar(select(func.max(Handover.sent_at)))
-        last_receipt = s.scalar(select(func.max(Receipt.at)).where(Receipt.direction == "in"))
+        per_org = outbox.counts_by(s, "sender")
+        oldest = outbox.oldest_unacknowledged(s)
+        quarantine_open = quarantine.open_count(s)
+        last_file = files.last_received(s)
+        last_sent = outbox.last_sent(s)
+        last_receipt = inbox.last_receipt_in(s)
     overdue = 0
     try:
         from stafet.duties.deadlines import compute_deadlines

@@ -21,11 +21,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from stafet.core.config import stafet_home
 from stafet.core.redaction import redact
-from stafet.store import Store, utcnow
+from stafet.store import Store, quarantine, utcnow
 from stafet.store.schema import Quarantine
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -116,11 +114,8 @@ def build_report(store: Store, results: Sequence[FileResult], *, docs_url: str |
                  generated_at: datetime | None = None) -> str:
     """The report's HTML, with the quarantined rows of ``results`` read from the store."""
     shas = [r.sha256 for r in results if r.sha256 and not r.duplicate_file]
-    rows: list[Quarantine] = []
     with store.session() as s:
-        for i in range(0, len(shas), 500):
-            rows.extend(s.scalars(select(Quarantine).where(Quarantine.file_sha256.in_(shas[i:i + 500]))
-                                  .order_by(Quarantine.source_file, Quarantine.row)))
+        rows = quarantine.of_files(s, shas)
     return render(results, rows, docs_url=docs_url, generated_at=generated_at)
 
 

@@ -67,9 +67,11 @@ class SourceFile(Base):
 
 
 class RecordRow(Base):
-    """A canonical record; unique by youth, kind and the source's natural key.
+    """A canonical record from one of our own source systems; unique by youth, kind and natural key.
 
     The unique key leads with the youth, so it is also the index for lookups by youth.
+    What came in a package from another organisation is never here: it is an
+    :class:`ImportedRecordRow`, scoped by recipient and package.
     """
 
     __tablename__ = "records"
@@ -85,7 +87,32 @@ class RecordRow(Base):
     source_row: Mapped[int] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
-    via_package: Mapped[str] = mapped_column(String(64), default="")
+    withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ImportedRecordRow(Base):
+    """A record as another organisation sent it in a package: kept apart from our own sources.
+
+    Unique by recipient, package, kind and natural key: a package adds what it carries and
+    never updates anything — not a source record, not another package's record. Routing,
+    deadlines and reports read :class:`RecordRow` only; this is what a receiving node shows
+    of what it received, and what a withdrawal notice from the same sender may withdraw.
+    """
+
+    __tablename__ = "imported_records"
+    __table_args__ = (UniqueConstraint("recipient", "package_id", "kind", "natural_key",
+                                       name="uq_imported_record_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    recipient: Mapped[str] = mapped_column(String(64))
+    package_id: Mapped[str] = mapped_column(String(64), index=True)
+    sender: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    youth: Mapped[str] = mapped_column(ForeignKey("youths.pseudonym"), index=True)
+    natural_key: Mapped[str] = mapped_column(String(300))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    digest: Mapped[str] = mapped_column(String(64))
+    row: Mapped[int] = mapped_column(Integer)  # the record's place in its package, from 1
+    received_at: Mapped[datetime] = mapped_column(DateTime)
     withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -161,6 +188,9 @@ class ImportedPackage(Base):
     digest: Mapped[str] = mapped_column(String(64))
     disposition: Mapped[str] = mapped_column(String(200))
     imported_at: Mapped[datetime] = mapped_column(DateTime)
+    # The consent the package came under ("" for a legal duty); a withdrawal notice must name it.
+    # NULL for packages imported before revision 0003 (unknown: no notice can withdraw them).
+    consent_ref: Mapped[str | None] = mapped_column(String(64), nullable=True, default="")
 
 
 class Receipt(Base):

@@ -21,16 +21,13 @@ from ingest_fixtures import (
 )
 from lxml import etree
 
-from connectors.readers import (
-    CONSENT_CSV,
-    EASYA_CSV,
-    FAMILY_CSV,
-    GYMNASIUM_XML,
-    JOBCENTRE_CSV,
-    UU_XML,
-    CsvReader,
-)
+from connectors.readers import CsvReader, split_items
+from mappings import easy_a, familie, grundskole, gymnasium, jobcenter, samtykker, uu_planer
 from stafet.core.errors import FileRejected
+
+# The generic readers, as the sources build them from their declared columns.
+EASYA_CSV, GYMNASIUM_XML, JOBCENTRE_CSV = easy_a.READER, gymnasium.READER, jobcenter.READER
+UU_XML, FAMILY_CSV, CONSENT_CSV = uu_planer.READER, familie.READER, samtykker.READER
 
 
 @pytest.mark.parametrize(("reader", "name", "n"), [
@@ -280,3 +277,56 @@ def test_xml_memory_stays_flat(tmp_path: Path) -> None:
         seen += 1
         assert row.fields["Cpr"] == "030409-4871"
     assert seen == 20_000
+
+
+# --- grundskole (FORMATS.md 7): attribute-only elements and repeated Stoettebehov -------------
+
+GRUNDSKOLE_DOC = ('<?xml version="1.0" encoding="UTF-8"?>\n<Elever xmlns="urn:stafet:formats:grundskole:1" '
+                  'skole="280012" kommune="791" dannet="2026-11-25T02:00:00">%s</Elever>\n')
+PUPIL = ('<Elev opdateret="2026-11-24"><Cpr>150311-4062</Cpr><Navn>Freja Kjær</Navn>'
+         '<Klassetrin>9</Klassetrin>'
+         '<ForventetAfslutning>2027-06-25</ForventetAfslutning>%s<Kontaktlaerer navn="Mette Dahl"/></Elev>')
+
+
+def _pupils(tmp_path: Path, *inner: str) -> list[dict[str, str]]:
+    p = tmp_path / "grundskole_280012_elever_20261125.xml"
+    p.write_text(GRUNDSKOLE_DOC % "".join(PUPIL % i for i in inner), encoding="utf-8")
+    return [r.fields for r in grundskole.READER(p)]
+
+
+def test_grundskole_sample_flattening() -> None:
+    freja, noah = (r.fields for r in grundskole.READER(SAMPLES / "grundskole_280012_elever_20261125.xml"))
+    assert (freja["/skole"], freja["/kommune"], freja["@opdateret"]) == ("280012", "791", "2026-11-24")
+    assert freja["Uddannelsesparathed@personlig"] == "ikke-parat" and freja["Uddannelsesparathed"] == ""
+    assert freja["Stoettebehov@type"] == "Ordblind|Andet"
+    assert split_items(freja["Stoettebehov"]) == ["", "Har brug for fast voksen ved skoleskift"]
+    assert "Stoettebehov" not in noah and "Stoettebehov@type" not in noah
+    assert noah["Ansoegning@institution"] == "751001" and noah["Kontaktlaerer@navn"] == "Mette Dahl"
+
+
+def test_repeated_list_items_keep_a_typed_bar_and_backslash_apart(tmp_path: Path) -> None:
+    (row,) = _pupils(tmp_path, '<Stoettebehov type="Andet">2 t | uge</Stoettebehov><Stoettebehov type="SPS"/>'
+                               '<Stoettebehov type="Andet">C:\\skema</Stoettebehov>')
+    assert split_items(row["Stoettebehov@type"]) == ["Andet", "SPS", "Andet"]
+    assert split_items(row["Stoettebehov"]) == ["2 t | uge", "", "C:\\skema"]
+    (one,) = _pupils(tmp_path, '<Stoettebehov type="Mentor"/>')
+    assert (one["Stoettebehov@type"], split_items(one["Stoettebehov"])) == ("Mentor", [""])
+
+
+def test_elements_outside_lists_are_joined_unescaped(tmp_path: Path) -> None:
+    (row,) = _pupils(tmp_path, '<Ansoegning institution="779008">Tømrer | smed</Ansoegning>')
+    assert row["Ansoegning"] == "Tømrer | smed"  # not a list path: as the source wrote it
+    assert split_items("a|b") == ["a", "b"] and split_items("") == [""]
+
+
+@pytest.mark.parametrize("inner", [
+    '<Stoettebehov>uden type</Stoettebehov>',                                 # type is required
+    '<Uddannelsesparathed vurderet="2026-11-20" faglig="parat" social="parat"/>',  # personlig missing
+    '<Ansoegning>STX</Ansoegning>',                                           # institution missing
+    '<Stoettebehov type="SPS"/><Uddannelsesparathed vurderet="2026-11-20" faglig="parat" '
+    'personlig="parat" social="parat"/>',                                     # out of order
+], ids=["need-without-type", "readiness-incomplete", "application-without-institution", "out-of-order"])
+def test_grundskole_structure_is_checked_by_its_xsd(tmp_path: Path, inner: str) -> None:
+    with pytest.raises(FileRejected) as e:
+        _pupils(tmp_path, inner)
+    assert e.value.rule == "xsd" and "grundskole.xsd" in str(e.value)

@@ -67,3 +67,27 @@ def test_sftp_source_needs_pinned_host_key(tmp_path) -> None:
 def test_missing_file_says_where_it_looked(tmp_path) -> None:
     with pytest.raises(ConfigError, match="STAFET_NETWORK"):
         load_network(tmp_path / "nope.yaml")
+
+
+def test_sftp_login_resolves_the_identity_once_for_endpoints_and_sources(tmp_path) -> None:
+    """One resolution of the SFTP identity key (and its passphrase) for outlets, inboxes, sources."""
+    p = tmp_path / "network.yaml"
+    p.write_text(GOOD + """\
+endpoints:
+  "779008": {host_key: "ssh-ed25519 AAAA", identity: keys/sftp_id, passphrase: hemmelig, timeout: 5}
+sources:
+  - name: easy-a
+    location: sftp://u@127.0.0.1:2222/drop
+    host_key: ssh-ed25519 BBBB
+    identity: /abs/id_ed25519
+""")
+    net = load_network(p)
+    assert net.sftp_login("779008") == {"host_key": "ssh-ed25519 AAAA",
+                                        "identity": str(tmp_path / "keys" / "sftp_id"),
+                                        "passphrase": "hemmelig"}
+    assert net.sftp_login(net.sources[0]) == {"host_key": "ssh-ed25519 BBBB",
+                                              "identity": "/abs/id_ed25519", "passphrase": None}
+    assert net.sftp_login("uu-viborg") == {"host_key": "", "identity": "", "passphrase": None}
+    key_text = "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n"
+    net.endpoint_options["uu-viborg"] = {"identity": key_text}
+    assert net.sftp_login("uu-viborg")["identity"] == key_text  # the key itself, not a path

@@ -9,9 +9,10 @@ from stafet import night
 from stafet.core.errors import ConfigError
 from stafet.core.models import ConcernFlag, Consent, Dropout, EducationOrder, EducationPlan, TransitionCase
 from stafet.duties.routing import dropouts_without_concern, load_rules, route
-from stafet.exchange.handovers import process_inbox, withdraw_consent
+from stafet.exchange.inbox import process_inbox
+from stafet.exchange.withdrawals import withdraw_consent
 from stafet.store.db import utcnow
-from stafet.store.schema import ConsentRow, Handover, RecordRow
+from stafet.store.schema import ConsentRow, Handover, ImportedRecordRow, RecordRow
 
 from .conftest import cpr, prov
 
@@ -202,7 +203,8 @@ def test_withdrawal_stops_the_outbox_and_notifies_who_received(net) -> None:
     r = process_inbox(mercantec, "779008")
     assert r.withdrawn == 1 and r.receipts_sent == 1
     with mercantec.store.session() as s:
-        assert [x.withdrawn for x in s.scalars(select(RecordRow))] == [True]
+        assert [x.withdrawn for x in s.scalars(select(ImportedRecordRow))] == [True]
+        assert list(s.scalars(select(RecordRow))) == []
     night.receive(path, "jobcenter-viborg")
     with ctx.store.session() as s:
         statuses = sorted((h.rule, h.status) for h in s.scalars(select(Handover)))

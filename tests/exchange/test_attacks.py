@@ -138,6 +138,131 @@ def variants(net, honest: list[Honest], rng: random.Random) -> Iterator[tuple[st
     yield "other-recipient", net.build(recipient="jobcenter-viborg").eml
 
 
+# --- cross-member variants: validly signed by a member, trying to change another's data -------
+CROSS_MEMBER = {"cross-member-overwrite": 40, "cross-member-withdrawal": 40}
+MUTATE = {"home_municipality": ["787", "779", "000", "751"], "reason_code": ["01", "99", "A1"],
+          "first_name": ["Mallory", ""], "last_name": ["X"], "note": ["flyttet", ""],
+          "programme_name": ["Andet"], "institution": ["779008", "751001"]}
+
+
+def _source_records():
+    """What a source system said at uu-viborg's node (a dropout and a concern flag, this youth)."""
+    import datetime as dt
+
+    from stafet.core.cpr import parse_cpr
+    from stafet.core.models import ConcernFlag, Dropout, Provenance
+
+    prov = Provenance("easy-a", "779008_haendelser.csv", 2, dt.datetime.now(dt.UTC))
+    day = dt.date.today() - dt.timedelta(days=2)
+    common = {"cpr": parse_cpr("120308-4127"), "institution": "779008", "home_municipality": "791",
+              "first_name": "Testa", "last_name": "Ungesen", "programme_code": "1640", "provenance": prov}
+    return [Dropout(event_date=day, reason_code="03", **common),
+            ConcernFlag(event_date=day - dt.timedelta(days=20), **common)]
+
+
+def _state(ctx):
+    """The source records and the routing they give: what no package may change."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from stafet.duties.routing import route
+    from stafet.store.schema import ImportedRecordRow, RecordRow
+
+    with ctx.store.session() as s:
+        rows = sorted((r.id, r.kind, r.natural_key, r.digest, r.withdrawn)
+                      for r in s.scalars(select(RecordRow)))
+        routes = sorted((d.rule, d.sender, d.recipient, d.youth, d.status, d.record_ids)
+                        for d in route(s, ctx.network, dt.date.today()))
+        withdrawn = sorted(r.package_id for r in s.scalars(select(ImportedRecordRow)) if r.withdrawn)
+    return rows, routes, withdrawn
+
+
+def _overwrite(net, rng: random.Random, sources) -> bytes:
+    sender = rng.choice(["779008", "jobcenter-viborg"])
+    doc = net.handover_doc(sender)
+    records = []
+    for src in rng.sample(sources, rng.randint(1, len(sources))):
+        data = dict(src.payload())
+        for name, values in MUTATE.items():
+            if name in data and rng.random() < 0.6:
+                data[name] = rng.choice(values)
+        records.append({"kind": src.kind, "natural_key": src.natural_key(), "data": data})
+    doc.update(records=records, consent_ref=rng.choice(["", "S-1", "S-2"]),
+               rule=rng.choice(["dropout_to_uu", "concern_to_uu", "order_to_institution"]))
+    return net.build(doc, sender=sender).eml
+
+
+def _withdrawal(net, rng: random.Random, mine: str, theirs: str) -> bytes:
+    """A notice that may withdraw nothing: ``mine`` came from 779008 under S-1, ``theirs`` from
+    jobcenter-viborg under S-2."""
+    import datetime as dt
+
+    from stafet.packages.package import new_package_id
+
+    case = rng.randrange(4)
+    extra = [new_package_id() for _ in range(rng.randrange(2))]
+    if case == 0:    # another member names 779008's package
+        signer = claimed = "jobcenter-viborg"
+        ids, ref = [mine], rng.choice(["S-1", "S-2", ""])
+        if rng.random() < 0.5:
+            ids.append(theirs)
+    elif case == 1:  # 779008 names jobcenter-viborg's package
+        signer, claimed, ids, ref = "779008", "779008", [theirs], rng.choice(["S-1", "S-2"])
+        if rng.random() < 0.5:
+            ids.insert(0, mine)
+    elif case == 2:  # its own package, under a consent it did not come under
+        signer, claimed, ids, ref = "779008", "779008", [mine], rng.choice(["S-2", "", "S-1 ", "s-1"])
+    else:            # signed by another member than the notice's sender
+        signer, claimed, ids, ref = "jobcenter-viborg", "779008", [mine], "S-1"
+    rng.shuffle(ids)
+    doc = {"type": "withdrawal", "package_id": new_package_id(), "sender": claimed, "recipient": "uu-viborg",
+           "created": dt.datetime.now(dt.UTC).isoformat(),
+           "withdrawal": {"consent_ref": ref, "package_ids": ids + extra, "instruction": "Slet"}}
+    if signer == claimed:
+        return net.build(doc, sender=signer).eml
+    return net.craft({"schema": "stafet/1", **doc}, signer=net.key(signer), sender=claimed)
+
+
+def cross_member(net, rng: random.Random) -> Iterator[tuple[str, str]]:
+    """(kind, outcome) for each cross-member variant, each through uu-viborg's whole receive pass.
+
+    ``outcome`` is the refusal's reason, ``kept-apart`` for a package received without
+    changing any source record or routing, or ``accepted: …`` / ``crashed: …``.
+    """
+    ctx = net.ctx("uu-viborg")
+    sources = _source_records()
+    with ctx.store.session() as s:
+        ctx.store.upsert_records(s, sources)
+    honest = {}
+    for sender, ref in (("779008", "S-1"), ("jobcenter-viborg", "S-2")):
+        doc = net.handover_doc(sender)
+        doc.update(consent_ref=ref, rule="order_to_institution")
+        net.deliver("uu-viborg", f"honest-{sender}.eml", net.build(doc, sender=sender).eml)
+        honest[sender] = doc["package_id"]
+    assert net.receive().imported == 2
+    before = _state(ctx)
+    assert before[1] and not before[2], "the test network routes the source records, nothing is withdrawn"
+    for kind, n in CROSS_MEMBER.items():
+        for i in range(n):
+            name = f"{kind}-{i:03d}.eml"
+            data = (_overwrite(net, rng, sources) if kind == "cross-member-overwrite"
+                    else _withdrawal(net, rng, honest["779008"], honest["jobcenter-viborg"]))
+            net.deliver("uu-viborg", name, data)
+            try:
+                result = net.receive()
+            except Exception as e:
+                yield kind, f"crashed: {type(e).__name__}: {traceback.format_exc()[-1500:]}"
+                continue
+            if _state(ctx) != before:
+                yield kind, f"accepted: changed source records, routing or another's package ({name})"
+                before = _state(ctx)
+            elif kind == "cross-member-withdrawal" and name not in result.rejected:
+                yield kind, f"accepted: a notice that may withdraw nothing was not refused ({name})"
+            else:
+                yield kind, result.rejected.get(name, "kept-apart")
+
+
 def _sig_flip(net, h: Honest, span: str, rng: random.Random) -> bytes:
     at, n = h.spans[span]
     return net.envelope(with_sig(h, flip(h.sig, at + rng.randrange(n), 1 << rng.randrange(8))), like=h.eml)
@@ -179,6 +304,15 @@ def test_no_hostile_variant_is_accepted(net, honest):
             crashed.append((kind, f"{type(e).__name__}: {e}"[:200] + traceback.format_exc()[-1500:]))
             continue
         accepted.append(kind)
+    # Validly signed by a member, so no cryptography refuses them: what they may change is the test.
+    for kind, outcome in cross_member(net, rng):
+        total += 1
+        if outcome.startswith("accepted"):
+            accepted.append(f"{kind}: {outcome}")
+        elif outcome.startswith("crashed"):
+            crashed.append((kind, outcome))
+        else:
+            reasons[(kind, outcome)] += 1
     elapsed = time.monotonic() - started
     print(f"\n{total} hostile variants in {elapsed:.1f}s (seed {SEED}):")
     for (kind, reason), n in sorted(reasons.items()):

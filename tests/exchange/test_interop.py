@@ -15,10 +15,15 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
+from servers import require_tools
 
 from stafet.packages.package import split_signed
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+
+@pytest.fixture(autouse=True)
+def _openssl() -> None:
+    """openssl is a real peer here: missing, the test fails (``make system-deps`` installs it)."""
+    require_tools("openssl", package="openssl")
 
 
 def run(*args: str | Path, stdin: bytes | None = None, env: dict[str, str] | None = None) -> bytes:
@@ -74,8 +79,7 @@ def test_openssl_refuses_stafet_package_for_another_key(net, tmp_path):
 @pytest.fixture
 def gnupghome(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A throwaway GNUPGHOME (offline, loopback pinentry); its agent is stopped after."""
-    if shutil.which("gpgsm") is None or shutil.which("gpgconf") is None:
-        pytest.skip("gpgsm not installed")
+    require_tools("gpgsm", "gpgconf", package="gpgsm")
     home = Path(tempfile.mkdtemp(prefix="stafet-gpgsm-", dir="/tmp"))  # socket paths must stay short
     (home / "gpg-agent.conf").write_text("allow-loopback-pinentry\n")
     # Offline. (disable-crl-checks in gpgsm.conf made --decrypt fail here: pass it to --verify only.)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from stafet.core.cpr import parse_cpr
 from stafet.core.models import Provenance, record_from_payload
 from stafet.duties.routing import Decision
-from stafet.exchange.handovers import plan_handovers, send_pending
+from stafet.exchange.outbox import plan_handovers, send_pending
 from stafet.packages.package import _json_part, build_package, new_package_id, split_signed
 from stafet.store.schema import Handover, ImportedPackage, RecordRow
 

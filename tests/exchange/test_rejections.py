@@ -4,11 +4,11 @@ kept in ``rejected/`` with the reason beside it."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
 from asn1crypto import cms
+from servers import require_tools
 
 from stafet.packages import package as packages
 
@@ -220,12 +220,12 @@ def test_weak_rsa_key(net):
     refused(net, net.build(sender_key=net.odd("weak")).eml, "weak_algorithm")
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 @pytest.mark.parametrize(("sign", "encrypt", "what"), [
     (("-md", "sha1"), ("-aes256",), "sha1"),
     (("-md", "sha256"), ("-des3",), "tripledes"),
 ])
 def test_weak_algorithms_from_openssl(net, tmp_path, sign, encrypt, what):
+    require_tools("openssl", package="openssl")
     eml = net.openssl_package(tmp_path, net.handover_doc(), sign_args=sign, encrypt_args=encrypt)
     why = refused(net, eml, "weak_algorithm")
     assert what in why

@@ -155,7 +155,7 @@ def databases(request: pytest.FixtureRequest) -> Iterator[Databases]:
     """
     from sqlalchemy.engine import make_url
 
-    if os.environ.get("STAFET_TEST_PREFECT_SQLITE") == "1":
+    if servers.setting("STAFET_TEST_PREFECT_SQLITE") == "1":
         yield Databases()
         return
     try:

@@ -156,34 +156,10 @@ def test_unknown_file_name_is_rejected(store: Store, net: Network, tmp_path: Pat
     assert r.rejected and r.source == "" and "file-name pattern" in r.reason
 
 
-def test_quarantine_release_with_fix_and_reject(store: Store, net: Network, tmp_path: Path) -> None:
-    from stafet.ingest.pipeline import reject_quarantined, release_quarantined
-
-    path = write_easya(tmp_path / "779008_haendelser_2026112106.csv",
-                       [easya_row(reason="42"), easya_row(inst="999999", event="OPTAG", reason="")])
-    r = ingest_file(store, net, path, now=NOW, home=tmp_path)
-    assert r.quarantined == 2
-    with store.session() as s:
-        ids = {q.rule: q.id for q in s.scalars(select(Quarantine))}
-    still = release_quarantined(store, net, ids["dropout_reason"], fixes={"Afbrudsaarsag": "77"}, now=NOW)
-    assert not still.released and still.failures[0].startswith("dropout_reason")
-    done = release_quarantined(store, net, ids["dropout_reason"], fixes={"Afbrudsaarsag": "05"}, now=NOW,
-                               actor="steward-anne")
-    assert done.released and done.status == "new"
-    reject_quarantined(store, ids["institution_known"], reason="school not in the network", actor="anne")
-    with store.session() as s:
-        qs = {q.id: q for q in s.scalars(select(Quarantine))}
-        assert qs[ids["dropout_reason"]].status == "released"
-        assert qs[ids["institution_known"]].status == "rejected"
-        actions = [a.action for a in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
-    assert {"quarantine.release_failed", "quarantine.released", "quarantine.rejected"} <= set(actions)
-    assert store.verify_audit_chain() == len(actions)
-
-
 def test_ingest_inbox_over_sftp(sshd, store: Store, net: Network, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from stafet.core.config import SourceConfig
     from stafet.ingest.pipeline import ingest_inbox
-    from transports.transport import open_inbox
+    from transports import open_inbox
 
     folder = sshd.new_folder("easy-a")
     shutil.copy(SAMPLES / EASYA, folder / EASYA)
@@ -254,7 +230,7 @@ def test_chunk_boundaries_change_nothing(worker: str, net: Network, tmp_path: Pa
     """A file read in chunks of 3 rows (bad rows, a malformed row and a corrected repeat of a key
     on other chunks than their neighbours) stores and quarantines exactly what one chunk does —
     in the validation worker and in this process."""
-    from stafet.ingest import validation
+    from stafet.ingest import pipeline
 
     monkeypatch.setenv("STAFET_VALIDATION_WORKER", worker)
     rows = [easya_row(cpr=f"1203{y:02d}-41{y:02d}", event="OPTAG", reason="", text="") for y in range(1, 9)]
@@ -268,7 +244,7 @@ def test_chunk_boundaries_change_nothing(worker: str, net: Network, tmp_path: Pa
     assert path is not None
     outcomes = []
     for size in (3, 50_000):
-        monkeypatch.setattr(validation, "CHUNK_ROWS", size)
+        monkeypatch.setattr(pipeline, "CHUNK_ROWS", size)
         home = tmp_path / f"home{size}"
         home.mkdir()
         store = open_store(home)
@@ -287,16 +263,16 @@ def test_chunk_boundaries_change_nothing(worker: str, net: Network, tmp_path: Pa
 
 
 def test_chunk_size_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from stafet.ingest import validation
+    from stafet.ingest import pipeline
 
     monkeypatch.setenv("STAFET_INGEST_CHUNK_ROWS", "50000")
-    assert validation._chunk_rows() == 50_000
+    assert pipeline._chunk_rows() == 50_000
     monkeypatch.setenv("STAFET_INGEST_CHUNK_ROWS", "5")
-    assert validation._chunk_rows() == 1000
+    assert pipeline._chunk_rows() == 1000
     monkeypatch.setenv("STAFET_INGEST_CHUNK_ROWS", "many")
-    assert validation._chunk_rows() == 20_000
+    assert pipeline._chunk_rows() == 20_000
     monkeypatch.delenv("STAFET_INGEST_CHUNK_ROWS")
-    assert validation._chunk_rows() == 20_000
+    assert pipeline._chunk_rows() == 20_000
 
 
 def test_a_chunk_is_freed_once_the_caller_lets_go_of_it() -> None:

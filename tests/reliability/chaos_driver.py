@@ -58,7 +58,7 @@ and the sender's ``sent`` is then wide enough for a kill aimed at it to land und
 
 
 def _slow_after_put() -> None:
-    from transports.transport import FolderOutlet
+    from transports import FolderOutlet
 
     if getattr(FolderOutlet.put, "_chaos", False):
         return

@@ -13,13 +13,14 @@ thread exists. Then it reads commands on stdin, one per line, and answers on std
 
 The child is an ordinary process: the harness kills it with ``os.kill(pid, SIGKILL)``.
 
-Validation workers: an ingest validates in a ``stafet.ingest.worker_main`` process (one
-per concurrent ingest). Started the ordinary way (``python -m …``) each costs ≈ 6.6 s of
-CPU to import GX, two per night, which would be most of a night's CPU on 2 cores. So,
-like multiprocessing's *forkserver*, this parent forks them ready-made just before each
-night — ``validation_worker.main()`` itself, on a pair of pipes, with GX already
-imported — and the night finds them in ``stafet.ingest.validation``'s idle pool, exactly where
-it keeps the workers it started itself. Each worker serves one night only: it exits
+Validation workers: an ingest validates in a :class:`stafet.core.workers.Worker` process
+serving ``stafet.ingest.worker_main:handler`` (one per concurrent ingest). Started the
+ordinary way (``python -m …``) each costs ≈ 6.6 s of CPU to import GX, two per night,
+which would be most of a night's CPU on 2 cores. So, like multiprocessing's
+*forkserver*, this parent forks them ready-made just before each night —
+:func:`stafet.core.workers.serve` itself, on a pair of pipes, with GX already imported —
+and the night finds them in ``stafet.ingest.worker``'s idle pool (``_IDLE``), exactly
+where it keeps the workers it started itself. Each worker serves one night only: it exits
 when that night closes its pipe or dies (a SIGKILLed night leaves it EOF, as in
 production), and this parent reaps it.
 """
@@ -42,14 +43,14 @@ def warm() -> None:
     import alembic.command  # noqa: F401
     import chaos_driver  # noqa: F401
 
-    import transports.transport  # noqa: F401
+    import transports  # noqa: F401
     from flows import nightly  # noqa: F401
-    from stafet.ingest import validation
+    from mappings import all_sources
+    from stafet.ingest import gx
     from stafet.packages import package as packages
-    from stafet.sources import all_sources
 
     for source in all_sources().values():
-        validation._definition(source)
+        gx._definition(source)
     packages._validator()
 
 
@@ -88,10 +89,13 @@ def fork_worker(log: Path) -> tuple[int, int, int]:
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.dup2(fd, 2)
             os.closerange(3, 4096)  # the harness's pipes, the other workers' pipes
-            sys.stdin = os.fdopen(0, "r")
-            from stafet.ingest import worker_main as validation_worker
+            from stafet.core import workers
+            from stafet.ingest import worker
 
-            validation_worker.main()
+            out = os.fdopen(os.dup(1), "wb")  # the protocol's; a library's prints go to the log
+            os.dup2(2, 1)
+            sys.stdout = sys.stderr
+            workers.serve(worker.HANDLER, os.getppid(), os.fdopen(0, "rb"), out)
         except BaseException:
             traceback.print_exc()
             code = 1
@@ -105,16 +109,19 @@ def child(run: Path, workers: list[tuple[int, int, int]]) -> None:
     """In the forked child: the night, its output in ``run/night.log``."""
     import chaos_driver
 
-    from stafet.ingest import validation
+    from stafet.core.workers import Usage, Worker
+    from stafet.ingest import worker
 
     fd = os.open(run / "night.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
     for pid, to_worker, from_worker in workers:
-        w: Any = validation._Worker.__new__(validation._Worker)
-        w.proc, w.outstanding = _Forked(pid, to_worker, from_worker), 0
-        validation._idle.append(w)
+        w: Any = Worker.__new__(Worker)
+        w.handler, w.outstanding, w.usage = worker.HANDLER, 0, Usage()
+        w.proc = _Forked(pid, to_worker, from_worker)
+        w._write(None)  # the setup, as Worker() sends it
+        worker._IDLE.checkin(w)
     code = 0
     try:
         chaos_driver.night(run)

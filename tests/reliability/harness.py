@@ -310,8 +310,7 @@ def snapshot(run: Path, server: Any = None) -> dict[str, Any]:
     imported = [r for db in (hub, skive) if db.exists()
                 for r in _rows(db, "select package_id, recipient, digest from imported_packages")]
     return {
-        "records": sorted(_rows(hub, "select kind, youth, natural_key, digest, withdrawn from records "
-                                     "where via_package = ''")),
+        "records": sorted(_rows(hub, "select kind, youth, natural_key, digest, withdrawn from records")),
         "quarantine": sorted(_rows(hub, "select source_file, row, rule from quarantine")),
         "source_files": sorted(_rows(hub, "select name, status from source_files")),
         "handovers": _handovers(hub),

@@ -32,6 +32,7 @@ import harness
 pytestmark = pytest.mark.slow
 
 POINTS = int(os.environ.get("STAFET_CHAOS_POINTS", "20"))
+PER_RUN = 4  # kills per crash run (the first kills the night, the others its recoveries)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def series(template: Path, prefect_server: Any, tmp_path_factory: pytest.TempPathFactory):
     work = tmp_path_factory.mktemp("chaos")
-    return harness.crash_series(template, work, prefect_server, n_points=POINTS, per_run=4, lanes=2)
+    return harness.crash_series(template, work, prefect_server, n_points=POINTS, per_run=PER_RUN, lanes=2)
 
 
 def test_the_reference_night_exercises_every_path(series) -> None:
@@ -88,15 +89,27 @@ def test_killed_flow_runs_stay_behind_and_do_not_block_the_next_night(series) ->
 
 
 def test_figures(series, capsys) -> None:
+    """Print the figures of the series, then check that they add up."""
     _ref, seconds, runs = series
     stages = collections.Counter(k.split(":")[0] for r in runs for k in r.killed)
     behind = sum((collections.Counter(r.outcome.left_behind) for r in runs), collections.Counter())
+    recovered = sum(not r.outcome.problems for r in runs)
     with capsys.disabled():
         print(f"\ncrash consistency (Prefect flows): reference night {seconds:.1f}s, {len(runs)} crash runs, "
               f"{harness.landed(runs)} kill points landed ({dict(stages)}), "
-              f"{sum(not r.outcome.problems for r in runs)}/{len(runs)} recovered, "
+              f"{recovered}/{len(runs)} recovered, "
               f"rows lost {sum(r.outcome.rows_lost for r in runs)}, "
               f"duplicates {sum(r.outcome.duplicates for r in runs)}, "
               f"packages re-sent (imported once) {sum(r.outcome.resent for r in runs)}, "
               f"killed flow runs left behind {dict(behind)}, "
               f"kills between delivery and 'sent' {harness.window_hits(runs)}")
+    # the reference night ran, and the plan made at least one crash run per PER_RUN kill points
+    # (the harness adds runs when a kill came after a night had already completed)
+    assert seconds > 0
+    assert len(runs) >= -(-POINTS // PER_RUN), len(runs)
+    # every planned kill is accounted for, each under a stage of the night
+    assert sum(len(r.killed) for r in runs) >= POINTS
+    assert recovered == len(runs)
+    # however many packages were delivered twice (kill between delivery and 'sent'), each
+    # was imported once
+    assert sum(r.outcome.duplicates for r in runs) == 0, sum(r.outcome.resent for r in runs)

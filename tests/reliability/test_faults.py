@@ -1,4 +1,4 @@
-"""Faults that tests/connectors/test_transport.py does not cover: an SMTP connection
+"""Faults that tests/transports/test_transports.py does not cover: an SMTP connection
 reset in the middle of DATA, a locked SQLite store, a PostgreSQL server restarted (and
 killed) mid-run, concurrent writers of the audit chain — and the failure path of the
 flow itself."""
@@ -26,7 +26,7 @@ from stafet.core.vault import Vault
 from stafet.ingest.pipeline import ingest_file
 from stafet.store.db import Store
 from stafet.store.schema import RecordRow, SourceFile
-from transports.transport import open_outlet
+from transports import open_outlet
 
 # --- SMTP: connection reset mid-DATA ------------------------------------------------------
 
@@ -194,7 +194,7 @@ def private_postgres():
     try:
         pg = servers.Postgres().start()
     except servers.ServerUnavailable as e:
-        pytest.skip(f"PostgreSQL unavailable: {e}")
+        servers.peer_unavailable("PostgreSQL", e)
     yield pg
     pg.stop()
 

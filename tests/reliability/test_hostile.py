@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 import hostile
 from ingest_fixtures import NOW, network, open_store
 
+from mappings import get_source
 from stafet.core.config import SourceConfig
 from stafet.core.errors import FileRejected, StafetError
 from stafet.ingest.pipeline import ingest_file, ingest_inbox
-from stafet.sources import get_source
-from transports.transport import FolderInbox, check_name
+from transports import FolderInbox, check_name
 
 
 class Listener:

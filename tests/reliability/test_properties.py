@@ -91,7 +91,7 @@ def parser(tmp_path_factory: pytest.TempPathFactory):
     from stafet.context import open_context
     from stafet.core.vault import load_secret
     from stafet.demo.network import setup_demo
-    from stafet.exchange.handovers import recipient_certificate, trust_store
+    from stafet.exchange.endpoints import recipient_certificate, trust_store
     from stafet.packages.package import build_package, new_package_id
 
     root = tmp_path_factory.mktemp("fuzz-net")

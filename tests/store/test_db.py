@@ -2,6 +2,7 @@
 corrections audited, the audit chain verifiable."""
 
 import itertools
+import json
 import os
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -156,7 +157,7 @@ def test_bulk_payload_and_json_are_the_records_own() -> None:
 
     from ingest_fixtures import ALL_SAMPLES, NOW, SAMPLES
 
-    from stafet.sources import source_for
+    from mappings import source_for
     from stafet.store.db import _payload, canonical_json, prepare
 
     seen = set()
@@ -207,8 +208,10 @@ def test_canonical_json_falls_back_to_json_for_what_orjson_refuses() -> None:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_migrations_keep_records_and_match_the_tables(backend: str, request, tmp_path) -> None:
-    """A store made at revision 0001 with records in it upgrades to head: the records stay, their
-    key is unique by (youth, kind, natural key) and the migrated schema is what schema.py declares."""
+    """A store made at revision 0001 with records in it upgrades to head: the source records stay,
+    their key is unique by (youth, kind, natural key), a record that came in a package moves to
+    ``imported_records`` under its recipient and package (0003), and the migrated schema is what
+    schema.py declares."""
     from alembic import command
     from alembic.autogenerate import compare_metadata
     from alembic.config import Config
@@ -231,15 +234,45 @@ def test_migrations_keep_records_and_match_the_tables(backend: str, request, tmp
     with eng.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0001")
+    from sqlalchemy import MetaData, Table
+
+    from stafet.store.db import prepare
+
     old = Store(url, Vault(bytes(32)), upgrade=False)
-    with old.session() as s:
-        old.upsert_records(s, [_dropout(), replace(_dropout(), cpr=parse_cpr("030409-4871"))])
+    with old.session() as s:  # rows as the code of revision 0001 wrote them (via_package and all)
+        recs = [_dropout(), replace(_dropout(), cpr=parse_cpr("030409-4871")),
+                replace(_dropout("07"), cpr=parse_cpr("110907-4002"))]
+        pseud = old.ensure_youths(s, [r.cpr for r in recs])
+        tables = MetaData()
+        records, packages = (Table(n, tables, autoload_with=s.connection())
+                             for n in ("records", "imported_packages"))
+        now = datetime(2026, 11, 21, 3, 0)
+        for r, via in zip(recs, ["", "", "PKG-0123456789abcdef01234567"], strict=True):
+            p = prepare(r)
+            s.execute(records.insert().values(
+                kind=p.kind, youth=pseud[p.cpr_digits], natural_key=p.natural_key,
+                payload=json.loads(p.payload),
+                digest=p.digest, source="package:uu-skive" if via else "easy-a", source_file=via or p.file,
+                source_row=1 if via else p.row, received_at=now, updated_at=now, via_package=via,
+                withdrawn=False))
+        s.execute(packages.insert().values(package_id="PKG-0123456789abcdef01234567", sender="uu-skive",
+                                           recipient="uu-viborg", digest="0" * 64, disposition="imported",
+                                           imported_at=now))
     assert any(ix["name"] == "ix_records_youth" for ix in inspect(eng).get_indexes("records"))
 
     store = Store(url, Vault(bytes(32)))          # opening upgrades to head
     with store.session() as s:
         assert s.scalar(select(text("count(*)")).select_from(RecordRow)) == 2
         assert [st for st, _ in store.upsert_records(s, [_dropout()])] == ["duplicate"]
+        from stafet.store import imported, inbox
+        from stafet.store.schema import ImportedRecordRow
+
+        moved = list(s.scalars(select(ImportedRecordRow)))
+        assert [(m.recipient, m.package_id, m.sender, m.kind, m.payload["reason_code"], m.withdrawn)
+                for m in moved] == [("uu-viborg", "PKG-0123456789abcdef01234567", "uu-skive", "dropout", "07",
+                                     False)]
+        assert imported.of_youth(s, pseud["1109074002"]) == moved
+        assert inbox.imported(s, "PKG-0123456789abcdef01234567").consent_ref is None  # unknown before 0003
     insp = inspect(store.engine)
     assert [u["column_names"] for u in insp.get_unique_constraints("records")] == [
         ["youth", "kind", "natural_key"]]
@@ -250,8 +283,29 @@ def test_migrations_keep_records_and_match_the_tables(backend: str, request, tmp
     with store.session() as s, pytest.raises(IntegrityError):
         youth = s.scalar(select(RecordRow.youth).limit(1))
         s.execute(text("INSERT INTO records (kind, youth, natural_key, payload, digest, source, source_file, "
-                       "source_row, received_at, updated_at, via_package, withdrawn) SELECT kind, youth, "
+                       "source_row, received_at, updated_at, withdrawn) SELECT kind, youth, "
                        "natural_key, payload, digest, source, source_file, source_row, received_at, "
-                       "updated_at, via_package, withdrawn FROM records WHERE youth = :y"), {"y": youth})
+                       "updated_at, withdrawn FROM records WHERE youth = :y"), {"y": youth})
     store.engine.dispose()
     eng.dispose()
+
+
+def test_revision_0003_downgrades_and_upgrades_again(tmp_path) -> None:
+    """0003 moves received records out of ``records`` and back (where no source record has their key)."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    from stafet.store.db import _MIGRATIONS
+
+    store = Store(f"sqlite:///{tmp_path / 'd.db'}", Vault(bytes(32)))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    for target in ("0002", "head"):
+        with store.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, target) if target == "0002" else command.upgrade(cfg, target)
+        cols = {c["name"] for c in inspect(store.engine).get_columns("records")}
+        assert ("via_package" in cols) is (target == "0002")
+        assert ("imported_records" in inspect(store.engine).get_table_names()) is (target == "head")
+    store.engine.dispose()

@@ -11,9 +11,11 @@ from pathlib import Path
 import paramiko
 import pytest
 import servers
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from stafet.core.errors import ConfigError, DeliveryFailed, FileRejected, TransientError
-from transports.transport import (
+from transports import (
     FolderInbox,
     FolderOutlet,
     SftpInbox,
@@ -172,6 +174,26 @@ def test_factories_validate_endpoints_and_options(tmp_path: Path) -> None:
     assert isinstance(outlet, SmtpOutlet) and (outlet.host, outlet.port) == ("127.0.0.1", 2525)
 
 
+def test_login_settings_go_to_every_factory_and_only_sftp_uses_them(tmp_path: Path) -> None:
+    """``Network.sftp_login`` hands host_key, identity and passphrase to whichever endpoint."""
+    login = {"host_key": "ssh-ed25519 AAAA", "identity": str(tmp_path / "id"), "passphrase": "p"}
+    assert isinstance(open_inbox(f"folder:{tmp_path}", **login), FolderInbox)
+    assert isinstance(open_outlet(f"folder:{tmp_path}", **login), FolderOutlet)
+    assert isinstance(open_outlet("smtp://127.0.0.1:2525", mail_from="a@x.dk", rcpt_to="b@y.dk",
+                                  **login), SmtpOutlet)
+    # An encrypted identity key: the passphrase reaches it through open_inbox / open_outlet.
+    host_key = servers.make_ed25519_key(tmp_path / "host")
+    key = ed25519.Ed25519PrivateKey.generate()
+    (tmp_path / "id").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+        serialization.BestAvailableEncryption(b"p")))
+    url = "sftp://u@127.0.0.1:2222/x"
+    with pytest.raises(ConfigError, match="encrypted: give its passphrase"):
+        open_inbox(url, **{**login, "host_key": host_key, "passphrase": None})
+    assert isinstance(open_inbox(url, **{**login, "host_key": host_key}), SftpInbox)  # no connection yet
+    assert isinstance(open_outlet(url, **{**login, "host_key": host_key}), SftpOutlet)
+
+
 # --------------------------------------------------------------------------- SFTP
 
 
@@ -179,6 +201,20 @@ def _sftp_inbox(sshd: servers.Sshd, folder: Path, **kw: object) -> SftpInbox:
     inbox = open_inbox(sshd.url(folder), host_key=sshd.host_key, identity=str(sshd.client_key), **kw)
     assert isinstance(inbox, SftpInbox)
     return inbox
+
+
+@real
+def test_sftp_logs_in_with_an_encrypted_identity_and_its_passphrase(sshd: servers.Sshd,
+                                                                    tmp_path: Path) -> None:
+    key = serialization.load_ssh_private_key(sshd.client_key.read_bytes(), None)
+    encrypted = tmp_path / "id_encrypted"
+    encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                            serialization.BestAvailableEncryption(b"kodeord")))
+    folder = sshd.new_folder("encrypted-id")
+    with open_outlet(sshd.url(folder), host_key=sshd.host_key, identity=str(encrypted),
+                     passphrase="kodeord") as out:
+        out.put("a.eml", EML)
+    assert (folder / "a.eml").read_bytes() == EML
 
 
 @real

@@ -1,1 +1,1 @@
-"""Synthetic sample exports (FORMATS.md) for the demo and the tests; all CPRs are synthetic."""
+"""The demo's synthetic source exports (synthetic CPRs only): data, it imports nothing."""

@@ -16,29 +16,22 @@ fly, read in a subprocess that measures its own peak memory (``huge_field_probe`
 from __future__ import annotations
 
 import codecs
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from connectors import readers as R
+from mappings import all_sources
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/, for ingest_fixtures
+from ingest_fixtures import sample_of  # isort: skip
 
 READERS: dict[str, R.CsvReader | R.XmlReader] = {
-    "easy-a": R.EASYA_CSV,
-    "gymnasium": R.GYMNASIUM_XML,
-    "jobcenter": R.JOBCENTRE_CSV,
-    "uu-planer": R.UU_XML,
-    "familie": R.FAMILY_CSV,
-    "samtykker": R.CONSENT_CSV,
+    name: src.reader for name, src in all_sources().items()  # type: ignore[misc]
 }
-SAMPLES = {
-    "easy-a": "779008_haendelser_2026112102.csv",
-    "gymnasium": "751001_elevhaendelser_202611210200.xml",
-    "jobcenter": "jobcenter_791_paalaeg_20261121.csv",
-    "uu-planer": "uu_791_planer_20261120.xml",
-    "familie": "familie_791_overgange_20261121.csv",
-    "samtykker": "samtykker_791_20261121.csv",
-}
+SAMPLES = {name: sample_of(src).name for name, src in all_sources().items()}  # type: ignore[union-attr]
+"""Each source's sample export (found by its file-name pattern: ``ingest_fixtures.sample_of``)."""
 FORMULAS = [
     "=1+1",
     "+cmd|' /C calc'!A0",
@@ -74,7 +67,9 @@ class Case:
 
 def sample(source: str) -> bytes:
     """The published sample export of ``source`` (valid)."""
-    return resources.files("stafet.demo.data").joinpath(SAMPLES[source]).read_bytes()
+    path = sample_of(all_sources()[source])
+    assert path is not None, f"no sample export of {source}"
+    return path.read_bytes()
 
 
 def _is_xml(source: str) -> bool:

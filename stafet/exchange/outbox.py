@@ -1,0 +1,224 @@
+"""The sending side: plan handovers, build each package once, send, retry.
+
+Order of writes (the outbox pattern; a crash between any two steps is recovered by the
+next run, and never loses or duplicates a handover):
+
+1. the routing decision is committed as a ``pending`` handover row (unique key);
+2. the package is built once, written to ``$STAFET_HOME/outbox/<id>.eml`` (fsync)
+   and its digest committed — a retry resends these same bytes, same package id;
+3. the bytes are put to the recipient's endpoint (temp name + rename / SMTP);
+4. the row becomes ``sent`` (delivered). A crash between 3 and 4 resends the same
+   package; the receiver's replay check imports it once and re-sends its receipt.
+5. the receiver's signed receipt, verified and matching the digest, makes it
+   ``acknowledged`` (:func:`stafet.exchange.receipts.accept`): only then has someone
+   else taken over.
+
+Each step is one transaction and one call into :mod:`stafet.store.outbox`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from stafet.context import Context
+from stafet.core.errors import StafetError, TransientError
+from stafet.duties.routing import Decision, package_scope
+from stafet.exchange.endpoints import limits, outlet_for, recipient_certificate, write_durably
+from stafet.exchange.withdrawals import WITHDRAWAL_RULE, withdrawal_document
+from stafet.packages.document import (
+    Document,
+    DocumentRecord,
+    HandoverDocument,
+    HistoryEntry,
+    Omission,
+    RecordSource,
+    YouthInfo,
+)
+from stafet.packages.package import KIND_DA, build_package, new_package_id
+from stafet.store import outbox, records, utcnow, youths
+from stafet.store.schema import Handover, RecordRow
+
+log = logging.getLogger("stafet.exchange")
+
+
+def plan_handovers(ctx: Context, decisions: list[Decision], *, actor: str = "routing") -> dict[str, int]:
+    """Step 1: commit each decision as a handover row (idempotent by key), in one transaction."""
+    plans = [outbox.Plan(d.sender, d.recipient, d.youth, d.rule, "held" if d.status == "held" else "pending",
+                         tuple(d.record_ids), d.legal_basis, d.consent_ref, d.reason, tuple(d.omitted))
+             for d in decisions]
+    with ctx.store.session() as s:
+        return outbox.plan(s, plans, actor=actor, new_id=new_package_id)
+
+
+def _history(rows: list[RecordRow]) -> tuple[HistoryEntry, ...]:
+    out = []
+    for r in rows:
+        p = r.payload
+        when = p.get("event_date") or p.get("updated") or p.get("status_date") or ""
+        what = p.get("programme_name") or p.get("goal_name") or p.get("target_education") or ""
+        out.append(HistoryEntry(date=str(when), kind=r.kind, org=str(p.get("institution", "")),
+                                summary=f"{KIND_DA.get(r.kind, r.kind)} {what}".strip()))
+    return tuple(sorted(out, key=lambda h: h.date))
+
+
+class NotSendable(Exception):
+    """The legal basis no longer holds at send time (consent withdrawn, expired, …)."""
+
+    def __init__(self, reason: str, *, withdrawn: bool = False) -> None:
+        super().__init__(reason)
+        self.reason, self.withdrawn = reason, withdrawn
+
+
+def check_basis(ctx: Context, h: Handover, today: dt.date | None = None) -> None:
+    """Check the handover's legal basis again now (consent still valid, not withdrawn).
+
+    Raises:
+        NotSendable: the basis is gone; nothing of ``h`` may be sent, not even bytes
+            built earlier. A withdrawal notice is its own basis.
+    """
+    if h.rule == WITHDRAWAL_RULE:
+        return
+    with ctx.store.session() as s:
+        scope = package_scope(s, ctx.network, h.rule, h.youth, h.recipient, set(h.kinds), h.consent_ref,
+                              today or dt.date.today())
+    if not scope.usable:
+        raise NotSendable(scope.reason, withdrawn=scope.reason.startswith("tilbagekaldt"))
+
+
+def handover_document(ctx: Context, h: Handover, today: dt.date | None = None) -> Document:
+    """The document of a handover (holds the CPR: only ever inside a package).
+
+    The legal basis is checked again here, at send time: a consent withdrawn or
+    expired since routing stops the send (:class:`NotSendable`).
+    """
+    if h.rule == WITHDRAWAL_RULE:
+        return withdrawal_document(ctx, h)
+    with ctx.store.session() as s:
+        scope = package_scope(s, ctx.network, h.rule, h.youth, h.recipient, set(h.kinds), h.consent_ref,
+                              today or dt.date.today())
+        if not scope.usable:
+            raise NotSendable(scope.reason, withdrawn=scope.reason.startswith("tilbagekaldt"))
+        cpr = ctx.store.cpr_of(s, h.youth)
+        rows = records.by_ids(s, h.record_ids)
+        born = youths.birth_date(s, h.youth)
+        history = (_history(records.live_of_kinds(s, h.youth, scope.history_kinds))
+                   if scope.history_kinds else ())
+    name = next((f"{r.payload.get('first_name', '')} {r.payload.get('last_name', '')}".strip()
+                 for r in rows if r.payload.get("first_name")), "")
+    return HandoverDocument(
+        package_id=h.id, sender=h.sender, recipient=h.recipient,
+        created=h.created_at.replace(tzinfo=dt.UTC).isoformat(), rule=h.rule,
+        legal_basis=h.legal_basis, consent_ref=h.consent_ref,
+        youth=YouthInfo(cpr=cpr.formatted, name=name, birth_date=born.isoformat() if born else ""),
+        records=tuple(DocumentRecord(kind=r.kind, natural_key=r.natural_key,
+                                     data={k: v for k, v in r.payload.items() if k not in scope.strip_fields},
+                                     source=RecordSource(r.source, r.source_file, r.source_row))
+                      for r in rows),
+        history=history,
+        omitted=tuple(Omission(sc, why) for sc, why in scope.omitted))
+
+
+def build_outbox_package(ctx: Context, h: Handover, doc: Document | None = None) -> tuple[bytes, str]:
+    """Step 2: the package bytes for ``h``, built once and kept in the outbox folder.
+
+    Bytes built earlier are sent again only while the legal basis still holds
+    (:func:`check_basis`, :class:`NotSendable` otherwise): a retry or a resend after a
+    crash never sends what a withdrawn or expired consent no longer covers.
+    """
+    path = ctx.home / "outbox" / f"{h.id}.eml"
+    if h.package_path and path.exists() and h.digest:
+        check_basis(ctx, h)
+        return path.read_bytes(), h.digest
+    sender = ctx.network.member(h.sender)
+    built = build_package(doc or handover_document(ctx, h), sender=sender,
+                          sender_key=ctx.keys.current(h.sender),
+                          recipient=ctx.network.member(h.recipient),
+                          recipient_cert=recipient_certificate(ctx, h.recipient))
+    write_durably(path, built.eml)
+    with ctx.store.session() as s:
+        outbox.record_built(s, h.id, str(path.relative_to(ctx.home)), built.digest)
+    h.package_path, h.digest = str(path), built.digest
+    return built.eml, built.digest
+
+
+@dataclass
+class SendResult:
+    """Counts of one send pass."""
+
+    sent: int = 0
+    held: int = 0
+    retry_later: int = 0
+    failed: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def send_pending(ctx: Context, *, recipients: list[str] | None = None,
+                 now: dt.datetime | None = None) -> SendResult:
+    """Steps 2–4 for every due pending handover; one failing endpoint never blocks the others."""
+    now = now or utcnow()
+    result = SendResult()
+    with ctx.store.session() as s:
+        due = outbox.due(s, now, recipients)
+    for h in due:
+        try:
+            data, _ = build_outbox_package(ctx, h)
+            outlet_for(ctx, h.recipient, ctx.network.member(h.sender).email).put(f"{h.id}.eml", data)
+        except NotSendable as e:
+            with ctx.store.session() as s:
+                outbox.not_sendable(s, h.id, e.reason, withdrawn=e.withdrawn, consent_ref=h.consent_ref)
+            result.held += 1
+            continue
+        except TransientError as e:
+            max_attempts, max_age = limits(ctx, h.recipient)
+            with ctx.store.session() as s:
+                gave_up = outbox.attempt_failed(s, h.id, str(e), now=now, max_attempts=max_attempts,
+                                                max_age_hours=max_age)
+            if gave_up:
+                result.failed += 1
+            else:
+                result.retry_later += 1
+            result.errors[h.id] = str(e)
+            log.warning("handover %s to %s: will retry: %s", h.id, h.recipient, e)
+            continue
+        except StafetError as e:
+            with ctx.store.session() as s:
+                outbox.failed(s, h.id, str(e))
+            result.failed += 1
+            result.errors[h.id] = str(e)
+            log.error("handover %s to %s failed: %s", h.id, h.recipient, e)
+            continue
+        with ctx.store.session() as s:
+            outbox.sent(s, h.id, recipient=h.recipient, digest=h.digest)
+        result.sent += 1
+    return result
+
+
+def retry_handover(ctx: Context, handover_id: str, *, actor: str = "operator") -> str:
+    """Re-queue a failed handover after its cause was fixed (``stafet outbox retry``); its new status.
+
+    The legal basis is checked first: a handover whose consent is withdrawn or expired
+    is not queued again but held (or cancelled, when withdrawn), with the reason. The
+    send checks again (:func:`build_outbox_package`).
+
+    Raises:
+        ConfigError: no such handover, or it has not failed.
+    """
+    with ctx.store.session() as s:
+        h = outbox.get(s, handover_id)
+        if h is None or h.status != "failed":
+            outbox.requeue(s, handover_id, actor=actor)  # raises: the operator is told why
+    assert h is not None
+    try:
+        check_basis(ctx, h)
+    except NotSendable as e:
+        with ctx.store.session() as s:
+            return outbox.not_sendable(s, h.id, e.reason, withdrawn=e.withdrawn, consent_ref=h.consent_ref)
+    with ctx.store.session() as s:
+        outbox.requeue(s, handover_id, actor=actor)
+    return "pending"
+
+
+__all__ = ["NotSendable", "SendResult", "build_outbox_package", "check_basis", "handover_document",
+           "plan_handovers", "retry_handover", "send_pending"]

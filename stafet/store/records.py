@@ -1,0 +1,63 @@
+"""Canonical records of our own sources: read by id, by youth and by kind.
+
+Writing records (upsert by natural key) is :meth:`stafet.store.db.Store.upsert_records`.
+Records received in packages are not here: :mod:`stafet.store.imported`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from stafet.store.schema import RecordRow, Youth
+
+
+def by_ids(s: Session, ids: Sequence[int]) -> list[RecordRow]:
+    """The records with these ids, by id."""
+    return list(s.scalars(select(RecordRow).where(RecordRow.id.in_(ids)).order_by(RecordRow.id)))
+
+
+def live_of_kinds(s: Session, youth: str, kinds: Iterable[str]) -> list[RecordRow]:
+    """A youth's records of ``kinds`` that are not withdrawn (the course a handover shows)."""
+    return list(s.scalars(select(RecordRow).where(RecordRow.youth == youth, RecordRow.kind.in_(set(kinds)),
+                                                  RecordRow.withdrawn.is_(False))))
+
+
+def of_youth(s: Session, youth: str) -> list[RecordRow]:
+    """Every record about one youth (withdrawn ones too)."""
+    return list(s.scalars(select(RecordRow).where(RecordRow.youth == youth)))
+
+
+def routable(s: Session, kinds: Sequence[str]) -> list[Any]:
+    """Live records of ``kinds`` from our own sources (not withdrawn), by id.
+
+    Each row: ``(id, kind, youth, payload, source_file, birth_date)`` — what routing reads.
+    """
+    return list(s.execute(
+        select(RecordRow.id, RecordRow.kind, RecordRow.youth, RecordRow.payload, RecordRow.source_file,
+               Youth.birth_date)
+        .join(Youth, Youth.pseudonym == RecordRow.youth)
+        .where(RecordRow.kind.in_(list(kinds)), RecordRow.withdrawn.is_(False))
+        .order_by(RecordRow.id)).all())
+
+
+def live_facts(s: Session, kinds: Sequence[str]) -> Iterator[Any]:
+    """Records of ``kinds`` that are not withdrawn, by id: ``(id, kind, youth, payload, source_file)``."""
+    return iter(s.execute(select(RecordRow.id, RecordRow.kind, RecordRow.youth, RecordRow.payload,
+                                 RecordRow.source_file)
+                          .where(RecordRow.kind.in_(kinds), RecordRow.withdrawn.is_(False))
+                          .order_by(RecordRow.id)))
+
+
+def concern_flags(s: Session) -> Iterator[Any]:
+    """Every concern flag: ``(youth, payload)``."""
+    return iter(s.execute(select(RecordRow.youth, RecordRow.payload).where(RecordRow.kind == "concern_flag")))
+
+
+def own_dropouts(s: Session) -> Iterator[Any]:
+    """Dropouts from our own sources: ``(id, youth, payload)``."""
+    return iter(s.execute(select(RecordRow.id, RecordRow.youth, RecordRow.payload)
+                          .where(RecordRow.kind == "dropout")))
