@@ -15,7 +15,12 @@ What makes a whole file unusable raises :class:`~stafet.core.errors.FileRejected
 * bytes that are not valid in the format's declared encoding (the message names
   the first bad byte offset); NUL bytes, and C1 control bytes in ISO-8859-1 text,
   count as invalid: no text export holds them, they mean a wrong encoding;
-* a CSV header with missing or unknown columns;
+* a file declared cp1252 or ISO-8859-1 that is UTF-8: a UTF-8 byte order mark, or any
+  well-formed UTF-8 multi-byte sequence (read as declared it would store ``SÃ¸ren`` for
+  ``Søren`` over the clean records); checked on the stream, chunk by chunk;
+* a CSV header with missing or unknown columns (the reason names the format's missing
+  columns and the positions of unknown ones, never a value: a headerless file's first
+  line is data);
 * a CSV field over the csv module's field limit (128 Ki characters), or a physical
   CSV line longer than any row of the format can be (refused once that many
   characters are read, so memory stays bounded);
@@ -49,6 +54,22 @@ from stafet.core.errors import FileRejected
 XSD_DIR = Path(__file__).parent / "xsd"
 _READ_SIZE = 1 << 20
 _C1 = re.compile("[\x80-\x9f]")
+# A well-formed UTF-8 multi-byte sequence (RFC 3629: no overlong forms, no surrogates).
+# In a file declared cp1252 or ISO-8859-1 it means the file was written as UTF-8: read as
+# declared, ``Søren`` would become ``SÃ¸ren``. Real single-byte Danish text almost never
+# holds one: its letters (æ ø å, 0xe5-0xf8) are followed by ASCII, and a lead byte
+# (Â-ß, à-ï, ð-ô) followed by one to three of 0x80-0xbf (punctuation, ° ½ « » …) is not a
+# spelling any export writes.
+_UTF8_MULTIBYTE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}")
+# Every such sequence starts with a lead byte (0xc2-0xf4) followed by a continuation byte
+# (0x80-0xbf): bytes.translate to one letter per class and bytes.find the pair ("LC") run
+# at memory speed (~1 ms a MiB); the full pattern is only tried where a pair is.
+_BYTE_CLASS = bytes(ord("L") if 0xc2 <= b <= 0xf4 else ord("C") if 0x80 <= b <= 0xbf else ord(".")
+                    for b in range(256))
+_SINGLE_BYTE = frozenset({"cp1252", "iso8859-1"})  # codecs.lookup() names of the declared 8-bit encodings
 # Python's codec names for what FORMATS.md declares.
 CP1252, LATIN1, UTF8, UTF8_BOM = "cp1252", "iso-8859-1", "utf-8-sig", "utf-8-sig"
 
@@ -89,6 +110,18 @@ class Reader(Protocol):
 
 # --- decoding -----------------------------------------------------------------
 
+def _first_utf8_sequence(data: bytes) -> re.Match[bytes] | None:
+    """The first well-formed UTF-8 multi-byte sequence in ``data``, if any (see :data:`_BYTE_CLASS`)."""
+    classes = data.translate(_BYTE_CLASS)
+    pos = classes.find(b"LC")
+    while pos >= 0:
+        m = _UTF8_MULTIBYTE.match(data, pos)
+        if m is not None:
+            return m
+        pos = classes.find(b"LC", pos + 1)
+    return None
+
+
 class _CheckedBytes:
     """A binary file wrapper that checks every byte it hands out against an encoding.
 
@@ -101,22 +134,57 @@ class _CheckedBytes:
         self._decoder = codecs.getincrementaldecoder(encoding)("strict")
         self._offset = 0  # bytes handed to the decoder so far
         self._latin1 = codecs.lookup(encoding).name == "iso8859-1"
+        self._single_byte = codecs.lookup(encoding).name in _SINGLE_BYTE
+        self._tail = b""  # the last bytes of the previous chunk (a UTF-8 sequence may span two)
         self._codec = "utf-8" if encoding == "utf-8-sig" else encoding
 
     def _reject(self, offset: int, why: str) -> FileRejected:
         return FileRejected(f"file is not valid {self._encoding}: {why} at byte offset {offset}",
                             file=self._file, rule="encoding", offset=offset)
 
+    def _refuse_utf8(self, chunk: bytes) -> None:
+        """Refuse a single-byte file that is UTF-8 (a BOM, or any UTF-8 multi-byte sequence).
+
+        Cheap: an all-ASCII chunk (most of any export) is passed by one C-level check; the
+        search runs only over chunks with a byte >= 0x80, joined to the previous chunk's
+        last three bytes so a sequence split between reads is still seen.
+        """
+        if self._offset == 0 and chunk.startswith(codecs.BOM_UTF8):
+            raise self._wrong_encoding(0, "it starts with a UTF-8 byte order mark (BOM)")
+        if chunk.isascii():
+            self._tail = b""
+            return
+        data = self._tail + chunk
+        m = _first_utf8_sequence(data)
+        if m is not None:
+            offset = self._offset - len(self._tail) + m.start()
+            raise self._wrong_encoding(offset, "bytes " + " ".join(f"0x{b:02x}" for b in m.group())
+                                       + f" at byte offset {offset} are a UTF-8 multi-byte character")
+        self._tail = chunk[-3:]
+
+    def _wrong_encoding(self, offset: int, why: str) -> FileRejected:
+        declared = {"cp1252": "cp1252 (Windows-1252)", "iso-8859-1": "ISO-8859-1"}.get(self._encoding,
+                                                                                         self._encoding)
+        return FileRejected(
+            f"file is UTF-8 encoded, not {declared} as its source declares: {why}. Nothing from it "
+            f"is stored (read as {declared} its letters would be garbled, e.g. ø as Ã¸). Next step: "
+            f"have the source system export it again as {declared} (or convert it, e.g. "
+            f"iconv -f UTF-8 -t {'CP1252' if self._encoding == 'cp1252' else 'ISO-8859-1'}) "
+            f"and drop it in again", file=self._file, rule="encoding", offset=offset)
+
     def decode(self, chunk: bytes) -> str:
         """Decode the next chunk (``b""`` at the end), checking it."""
+        if self._single_byte and chunk:
+            self._refuse_utf8(chunk)
         pending = len(self._decoder.getstate()[0])
         start = self._offset - pending
-        if self._offset == 0 and self._encoding == "utf-8-sig" and chunk.startswith(codecs.BOM_UTF8):
-            start += 3  # the decoder drops the BOM: text starts after it
+        bom = 3 if self._offset == 0 and self._encoding == "utf-8-sig" and chunk.startswith(codecs.BOM_UTF8) \
+            else 0
+        start += bom  # the decoder drops the BOM: text (and its error positions) start after it
         try:
             text = self._decoder.decode(chunk, final=not chunk)
         except UnicodeDecodeError as e:
-            raise self._reject(self._offset - pending + e.start,
+            raise self._reject(start + e.start,
                                f"byte 0x{e.object[e.start]:02x} cannot be decoded") from None
         self._offset += len(chunk)
         if "\x00" in text:
@@ -239,14 +307,20 @@ class CsvReader:
         names = [v.strip() for v in values]
         if names and names[-1] == "":
             names.pop()  # optional trailing ';' on the header
+        # The reason names the format's own columns only, never a cell of this line: in a
+        # file without its header the first line is a data row (names, a CPR), and a typo'd
+        # header cell is found by its position.
         missing = [c for c in self.columns if c not in names]
-        unknown = [c for c in names if c not in self.columns]
-        dupes = sorted({c for c in names if names.count(c) > 1})
+        unknown = [i for i, c in enumerate(names, 1) if c not in self.columns]
+        dupes = [c for c in self.columns if names.count(c) > 1]
         problems = []
+        if len(missing) == len(self.columns):
+            problems.append("no header row: the first line names none of the format's columns")
         if missing:
             problems.append("missing columns: " + ", ".join(missing))
-        if unknown:
-            problems.append("unknown columns: " + ", ".join(repr(c) for c in unknown))
+        if unknown and len(missing) < len(self.columns):
+            problems.append(f"{len(unknown)} unknown column{'s' if len(unknown) > 1 else ''} "
+                            f"(at position{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))})")
         if dupes:
             problems.append("duplicate columns: " + ", ".join(dupes))
         if problems:
@@ -264,32 +338,59 @@ def load_schema(xsd: Path) -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(xsd), parser))
 
 
-_PROLOG_LIMIT = 1 << 16
+_PROLOG_LIMIT = 1 << 20
+_XML_SPACE = b" \t\r\n"  # XML's white space (production S); not \v or \f, which XML forbids
 
 
-def refuse_doctype(head: bytes, file: str) -> None:
-    """Raise ``FileRejected`` if the prolog before the root element holds a DOCTYPE.
+def refuse_doctype(head: bytes, file: str, *, complete: bool = True) -> None:
+    """Raise ``FileRejected`` unless the prolog before the root element is plainly harmless.
 
-    Only comments, processing instructions and white space may come first; a
-    DOCTYPE (with or without entities) is refused outright: no stafet format has one,
-    so every DOCTYPE is hostile or wrong (XXE, billion laughs, external DTDs).
+    ``head`` is the file's first :data:`_PROLOG_LIMIT` bytes (``complete``: the whole file).
+    The prolog is read as the XML parser reads it (XML 1.0, production ``prolog``): an
+    optional UTF-8 BOM, then only XML white space, comments (``<!--`` … ``-->``, the
+    closing ``-->`` not overlapping the opening) and processing instructions (``<?`` …
+    ``?>``, the XML declaration among them), up to the ``<`` of the root element. A
+    DOCTYPE (with or without entities) or any other declaration is refused
+    (``xml_hostile``): no stafet format has one, so every DOCTYPE is hostile or wrong
+    (XXE, billion laughs, external DTDs). Anything else before the root — a second BOM,
+    text, a vertical tab, a prolog longer than :data:`_PROLOG_LIMIT` however it is
+    padded — is refused as ``xml_syntax``: nothing the parser could read past, so no
+    DOCTYPE can hide behind it. The parser is configured against DTDs as well, and
+    reads the file in the format's encoding whatever its declaration says, so both see
+    the same characters.
     """
     i = 3 if head.startswith(codecs.BOM_UTF8) else 0
+    n = len(head)
     while True:
-        while i < len(head) and head[i:i + 1].isspace():
+        while i < n and head[i] in _XML_SPACE:
             i += 1
+        if i >= n:
+            if complete:
+                return  # nothing but a prolog: the parser says "no root element"
+            raise FileRejected(f"XML prolog is longer than {_PROLOG_LIMIT} bytes before the root element",
+                               file=file, rule="xml_syntax")
         if head.startswith(b"<?", i):
-            end, close = head.find(b"?>", i), 2
+            end, close = head.find(b"?>", i + 2), 2
         elif head.startswith(b"<!--", i):
-            end, close = head.find(b"-->", i), 3
+            end, close = head.find(b"-->", i + 4), 3
         elif head.startswith(b"<!", i):
             raise FileRejected("XML with a DOCTYPE or other declaration is refused (DTD/entities)",
                                file=file, rule="xml_hostile")
+        elif head.startswith(b"<", i) and i + 1 < n and _name_start(head[i + 1]):
+            return  # the root element
+        elif head.startswith(b"<", i) and i + 1 >= n and complete:
+            return  # a file cut after its "<": the parser refuses it
         else:
-            return
+            raise FileRejected(f"XML has content the format does not allow before its root element "
+                               f"(byte offset {i})", file=file, rule="xml_syntax", offset=i)
         if end < 0:
             raise FileRejected("XML prolog is too long or not terminated", file=file, rule="xml_syntax")
         i = end + close
+
+
+def _name_start(byte: int) -> bool:
+    """A byte that can begin an XML name in UTF-8 (ASCII letter, ``_``, ``:``, or a multi-byte lead)."""
+    return byte >= 0xc2 or (byte < 0x80 and chr(byte).isalpha()) or byte in b"_:"
 
 
 @dataclass(frozen=True)
@@ -329,14 +430,17 @@ class XmlReader:
     def rows(self, fh: IO[bytes], file: str) -> Iterator[Row]:
         """Yield the records of an open binary file named ``file`` (for messages)."""
         head = fh.read(_PROLOG_LIMIT)
-        refuse_doctype(head, file)
+        _CheckedBytes(fh, self.encoding, file).decode(head)  # a wrong encoding is named as such first
+        refuse_doctype(head, file, complete=len(head) < _PROLOG_LIMIT)
+        del head
         fh.seek(0)
         checked = _CheckedBytes(fh, self.encoding, file)
         schema = load_schema(XSD_DIR / self.xsd)
         tag = f"{{{self.namespace}}}{self.record}"
         context = etree.iterparse(
             checked, events=("end",), tag=tag, schema=schema, resolve_entities=False,
-            no_network=True, load_dtd=False, huge_tree=False, remove_comments=True, remove_pis=True)
+            no_network=True, load_dtd=False, huge_tree=False, remove_comments=True, remove_pis=True,
+            encoding=_codec_name(self.encoding))
         root_fields: dict[str, str] | None = None
         try:
             for _event, elem in context:
@@ -368,6 +472,11 @@ class XmlReader:
             _check_empty_root(context, self, file)
 
 
+def _codec_name(encoding: str) -> str:
+    """The name libxml2 knows a format's encoding by (its declaration in the file is not asked)."""
+    return "utf-8" if encoding in ("utf-8", "utf-8-sig") else encoding
+
+
 def _check_empty_root(context: etree.iterparse, fmt: XmlReader, file: str) -> None:
     root = getattr(context, "root", None)
     name = etree.QName(root) if root is not None else None
@@ -384,7 +493,8 @@ def _syntax_reason(fh: IO[bytes], encoding: str, file: str) -> tuple[str, int] |
     """
     fh.seek(0)
     context = etree.iterparse(_CheckedBytes(fh, encoding, file), events=("end",), resolve_entities=False,
-                              no_network=True, load_dtd=False, huge_tree=False)
+                              no_network=True, load_dtd=False, huge_tree=False,
+                              encoding=_codec_name(encoding))
     try:
         for _event, elem in context:
             _release(elem)

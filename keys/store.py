@@ -109,13 +109,17 @@ class KeyStore(NetworkCA):
         """All the org's keys with certificates, newest (latest not-before) first."""
         d = self.org_dir(org_id)
         out = []
+        installed: dict[str, int] = {}
         for pem in d.glob("*.pem") if d.exists() else []:
             key_path = pem.with_suffix(".key")
             if key_path.exists():
-                out.append(OrgKey(self._load_key(key_path),
-                                  x509.load_pem_x509_certificate(pem.read_bytes())))
-        return sorted(out, key=lambda k: (k.cert.not_valid_before_utc, k.cert.not_valid_after_utc),
-                      reverse=True)
+                key = OrgKey(self._load_key(key_path), x509.load_pem_x509_certificate(pem.read_bytes()))
+                installed[key.serial] = pem.stat().st_mtime_ns
+                out.append(key)
+        # certificate times are whole seconds: of two issued in the same second, the one
+        # installed last is the newest (a rotation right after set-up must not pick the old one)
+        return sorted(out, key=lambda k: (k.cert.not_valid_before_utc, k.cert.not_valid_after_utc,
+                                          installed[k.serial]), reverse=True)
 
     def current(self, org_id: str) -> OrgKey:
         """The org's newest key that is valid now."""

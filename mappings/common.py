@@ -9,7 +9,8 @@ load, validate and keep in step. Each source's table fits on one screen.
 Everything here is pure: strings in, values out, no I/O. A value that does not
 convert raises :class:`~stafet.core.errors.DataError` naming the column and a stable
 rule (``date_format``, ``decimal_format``, ``code_list``, ``yes_no``, ``required``,
-``cpr_format``, ``cpr_birth_date``); the row then goes to quarantine.
+``cpr_format``, ``cpr_birth_date``, ``encoding``: text garbled by a wrong encoding); the
+row then goes to quarantine.
 
 Free text (notes, reasons, names) goes through :func:`free_text`, which redacts
 anything CPR-shaped: a CPR typed into a note is never stored in clear.
@@ -54,12 +55,61 @@ Converter = Callable[[str], Any]
 
 
 def text(v: str) -> str:
-    """Trim, and make every line break inside a field a plain newline."""
+    """Trim, and make every line break inside a field a plain newline.
+
+    Text that is UTF-8 read in a single-byte encoding (``SÃ¸ren``: :func:`check_not_mojibake`)
+    is refused (rule ``encoding``): the row goes to quarantine and never replaces what the
+    store holds.
+    """
     v = v.strip()
+    if not v.isascii():
+        check_not_mojibake(v)
     return v.replace("\r\n", "\n").replace("\r", "\n") if "\r" in v else v
 
 
-# What every CPR-shaped match of stafet.core.cpr's redaction pattern starts with (DDMMYY),
+# A character that is a UTF-8 lead byte read as cp1252/ISO-8859-1 (Â-ô), followed by one
+# that is a continuation byte read so (0x80-0xbf: the C1 range, cp1252's punctuation and
+# € Š Œ Ž š œ ž Ÿ ƒ ˆ ˜, and NBSP to ¿). A real Danish name or note almost never has such
+# a pair; every æ ø å Æ Ø Å é ü written in UTF-8 and read as cp1252 becomes one.
+_CONTINUATION = "\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc" \
+                "\u2013\u2014\u2018-\u201a\u201c-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122"
+_MOJIBAKE = re.compile(f"[\u00c2-\u00f4][{_CONTINUATION}]{{1,3}}")
+
+
+def _is_latin_origin(ch: str) -> bool:
+    """Whether ``ch`` is what European text garbled this way started as.
+
+    Latin-1 and Latin Extended, Greek and Cyrillic, general punctuation, currency and
+    letterlike symbols.
+    """
+    c = ord(ch)
+    return 0xa0 <= c <= 0x2ff or 0x370 <= c <= 0x52f or 0x2000 <= c <= 0x214f
+
+
+def check_not_mojibake(v: str) -> None:
+    """Raise ``ConversionError`` (rule ``encoding``) if ``v`` holds UTF-8 read as cp1252 or ISO-8859-1.
+
+    A candidate pair (:data:`_MOJIBAKE`) counts only if its characters, encoded back as
+    cp1252 (or ISO-8859-1), are one well-formed UTF-8 character of a European script or
+    punctuation: ``Ã¸`` is (ø); ``Ø–`` is not (it would be an Arabic sign). The reader
+    already refuses a whole file whose bytes are UTF-8 where the source declares a
+    single-byte encoding; this catches text that was garbled before it was exported (a
+    UTF-8 file holding ``SÃ¸ren``). The value is never echoed.
+    """
+    for m in _MOJIBAKE.finditer(v):
+        chars = m.group()
+        for n in range(len(chars), 1, -1):
+            for enc in ("cp1252", "latin-1"):
+                try:
+                    decoded = chars[:n].encode(enc).decode("utf-8")
+                except (UnicodeEncodeError, UnicodeDecodeError):
+                    continue
+                if len(decoded) == 1 and _is_latin_origin(decoded):
+                    raise ConversionError("encoding", "looks like UTF-8 text read as cp1252 or ISO-8859-1 "
+                                                      "(garbled letters): the export's encoding is wrong")
+
+
+# What every CPR-shaped match of stafet.core.redaction's pattern starts with (DDMMYY),
 # without its look-behind: a necessary condition that the regex engine scans for by
 # its first character class. Free text is converted for every row, and most of it
 # (names, short notes) holds no six digits in a row: the pre-check costs ~0.1-0.7 µs

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keys import KeyStore
-from stafet.core.config import Network, database_url, load_network, stafet_home
+from stafet.core.config import Network, database_url, load_network, private_dir, stafet_home
 from stafet.core.vault import Vault, load_secret
 from stafet.store import Store
 
@@ -37,14 +37,16 @@ def open_context(network_path: str | Path | None = None, *, home: Path | None = 
                  create_secret: bool = False, database: str | None = None) -> Context:
     """Open the store, vault, network configuration and key store.
 
+    The home is made private (0700, also when it exists); the SQLite database in it is
+    0600 (:class:`~stafet.store.Store`), and so is every file stafet writes there.
+
     Args:
         network_path: ``network.yaml``; default ``$STAFET_NETWORK`` or ``./network.yaml``.
         home: ``$STAFET_HOME`` unless given.
         create_secret: generate the network secret (0600) when there is none (demo).
         database: a database URL instead of ``$STAFET_DATABASE_URL`` / the default.
     """
-    home = (home or stafet_home()).resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    home = private_dir((home or stafet_home()).resolve())  # 0700: what is kept here is personal data
     vault = Vault(load_secret(home, create=create_secret))
     network = load_network(network_path)
     store = Store(database or database_url(home), vault)

@@ -71,7 +71,8 @@ def ingest_source(network: str, name: str) -> list[dict[str, Any]]:
     _notify("ingest", name)
     ctx = context(network)
     src = _source(ctx, name)
-    inbox = open_inbox(ctx.network.locate(src.location), **ctx.network.sftp_login(src))
+    inbox = open_inbox(ctx.network.locate(src.location), **ctx.network.sftp_login(src),
+                       max_bytes=ctx.network.max_bytes(src))
     return [asdict(r) for r in ingest_inbox(ctx.store, ctx.network, inbox, src)]
 
 

@@ -7,7 +7,8 @@ process, and are stopped by PID:
   ``sshd.url(path)``, ``sshd.new_folder()``. ``make_sshd()`` gives a private one
   (for tests that kill it).
 * ``smtp_server`` (per test): aiosmtpd in its own process; ``.endpoint``,
-  ``.messages()``, ``.fail_next(451)``. ``make_smtp_server(tls=True)`` offers STARTTLS.
+  ``.messages()``, ``.fail_next(451)``. ``make_smtp_server(tls=True)`` offers STARTTLS;
+  ``auth=True`` offers SMTP AUTH (even in clear) and records the logins (``.logins()``).
 * ``postgres_url`` (session): a SQLAlchemy URL; ``$STAFET_TEST_POSTGRES_URL`` if set,
   else a throwaway cluster.
 * ``prefect_server`` (session): ``prefect server start`` on 127.0.0.1.
@@ -97,12 +98,12 @@ def make_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[],
 
 @pytest.fixture
 def make_smtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., SmtpServer]]:
-    """Factory: ``make_smtp_server(tls=False)`` starts an aiosmtpd process; stopped after."""
+    """Factory: ``make_smtp_server(tls=False, auth=False)`` starts an aiosmtpd process; stopped after."""
     started: list[SmtpServer] = []
 
-    def make(*, tls: bool = False) -> SmtpServer:
+    def make(*, tls: bool = False, auth: bool = False) -> SmtpServer:
         try:
-            server = SmtpServer(tmp_path_factory.mktemp("smtp"), tls=tls).start()
+            server = SmtpServer(tmp_path_factory.mktemp("smtp"), tls=tls, auth=auth).start()
         except ServerUnavailable as e:
             peer_unavailable("SMTP server", e)
         started.append(server)

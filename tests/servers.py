@@ -354,13 +354,15 @@ class SmtpServer:
 
     Accepted messages land in ``maildir`` as ``NNNNNN.eml`` + ``NNNNNN.json`` (envelope).
     ``fail_next("451 4.3.0 busy")`` makes the next message get that answer instead.
-    With ``tls=True`` it offers STARTTLS with a self-signed certificate (``cafile``).
+    With ``tls=True`` it offers STARTTLS with a self-signed certificate (``cafile``). With
+    ``auth=True`` it offers SMTP AUTH even in clear and records every login (``logins()``).
     """
 
     script = Path(__file__).with_name("smtp_server.py")
 
-    def __init__(self, home: Path, *, tls: bool = False) -> None:
+    def __init__(self, home: Path, *, tls: bool = False, auth: bool = False) -> None:
         self.home = home
+        self.auth = auth
         home.mkdir(parents=True, exist_ok=True)
         self.maildir = home / "mail"
         self.log = home / "smtp.log"
@@ -392,6 +394,8 @@ class SmtpServer:
                "--port", str(self.port)]
         if self._tls:
             cmd += ["--tls-cert", str(self._tls[0]), "--tls-key", str(self._tls[1])]
+        if self.auth:
+            cmd += ["--auth"]
         logf = open(self.log, "ab")  # noqa: SIM115 - the child keeps it
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
@@ -421,6 +425,13 @@ class SmtpServer:
         tmp = self.home / ".control.json.tmp"
         tmp.write_text(json.dumps({"replies": queued}))
         os.replace(tmp, control)
+
+    def logins(self) -> list[dict[str, Any]]:
+        """``{"mechanism", "login", "password", "tls"}`` of every AUTH attempt (``auth=True``), in order."""
+        path = self.home / "logins.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def messages(self) -> list[bytes]:
         """Raw bytes of every accepted message, in order."""

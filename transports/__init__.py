@@ -13,7 +13,8 @@ What lives here (no domain logic; nothing here knows what a package or a record 
 
     folder:/srv/drop
     sftp://user@host:2222/abs/path      key auth; the host key is pinned
-    smtp://relay.example:25             STARTTLS when offered
+    smtp://relay.example:25             STARTTLS required (starttls: never to send in clear,
+                                        and then without a login)
 
 What it may import: :mod:`stafet.core` (errors, redaction) and third-party libraries
 (paramiko) only — never the store, keys, packages or exchange. The import rule in
@@ -125,22 +126,30 @@ def open_outlet(endpoint: str, *, host_key: str = "", identity: str = "",
 
 
 def open_inbox(location: str, *, host_key: str = "", identity: str = "",
-               passphrase: str | None = None, **options: Any) -> Inbox:
+               passphrase: str | None = None, max_bytes: int | None = None,
+               **options: Any) -> Inbox:
     """Open the inbox at a location: ``folder:PATH`` or ``sftp://user@host[:port]/path``.
 
     Used both for source systems' drop areas and for an organisation's package inbox.
     ``host_key``, ``identity``, ``passphrase`` and ``options`` as for SFTP in
-    :func:`open_outlet` (the login settings are ignored for folders).
+    :func:`open_outlet` (the login settings are ignored for folders). ``max_bytes``:
+    the largest file the inbox opens (None: no limit; the network configuration gives
+    every inbox one, :meth:`stafet.core.config.Network.max_bytes`).
 
     Raises:
-        ConfigError: unknown or unsupported scheme (``smtp://`` cannot be read from).
+        ConfigError: unknown or unsupported scheme (``smtp://`` cannot be read from),
+            or a ``max_bytes`` that is not a positive number.
     """
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int)
+                                  or max_bytes <= 0):
+        raise ConfigError("max_bytes must be a positive number of bytes", endpoint=location)
     scheme = _scheme(location)
     if scheme == "folder":
         _check_options(scheme, options, set(), location)
-        return FolderInbox(_folder_path(location))
+        return FolderInbox(_folder_path(location), max_bytes=max_bytes)
     if scheme == "sftp":
         _check_options(scheme, options, _SFTP_OPTIONS, location)
-        return SftpInbox(location, host_key, identity, passphrase=passphrase, **options)
+        return SftpInbox(location, host_key, identity, passphrase=passphrase, max_bytes=max_bytes,
+                         **options)
     raise ConfigError("cannot read an inbox from smtp://: give a folder: or sftp:// location "
                       "where the mail gateway drops incoming messages", endpoint=location)

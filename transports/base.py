@@ -3,7 +3,19 @@
 * An :class:`Inbox` is a drop location stafet reads from: a source system's export
   folder, or an organisation's package inbox. It lists files matching a glob, opens
   one as a binary stream (files may be hundreds of MB: never read whole), and moves a
-  file to ``processed/`` or ``rejected/`` beside it when done.
+  file to ``processed/`` or ``rejected/`` beside it when done (or removes it, once its
+  content is kept elsewhere: :meth:`Inbox.discard`).
+
+Hardening every inbox follows (an inbox is written by someone else):
+
+* a symlink is never followed: not an entry (refused when opened, and moved aside as
+  the link itself), not ``processed/`` or ``rejected/`` (a :class:`ConfigError`);
+* a file is opened first and checked on what was opened (no check-then-open race);
+* files it writes (the ``.reason.txt``) are created new (``O_CREAT | O_EXCL``, mode
+  0600, never through a link), and a moved file never replaces another: both are kept,
+  each with its reason beside it;
+* with ``max_bytes``, a bigger file is refused (rule ``too_large``) from its size
+  before a byte of it is read, and a stream stops at the limit if the file grows.
 * An :class:`Outlet` delivers one named blob: ``put(name, data)``.
 
 The helpers here (:func:`check_name`, :func:`is_hidden`, :func:`temp_name`,
@@ -14,20 +26,38 @@ only, dot files are temporaries, a re-delivered file keeps both copies.
 from __future__ import annotations
 
 import builtins
+import contextlib
+import io
 import posixpath
 import secrets
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from stafet.core.errors import FileRejected, TransientError
 
-__all__ = ["PROCESSED", "REJECTED", "Inbox", "InboxEntry", "Outlet", "check_name", "free_name",
-           "is_hidden", "temp_name"]
+__all__ = [
+    "PROCESSED",
+    "REASON",
+    "REJECTED",
+    "Inbox",
+    "InboxEntry",
+    "Outlet",
+    "capped",
+    "check_name",
+    "free_name",
+    "free_pair",
+    "is_hidden",
+    "temp_name",
+    "too_large",
+]
 
 PROCESSED = "processed"
 REJECTED = "rejected"
+REASON = ".reason.txt"
+"""The suffix of the reason file written beside a rejected file."""
 
 
 def check_name(name: str) -> str:
@@ -66,6 +96,55 @@ def free_name(name: str, exists: Any) -> str:
     raise TransientError("no free name to move the file to", file=name)
 
 
+def free_pair(name: str, exists: Any) -> str:
+    """Like :func:`free_name`, but also free of ``<result>.reason.txt`` (a file and its reason)."""
+    return free_name(name, lambda n: exists(n) or exists(n + REASON))
+
+
+def too_large(name: str, size: int, limit: int, location: str) -> FileRejected:
+    """The refusal of a file bigger than its inbox's ``max_bytes`` (names sizes, never content)."""
+    return FileRejected(f"the file is {size} bytes, more than this inbox's limit of {limit} bytes "
+                        "(max_bytes): it was not read", file=name, rule="too_large", location=location)
+
+
+class _Capped(io.RawIOBase):
+    """A raw stream that refuses to read past ``limit`` bytes (a file that grew after its check)."""
+
+    def __init__(self, raw: Any, limit: int, name: str, location: str) -> None:
+        self._raw, self._left, self._limit = raw, limit, limit
+        self._name, self._location = name, location
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b)
+        if self._left <= 0:
+            # One byte more than the limit means the file grew: refuse rather than truncate.
+            if self._raw.read(1):
+                raise too_large(self._name, self._limit + 1, self._limit, self._location)
+            return 0
+        want = min(len(view), self._left)
+        n = self._raw.readinto(view[:want])
+        if n:
+            self._left -= n
+        return n or 0
+
+    def close(self) -> None:
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                self._raw.close()
+        super().close()
+
+
+def capped(raw: Any, limit: int | None, name: str, location: str,
+           buffer_size: int = 256 * 1024) -> BinaryIO:
+    """A buffered binary stream over ``raw`` that raises :func:`too_large` past ``limit`` bytes."""
+    if limit is None:
+        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=buffer_size))
+    return cast(BinaryIO, io.BufferedReader(_Capped(raw, limit, name, location), buffer_size=buffer_size))
+
+
 @dataclass(frozen=True, slots=True)
 class InboxEntry:
     """One file waiting in an inbox: name, size in bytes, modification time (epoch s)."""
@@ -80,9 +159,18 @@ class Inbox(ABC):
 
     Use as a context manager (or call :meth:`close`) so remote connections are closed.
     Hidden files (``.name``, e.g. uploads in progress) and folders are never listed.
+    Symlinks are listed (so they can be moved aside) but never opened.
+
+    ``max_bytes`` (None: no limit) is the largest file :meth:`open` reads; see
+    :meth:`too_large`.
     """
 
     location: str
+    max_bytes: int | None = None
+
+    def too_large(self, entry: InboxEntry) -> bool:
+        """Whether ``entry`` is bigger than ``max_bytes`` (from its listed size: nothing is read)."""
+        return self.max_bytes is not None and entry.size > self.max_bytes
 
     @abstractmethod
     def entries(self, pattern: str = "*", *, min_age: float = 0.0) -> builtins.list[InboxEntry]:
@@ -103,8 +191,10 @@ class Inbox(ABC):
         """Open ``name`` for streaming binary reads; close it (``with``) when done.
 
         Raises:
-            FileRejected: the name is unsafe, or it is a symlink leading outside the
-                inbox, or not a regular file.
+            FileRejected: the name is unsafe (rule ``file_name``), it is a symlink or not a
+                regular file (``file_name``), or it is bigger than ``max_bytes``
+                (``too_large``: checked on the opened file before reading, and again by
+                the stream should the file grow).
             TransientError: the file vanished or the connection failed.
         """
 
@@ -117,6 +207,7 @@ class Inbox(ABC):
         """Move ``name`` into ``processed/`` (created if missing); return its new path.
 
         If ``processed/name`` exists already, the file becomes ``processed/stem.N.ext``.
+        Its modification time becomes the time of the move (what :meth:`purge` counts from).
         """
         return self._move(name, PROCESSED, None)
 
@@ -124,13 +215,34 @@ class Inbox(ABC):
         """Move ``name`` into ``rejected/`` (created if missing); return its new path.
 
         With ``reason``, a ``<new name>.reason.txt`` (CPR-redacted) is written beside it
-        for whoever runs the source system.
+        for whoever runs the source system. A file rejected earlier under the same name
+        (or its reason) is kept: the new one gets a free name (``stem.N.ext``).
         """
         return self._move(name, REJECTED, reason)
+
+    def discard(self, name: str) -> None:
+        """Remove ``name`` from the inbox (a symlink: the link), once its content is kept elsewhere."""
+        self._remove(check_name(name))
+
+    def purge(self, sub: str, older_than: float, *, now: float | None = None) -> int:
+        """Remove the files in ``sub/`` (e.g. ``processed``) moved there over ``older_than`` seconds ago.
+
+        A file's age counts from its move (:meth:`mark_processed` sets its modification
+        time). Returns how many were removed; a missing folder is none.
+        """
+        return self._purge(sub, (now if now is not None else time.time()) - older_than)
 
     @abstractmethod
     def _move(self, name: str, sub: str, reason: str | None) -> str:
         """Move ``name`` into the folder ``sub`` beside it (see :meth:`mark_processed`, :meth:`reject`)."""
+
+    @abstractmethod
+    def _remove(self, name: str) -> None:
+        """Remove the entry ``name`` (see :meth:`discard`)."""
+
+    @abstractmethod
+    def _purge(self, sub: str, before: float) -> int:
+        """Remove the files in ``sub/`` modified before ``before`` (epoch s); see :meth:`purge`."""
 
     def close(self) -> None:  # noqa: B027 - a no-op default, not abstract
         """Release connections (nothing to do for folders)."""

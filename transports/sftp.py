@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 import paramiko
@@ -31,13 +31,18 @@ import paramiko
 from stafet.core.errors import ConfigError, FileRejected, StafetError, TransientError
 from stafet.core.redaction import redact
 from transports.base import (
+    PROCESSED,
+    REASON,
     Inbox,
     InboxEntry,
     Outlet,
+    capped,
     check_name,
     free_name,
+    free_pair,
     is_hidden,
     temp_name,
+    too_large,
 )
 
 __all__ = ["SftpInbox", "SftpOutlet"]
@@ -297,13 +302,16 @@ class SftpInbox(_SftpBase, Inbox):
         passphrase: for an encrypted identity key.
         connect_timeout: seconds for TCP connect, banner and authentication.
         timeout: seconds any single SFTP operation may wait for the server.
+        max_bytes: the largest file :meth:`open` reads (None: no limit).
     """
 
     def __init__(self, url: str, host_key: str, identity: str, *, passphrase: str | None = None,
-                 connect_timeout: float = 15.0, timeout: float = 60.0) -> None:
+                 connect_timeout: float = 15.0, timeout: float = 60.0,
+                 max_bytes: int | None = None) -> None:
         super().__init__(url, host_key, identity, passphrase=passphrase,
                          connect_timeout=connect_timeout, timeout=timeout)
         self.location = self.target.where
+        self.max_bytes = max_bytes
 
     def entries(self, pattern: str = "*", *, min_age: float = 0.0) -> builtins.list[InboxEntry]:
         """Files matching ``pattern`` in the remote folder, sorted (see :class:`Inbox`)."""
@@ -329,43 +337,124 @@ class SftpInbox(_SftpBase, Inbox):
         return sorted(out, key=lambda e: e.name)
 
     def open(self, name: str) -> BinaryIO:
-        """Open ``name`` for streaming reads (see :meth:`Inbox.open`)."""
+        """Open ``name`` for streaming reads (see :meth:`Inbox.open`).
+
+        The entry is ``lstat``-ed first: a symlink is refused wherever it leads, and so is
+        anything but a regular file, or one bigger than ``max_bytes``. SFTP has no
+        ``O_NOFOLLOW``, so the opened handle is ``fstat``-ed too and must be the same
+        regular file (size and modification time); the stream stops at ``max_bytes``.
+        """
         path = self._path(name)
         with self._session.errors("cannot open the file", name):
             sftp = self._session.sftp()
             st = sftp.lstat(path)
-            if stat.S_ISLNK(st.st_mode or 0):
-                root = sftp.normalize(self.target.path)
-                real = sftp.normalize(path)
-                if not real.startswith(root.rstrip("/") + "/"):
-                    raise FileRejected("the file is a symlink that leads outside the inbox",
-                                       file=name, rule="file_name", location=self.location)
-                st = sftp.stat(path)
-            if not stat.S_ISREG(st.st_mode or 0):
-                raise FileRejected("not a regular file", file=name, rule="file_name",
-                                   location=self.location)
+            self._check_entry(name, st)
             fh = sftp.open(path, "rb")
-        raw = _SftpStream(fh, int(st.st_size or 0), self, name)
-        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=256 * 1024))
+            try:
+                opened = fh.stat()
+                self._check_entry(name, opened)
+                if (opened.st_size, opened.st_mtime) != (st.st_size, st.st_mtime):
+                    raise TransientError("the file changed while it was opened: try again later",
+                                         endpoint=self.location, file=name)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    fh.close()
+                raise
+        raw = _SftpStream(fh, int(opened.st_size or 0), self, name)
+        return capped(raw, self.max_bytes, name, self.location)
+
+    def _check_entry(self, name: str, st: paramiko.SFTPAttributes) -> None:
+        mode = st.st_mode or 0
+        if stat.S_ISLNK(mode):
+            raise FileRejected("the file is a symlink: an inbox never follows one", file=name,
+                               rule="file_name", location=self.location)
+        if not stat.S_ISREG(mode):
+            raise FileRejected("not a regular file", file=name, rule="file_name", location=self.location)
+        size = int(st.st_size or 0)
+        if self.max_bytes is not None and size > self.max_bytes:
+            raise too_large(name, size, self.max_bytes, self.location)
+
+    def _folder(self, sftp: paramiko.SFTPClient, sub: str, *, create: bool = True) -> str | None:
+        """The path of ``sub/`` (created if missing): a real folder, never a symlink."""
+        folder = posixpath.join(self.target.path, sub)
+        if create:
+            with contextlib.suppress(OSError):  # there already, or a real error: the lstat says
+                sftp.mkdir(folder, 0o700)
+        try:
+            st = sftp.lstat(folder)
+        except FileNotFoundError:
+            if not create:
+                return None
+            raise
+        if not stat.S_ISDIR(st.st_mode or 0):
+            raise ConfigError(f"{sub}/ in the inbox is a symlink or not a folder: refusing to move "
+                              "files into it (remove it; stafet creates the folder)", endpoint=self.location)
+        return folder
 
     def _move(self, name: str, sub: str, reason: str | None) -> str:
         src = self._path(name)
-        folder = posixpath.join(self.target.path, sub)
         with self._session.errors(f"cannot move the file to {sub}/", name):
             sftp = self._session.sftp()
             sftp.lstat(src)
+            folder = self._folder(sftp, sub)
+            assert folder is not None
+            pick = free_pair if reason is not None else free_name
+            final = pick(name, lambda n: _exists(sftp, posixpath.join(folder, n)))
+            # posix-rename@openssh.com replaces; the name was just seen free (SFTP offers no
+            # no-replace rename beyond the plain one, which OpenSSH implements as link+unlink).
             try:
-                sftp.mkdir(folder)
+                sftp.rename(src, posixpath.join(folder, final))  # fails if the target exists
             except OSError:
-                if not _exists(sftp, folder):  # lost a race with another mkdir, or a real error
-                    raise
-            final = free_name(name, lambda n: _exists(sftp, posixpath.join(folder, n)))
-            sftp.posix_rename(src, posixpath.join(folder, final))
+                if _exists(sftp, posixpath.join(folder, final)):
+                    raise TransientError("the name in the folder was taken meanwhile: try again",
+                                         endpoint=self.location, file=name) from None
+                sftp.posix_rename(src, posixpath.join(folder, final))
+            dest = posixpath.join(folder, final)
+            if sub == PROCESSED:
+                with contextlib.suppress(OSError):
+                    if stat.S_ISREG(sftp.lstat(dest).st_mode or 0):  # setstat follows links
+                        now = time.time()
+                        sftp.utime(dest, (now, now))
             if reason is not None:
-                with sftp.open(posixpath.join(folder, f"{final}.reason.txt"), "wb") as fh:
-                    fh.write((redact(reason) + "\n").encode("utf-8"))
+                self._write_reason(sftp, posixpath.join(folder, final + REASON), reason)
         log.info("moved %s to %s/ in %s", name, sub, self.location)
         return f"{sub}/{final}"
+
+    def _write_reason(self, sftp: paramiko.SFTPClient, path: str, reason: str) -> None:
+        """The reason file, created new (``wbx``: O_CREAT | O_EXCL, so never through a link), 0600."""
+        try:
+            fh = sftp.open(path, "wbx")
+        except OSError:
+            if _exists(sftp, path):
+                log.warning("not writing the reason in %s: %s appeared meanwhile", self.location,
+                            posixpath.basename(path))
+                return
+            raise
+        with fh:
+            with contextlib.suppress(OSError):
+                fh.chmod(0o600)
+            fh.write((redact(reason) + "\n").encode("utf-8"))
+
+    def _remove(self, name: str) -> None:
+        with self._session.errors("cannot remove the file", name):
+            self._session.sftp().remove(self._path(name))
+        log.info("removed %s from %s", name, self.location)
+
+    def _purge(self, sub: str, before: float) -> int:
+        removed = 0
+        with self._session.errors(f"cannot clean {sub}/"):
+            sftp = self._session.sftp()
+            folder = self._folder(sftp, sub, create=False)
+            if folder is None:
+                return 0
+            for a in sftp.listdir_attr(folder):
+                if stat.S_ISDIR(a.st_mode or 0) or float(a.st_mtime or 0) >= before:
+                    continue
+                sftp.remove(posixpath.join(folder, a.filename))
+                removed += 1
+        if removed:
+            log.info("removed %d file(s) from %s/ in %s (retention)", removed, sub, self.location)
+        return removed
 
 
 class SftpOutlet(_SftpBase, Outlet):

@@ -1,8 +1,9 @@
 """SMTP transport: each blob, a complete RFC 5322 message, sent through a relay.
 
-STARTTLS when the server offers it (or required); a 4xx answer or a lost connection
-is a :class:`~stafet.core.errors.TransientError`, a 5xx answer or an untrusted
-certificate a :class:`~stafet.core.errors.DeliveryFailed`.
+STARTTLS is required by default; a login (``username``) is only ever sent over TLS,
+whatever ``starttls`` says. A 4xx answer or a lost connection is a
+:class:`~stafet.core.errors.TransientError`, a 5xx answer, an untrusted certificate or
+a server without STARTTLS a :class:`~stafet.core.errors.DeliveryFailed`.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ class SmtpOutlet(Outlet):
         host, port: the relay (sikker-mail gateway).
         mail_from: envelope sender.
         rcpt_to: envelope recipient(s).
-        starttls: ``"auto"`` (use STARTTLS when the server offers it), ``"require"``
-            (refuse to send in clear) or ``"never"``.
+        starttls: ``"require"`` (the default: refuse to send in clear), ``"auto"``
+            (STARTTLS when the server offers it; without it, the message goes in clear
+            but a login never does) or ``"never"`` (clear; no login allowed).
         cafile: trust anchors for the server's certificate (default: the system's).
-        username, password: SMTP AUTH, after STARTTLS.
+        username, password: SMTP AUTH, only ever after STARTTLS: with no TLS the
+            message is not sent (:class:`DeliveryFailed`) and the password never leaves.
         timeout: seconds for connect and each command.
 
     One connection per ``put``. A 4xx answer or a lost connection is a
@@ -44,7 +47,7 @@ class SmtpOutlet(Outlet):
     """
 
     def __init__(self, host: str, port: int = 25, mail_from: str = "",
-                 rcpt_to: str | Sequence[str] = (), *, starttls: StartTls = "auto",
+                 rcpt_to: str | Sequence[str] = (), *, starttls: StartTls = "require",
                  cafile: str | None = None, username: str | None = None,
                  password: str | None = None, timeout: float = 60.0,
                  local_hostname: str | None = None) -> None:
@@ -58,6 +61,9 @@ class SmtpOutlet(Outlet):
         if starttls not in ("auto", "require", "never"):
             raise ConfigError(f"starttls must be auto, require or never, not {starttls!r}",
                               endpoint=self.endpoint)
+        if starttls == "never" and username:
+            raise ConfigError("an SMTP login is never sent in clear: starttls 'never' cannot go "
+                              "with a username (use 'require')", endpoint=self.endpoint)
         self.mail_from, self.starttls = mail_from, starttls
         self.cafile, self.username, self.password = cafile, username, password
         self.timeout, self.local_hostname = timeout, local_hostname
@@ -83,6 +89,9 @@ class SmtpOutlet(Outlet):
                     raise DeliveryFailed("the SMTP server does not offer STARTTLS and "
                                          "starttls is 'require'", **ctx)
                 if self.username:
+                    if not isinstance(smtp.sock, ssl.SSLSocket):
+                        raise DeliveryFailed("the SMTP server does not offer STARTTLS: refusing to "
+                                             "send the login in clear (nothing was sent)", **ctx)
                     smtp.login(self.username, self.password or "")
                 refused = smtp.sendmail(self.mail_from, self.rcpt_to, data)
                 if refused:

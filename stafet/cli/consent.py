@@ -25,6 +25,15 @@ def _ctx(network: str | None, home: Path | None):  # type: ignore[no-untyped-def
     return open_context(network, home=h)
 
 
+def _read_cpr() -> str:
+    """A CPR from a hidden prompt on a terminal, else the first line of standard input."""
+    import sys
+
+    if sys.stdin is not None and not sys.stdin.isatty():
+        return sys.stdin.readline().strip()
+    return str(typer.prompt("CPR", hide_input=True))
+
+
 NetworkOpt = Annotated[str | None, typer.Option("--network", "-n", envvar="STAFET_NETWORK")]
 HomeOpt = Annotated[Path | None, typer.Option("--home", envvar="STAFET_HOME")]
 
@@ -46,18 +55,28 @@ def register(app: typer.Typer) -> None:
             valid_from: Annotated[str | None, typer.Option("--from")] = None,
             signer_name: Annotated[str, typer.Option()] = "",
             situation: Annotated[str, typer.Option()] = "",
-            cpr: Annotated[str | None, typer.Option(help="the youth's CPR (prompted, hidden, if left out)")]
+            cpr: Annotated[str | None, typer.Option(hidden=True, help="refused: see the command's help")]
             = None,
             actor: Annotated[str, typer.Option(envvar="USER")] = "operator",
             network: NetworkOpt = None, home: HomeOpt = None) -> None:
-        """Record a signed consent (the paper form, typed in)."""
+        """Record a signed consent (the paper form, typed in).
+
+        The youth's CPR is asked for with a hidden prompt, or read from the first line of
+        standard input when that is not a terminal (``stafet consent add … < cpr.txt``);
+        never from the command line, where shell history and the process list keep it.
+        """
         from stafet.core.cpr import parse_cpr
         from stafet.core.models import Consent
         from stafet.duties.consent import SCOPES, SIGNERS, validity
         from stafet.store import consents
 
+        if cpr is not None:
+            console.print("[red]error:[/red] --cpr is refused: a CPR on the command line stays in the "
+                          "shell's history and the process list. Leave it out and type it at the hidden "
+                          "prompt, or pipe it on standard input (stafet consent add … < file)")
+            raise typer.Exit(2)
         try:
-            the_cpr = parse_cpr(cpr or typer.prompt("CPR", hide_input=True))
+            the_cpr = parse_cpr(_read_cpr())
             bad = [s for s in scopes.split("|") if s not in SCOPES]
             if signed_by not in SIGNERS or bad:
                 raise ConfigError(f"signed-by must be one of {SIGNERS}; unknown scopes: {bad}")
@@ -148,16 +167,28 @@ def register(app: typer.Typer) -> None:
 
     @youth.command("show")
     def youth_show(pseudonym: Annotated[str | None, typer.Argument()] = None,
-                   by_cpr: Annotated[bool, typer.Option("--cpr", help="ask for the CPR (hidden)")] = False,
+                   by_cpr: Annotated[bool, typer.Option("--cpr", help="ask for the CPR (hidden, or stdin)")]
+                   = False,
+                   actor: Annotated[str, typer.Option(envvar="USER", help="who is looking (audited)")]
+                   = "operator",
                    network: NetworkOpt = None, home: HomeOpt = None) -> None:
-        """The youth's timeline from every source, with handovers sent and received."""
+        """The youth's timeline from every source, with handovers sent and received.
+
+        It shows the youth's CPR: revealing a CPR to a person is an audited act, so every
+        showing is written to the audit log first (``youth.cpr_shown``: who, when, which
+        pseudonym, and whether it was looked up by CPR; never the CPR itself).
+        """
         from stafet.core.cpr import parse_cpr
         from stafet.packages.package import KIND_DA
         from stafet.store import imported, outbox, records
 
         ctx = _ctx(network, home)
         if by_cpr:
-            pseudonym = ctx.vault.pseudonym(parse_cpr(typer.prompt("CPR", hide_input=True)).digits)
+            try:
+                pseudonym = ctx.vault.pseudonym(parse_cpr(_read_cpr()).digits)
+            except StafetError as e:
+                console.print(f"[red]error:[/red] {e}")
+                raise typer.Exit(2) from None
         if not pseudonym:
             console.print("give a pseudonym or --cpr")
             raise typer.Exit(2)
@@ -167,6 +198,10 @@ def register(app: typer.Typer) -> None:
             except StafetError:
                 console.print("[red]unknown youth[/red]")
                 raise typer.Exit(2) from None
+            # In the transaction that reads the timeline: no entry, no CPR shown.
+            ctx.store.audit(s, actor, "youth.cpr_shown", f"youth:{pseudonym}",
+                            {"youth": pseudonym, "command": "youth show", "looked_up_by": "cpr" if by_cpr
+                             else "pseudonym"})
             t = Table(title=f"youth {pseudonym} — CPR {cpr.formatted}, born {cpr.birth_date}")
             for col in ("date", "what", "from", "details"):
                 t.add_column(col, overflow="fold")
@@ -184,6 +219,6 @@ def register(app: typer.Typer) -> None:
             for h in outbox.of_youth(s, pseudonym):
                 events.append((str((h.sent_at or h.created_at).date()), f"overlevering {h.status}",
                                f"{h.sender} → {h.recipient}", f"{h.rule} {h.last_error}".strip()))
-            for e in sorted(events):
-                t.add_row(*e)
+            for event in sorted(events):
+                t.add_row(*event)
         console.print(t)

@@ -7,8 +7,10 @@ every problem is reported together, each naming the key and its line.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,71 @@ def stafet_home() -> Path:
     return Path(os.environ.get("STAFET_HOME", ".stafet")).resolve()
 
 
+# --- private files: what stafet keeps holds personal data -------------------------------
+# Modes are set explicitly (chmod after mkdir, O_CREAT with the mode), never left to the umask.
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Create the folder ``path`` (parents too) and make it 0700, whatever the umask; return it.
+
+    An existing folder is tightened to 0700 as well (an older installation's 0755 home).
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    if stat.S_IMODE(path.stat().st_mode) != PRIVATE_DIR:
+        try:
+            os.chmod(path, PRIVATE_DIR)
+        except PermissionError:
+            raise ConfigError(f"cannot make {path} private (0700): it belongs to someone else") from None
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Make sure the file ``path`` exists with mode 0600 (created so, or tightened); return it.
+
+    Never follows a symlink at ``path``.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0),
+                 PRIVATE_FILE)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_FILE:
+            os.fchmod(fd, PRIVATE_FILE)
+    finally:
+        os.close(fd)
+    return path
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (0600) durably: a new temporary file, fsynced, renamed into place.
+
+    The temporary file is created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` and mode 0600,
+    so nothing planted under its name is written through; the folder is made (0700)
+    when missing.
+    """
+    import secrets as _secrets
+
+    folder = path.parent
+    if not folder.is_dir():
+        private_dir(folder)
+    tmp = folder / f".{path.name}.{_secrets.token_hex(4)}.part"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                 | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if stat.S_IMODE(os.fstat(fh.fileno()).st_mode) != PRIVATE_FILE:
+                os.fchmod(fh.fileno(), PRIVATE_FILE)
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def database_url(home: Path | None = None) -> str:
     """``$STAFET_DATABASE_URL``, default SQLite at ``$STAFET_HOME/stafet.db``."""
     url = os.environ.get("STAFET_DATABASE_URL")
@@ -36,6 +103,15 @@ def database_url(home: Path | None = None) -> str:
 SFTP_LOGIN = ("host_key", "identity", "passphrase")
 """The endpoint and source options that say how to log in to SFTP (:meth:`Network.sftp_login`)."""
 
+INBOX_OPTIONS = ("max_bytes",)
+"""Endpoint options about the member's inbox, not its outlet (:meth:`Network.max_bytes`)."""
+
+PACKAGE_MAX_BYTES = 25 * 1024 * 1024
+"""The default ``max_bytes`` of a member's package inbox (``endpoints.<org>.max_bytes``): 25 MiB."""
+
+SOURCE_MAX_BYTES = 2 * 1024 * 1024 * 1024
+"""The default ``max_bytes`` of a source's drop area (``sources[].max_bytes``): 2 GiB."""
+
 
 @dataclass(frozen=True)
 class SourceConfig:
@@ -46,6 +122,15 @@ class SourceConfig:
     host_key: str = ""
     identity: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def processed_retention_days(self) -> float:
+        """Days an ingested file stays in the drop area's ``processed/`` (0, the default: removed at once).
+
+        A processed export holds clear CPRs; the encrypted archive under
+        ``$STAFET_HOME/archive/`` keeps its content, so the clear copy need not stay.
+        """
+        return float(self.options.get("processed_retention_days") or 0)
 
 
 @dataclass(frozen=True)
@@ -93,6 +178,17 @@ class Network:
         """A path from the config, relative to the config file's folder."""
         path = Path(p)
         return path if path.is_absolute() else (self.path.parent / path).resolve()
+
+    def max_bytes(self, of: str | SourceConfig) -> int:
+        """The largest file stafet reads from a member's or a source's inbox, in bytes.
+
+        A member's is ``endpoints.<org>.max_bytes`` (default :data:`PACKAGE_MAX_BYTES`), a
+        source's ``sources[].max_bytes`` (default :data:`SOURCE_MAX_BYTES`). A bigger file
+        is refused unread and moved to ``rejected/`` (one copy).
+        """
+        if isinstance(of, SourceConfig):
+            return int(of.options.get("max_bytes") or SOURCE_MAX_BYTES)
+        return int(self.endpoint_options.get(of, {}).get("max_bytes") or PACKAGE_MAX_BYTES)
 
     def sftp_login(self, of: str | SourceConfig) -> dict[str, Any]:
         """How stafet logs in to an SFTP peer: ``host_key``, ``identity``, ``passphrase``.
@@ -163,6 +259,10 @@ def check_endpoint(endpoint: str) -> str | None:
             return f"{scheme} endpoint needs a host"
         return None
     return "endpoint must start with folder:, sftp:// or smtp://"
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
 def load_network(path: str | Path | None = None) -> Network:
@@ -243,6 +343,11 @@ def load_network(path: str | Path | None = None) -> Network:
         loc = str(s["location"])
         if loc.startswith("sftp://") and not s.get("host_key"):
             bad(f"sources[{i}].location", "an SFTP source needs a pinned 'host_key'")
+        if "max_bytes" in s and not _positive_int(s["max_bytes"]):
+            bad(f"sources[{i}].max_bytes", "must be a positive number of bytes")
+        keep = s.get("processed_retention_days", 0)
+        if isinstance(keep, bool) or not isinstance(keep, int | float) or keep < 0:
+            bad(f"sources[{i}].processed_retention_days", "must be a number of days, 0 or more")
         sources.append(SourceConfig(
             name=str(s["name"]), location=loc, host_key=str(s.get("host_key", "")),
             identity=str(s.get("identity", "")),
@@ -259,6 +364,9 @@ def load_network(path: str | Path | None = None) -> Network:
     for oid in endpoints:
         if oid not in members and not problems:
             bad(f"endpoints.{oid}", "not a member")
+        opts = endpoints[oid]
+        if isinstance(opts, dict) and "max_bytes" in opts and not _positive_int(opts["max_bytes"]):
+            bad(f"endpoints.{oid}.max_bytes", "must be a positive number of bytes")
     ack = data.get("ack_limit_hours", 48)
     if not isinstance(ack, int | float) or ack <= 0:
         bad("ack_limit_hours", "must be a positive number of hours")

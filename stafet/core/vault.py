@@ -63,6 +63,22 @@ class Vault:
         except InvalidTag:
             raise DataError("vault: ciphertext does not authenticate", rule="vault") from None
 
+    def encrypt_cpr(self, cpr_digits: str, pseudonym: str) -> bytes:
+        """A youth's CPR encrypted for its row, bound to its pseudonym (:func:`cpr_context`)."""
+        return self.encrypt(cpr_digits.encode(), cpr_context(pseudonym))
+
+    def decrypt_cpr(self, blob: bytes, pseudonym: str) -> str:
+        """The CPR digits of the youth ``pseudonym`` from :meth:`encrypt_cpr`'s ciphertext.
+
+        A ciphertext moved to another youth's row does not authenticate there (the
+        associated data is that youth's pseudonym), and what decrypts must also be the
+        CPR the pseudonym is made from: either way ``DataError`` (rule ``vault``).
+        """
+        digits = self.decrypt(blob, cpr_context(pseudonym)).decode()
+        if not hmac.compare_digest(self.pseudonym(digits), pseudonym):
+            raise DataError("vault: the CPR does not belong to this youth", rule="vault")
+        return digits
+
     def encrypt_stream(self, src: BinaryIO, dst: BinaryIO) -> None:
         """Encrypt a file of any size in 64 KiB AES-GCM segments (flat memory).
 
@@ -104,6 +120,16 @@ class Vault:
             if final:
                 return
             counter += 1
+
+
+LEGACY_CPR_CONTEXT = b"cpr"
+"""The associated data of a stored CPR before store revision 0004: the same for every youth,
+so a ciphertext copied into another youth's row decrypted there. Only the migration reads it."""
+
+
+def cpr_context(pseudonym: str) -> bytes:
+    """The AES-GCM associated data of a youth's stored CPR: ``cpr:`` and the youth's pseudonym."""
+    return b"cpr:" + pseudonym.encode("ascii")
 
 
 NETWORK_SECRET = SecretSpec(what="network secret", env="STAFET_SECRET", block_env="STAFET_SECRET_BLOCK",

@@ -22,9 +22,11 @@ worker of :mod:`stafet.ingest`):
 The protocol: requests and answers are pickles over the child's private stdin and
 stdout pipes (trusted: our own child, unlike any file or network input). Each answer
 is ``(status, value, peak RSS in MB, CPU seconds)``; :attr:`Worker.usage` keeps the last
-two. In the child a reader thread drains stdin all the time (a big request never waits
-on an unread answer), and whatever a library prints to stdout goes to stderr: the
-protocol owns the original stdout alone.
+two. An answer is streamed as it is pickled (never held twice); one that does not pickle
+is answered as an error, or ends the worker if part of it was already sent. In the
+child a reader thread drains stdin all the time (a big request never waits on an
+unread answer), and whatever a library prints to stdout goes to stderr: the protocol
+owns the original stdout alone.
 
 Spawn: :func:`subprocess.Popen` of this module with the repository on ``PYTHONPATH``
 (not :mod:`multiprocessing`, whose spawned children re-import the parent's
@@ -134,6 +136,8 @@ class Worker:
         try:
             status, value, peak_mb, cpu_s = pickle.load(self.proc.stdout)  # noqa: S301 (our child)
         except (EOFError, pickle.UnpicklingError, OSError, ValueError):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=1)  # its pipe closes a moment before it can be reaped
             raise WorkerError(f"the worker {self.handler} has exited (code {self.proc.poll()})") from None
         self.outstanding -= 1
         self.usage = Usage(peak_mb, cpu_s)
@@ -277,6 +281,17 @@ def _usage() -> tuple[float, float]:
     return ru.ru_maxrss / 1024, ru.ru_utime + ru.ru_stime
 
 
+class _Sink:
+    """The answer pipe, counting what has been written to it (a half-written answer ends the worker)."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out, self.written = out, 0
+
+    def write(self, data: bytes) -> int:
+        self.written += len(data)
+        return self.out.write(data)
+
+
 def _watch_parent(parent: int) -> None:
     """Exit when the parent is gone even if a forked grandchild keeps our stdin open."""
     while os.getppid() == parent:
@@ -321,17 +336,24 @@ def serve(handler: str, parent: int, inp: IO[bytes], out: IO[bytes]) -> None:
                 answer = ("ok", handle(req[0]))
             except Exception as e:  # answered, not fatal
                 answer = ("error", redact(f"{type(e).__name__}: {e}"))
+        sink = _Sink(out)
         try:
-            data = pickle.dumps((*answer, *_usage()), protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as e:  # an answer that does not pickle: say so, keep the stream whole
-            data = pickle.dumps(("error", redact(f"answer does not pickle: {type(e).__name__}: {e}"),
-                                 *_usage()))
+            # Streamed (the pickler writes 64 KB frames as they fill): a big answer is never
+            # held a second time as one bytes object.
+            pickle.dump((*answer, *_usage()), sink, protocol=pickle.HIGHEST_PROTOCOL)
+        except (BrokenPipeError, OSError):
+            return  # the parent is gone
+        except Exception as e:  # an answer that does not pickle
+            if sink.written:
+                return  # part of it is on the pipe: the stream cannot be mended, the worker ends
+            with contextlib.suppress(BrokenPipeError, OSError):
+                pickle.dump(("error", redact(f"answer does not pickle: {type(e).__name__}: {e}"),
+                             *_usage()), out)
         try:
-            out.write(data)
             out.flush()
         except (BrokenPipeError, OSError):
             return  # the parent is gone
-        del req, answer, data  # garbage now: not kept alive while waiting for the next request
+        del req, answer  # garbage now: not kept alive while waiting for the next request
         if after is not None:
             with contextlib.suppress(Exception):  # housekeeping: never fails a request
                 after()

@@ -57,7 +57,6 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from mappings import origin
 from stafet.core.config import Network
 from stafet.core.cpr import age_on
 from stafet.core.errors import DataError
@@ -311,12 +310,12 @@ def load_facts(s: Session) -> dict[str, YouthFacts]:
     births = youths.births(s)
     kinds = ("enrolment", "dropout", "completion", "education_plan", "education_order", "transition_case")
     rows = records.live_facts(s, kinds)
-    for rid, kind, youth, p, source_file in rows:
+    for rid, kind, youth, p, origin_municipality in rows:
         f = facts.get(youth)
         if f is None:
             f = facts[youth] = YouthFacts(youth, births[youth])
         try:
-            _add_fact(f, kind, p, source_file)
+            _add_fact(f, kind, p, origin_municipality)
         except (KeyError, TypeError, ValueError):
             raise DataError("stored record does not fit its kind", rule="deadline_facts",
                             record=rid, kind=kind) from None
@@ -327,7 +326,7 @@ def _day(v: Any) -> date | None:
     return date.fromisoformat(v) if v else None
 
 
-def _add_fact(f: YouthFacts, kind: str, p: dict[str, Any], source_file: str) -> None:
+def _add_fact(f: YouthFacts, kind: str, p: dict[str, Any], origin_municipality: str) -> None:
     if kind in ("enrolment", "dropout", "completion"):
         f.events.append(SchoolFact(kind, date.fromisoformat(p["event_date"]), str(p["institution"]),
                                    str(p["home_municipality"])))
@@ -340,7 +339,7 @@ def _add_fact(f: YouthFacts, kind: str, p: dict[str, Any], source_file: str) -> 
     elif kind == "transition_case":
         f.cases.append(CaseFact(str(p["case_no"]), _day(p.get("meeting_date")),
                                 bool(p["aftercare_sel76"]), bool(p["support_sel85"]),
-                                str(p["receiver"]), origin(source_file or "").municipality))
+                                str(p["receiver"]), origin_municipality or ""))
 
 
 def _guidance(network: Network) -> GuidanceFor:

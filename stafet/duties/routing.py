@@ -21,7 +21,6 @@ from typing import Any
 
 import yaml
 
-from mappings import origin
 from stafet.core.config import Network
 from stafet.core.cpr import age_on
 from stafet.core.errors import ConfigError
@@ -149,10 +148,10 @@ def _member_of_kind(network: Network, kind: str, municipality: str) -> Organisat
                  if o.kind.value == kind and o.municipality == municipality), None)
 
 
-def _sender(rule: Rule, network: Network, p: dict[str, Any], source_file: str) -> Organisation | None:
+def _sender(rule: Rule, network: Network, p: dict[str, Any], municipality: str) -> Organisation | None:
+    """The member that sent the record: a field of it, or by the municipality of its provenance."""
     if rule.sender.startswith("field:"):
         return network.members.get(str(p.get(rule.sender[6:], "")))
-    municipality = origin(source_file).municipality  # the record's provenance: its file's sender
     return _member_of_kind(network, rule.sender.split("@")[0], municipality) if municipality else None
 
 
@@ -193,12 +192,12 @@ def route(s: Session, network: Network, today: date,
     births: dict[str, date] = {}
     refs: dict[tuple[str, str, str, str], str] = {}
     out: list[Decision] = []
-    for rid, kind, youth, payload, source_file, born in rows:
+    for rid, kind, youth, payload, origin_municipality, born in rows:
         births[youth] = born
         for rule in by_kind[kind]:
             if not _applies(rule, payload, kind, born, today):
                 continue
-            sender = _sender(rule, network, payload, source_file)
+            sender = _sender(rule, network, payload, origin_municipality)
             recipient = _recipient(rule, network, payload, sender)
             if sender is None or recipient is None:
                 reason = ("modtager findes ikke i netværket" if recipient is None

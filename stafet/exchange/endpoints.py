@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ from cryptography import x509
 
 from keys.trust import TrustStore
 from stafet.context import Context
-from stafet.core.config import SFTP_LOGIN
+from stafet.core.config import INBOX_OPTIONS, SFTP_LOGIN, write_private
 from stafet.core.errors import ConfigError, DeliveryFailed
 
 
@@ -28,14 +27,11 @@ def recipient_certificate(ctx: Context, org_id: str) -> x509.Certificate:
 
 
 def write_durably(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary name, fsynced, then renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write ``data`` to ``path`` (0600) through a new temporary name, fsynced, then renamed.
+
+    See :func:`stafet.core.config.write_private`: the folder is made 0700 when missing.
+    """
+    write_private(path, data)
 
 
 def outlet_for(ctx: Context, org_id: str, mail_from: str = "") -> Any:
@@ -44,7 +40,7 @@ def outlet_for(ctx: Context, org_id: str, mail_from: str = "") -> Any:
 
     org = ctx.network.member(org_id)
     opts = {k: v for k, v in ctx.network.endpoint_options.get(org_id, {}).items()
-            if k not in ("inbox", "max_attempts", "max_age_hours", *SFTP_LOGIN)}
+            if k not in ("inbox", "max_attempts", "max_age_hours", *SFTP_LOGIN, *INBOX_OPTIONS)}
     return open_outlet(ctx.network.locate(org.endpoint), mail_from=mail_from, rcpt_to=org.email,
                        **ctx.network.sftp_login(org_id), **opts)
 

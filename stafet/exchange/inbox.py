@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from stafet.context import Context
+from stafet.core.config import private_dir
 from stafet.core.cpr import parse_cpr
-from stafet.core.errors import ConfigError, PackageRejected, StafetError, TransientError
+from stafet.core.errors import ConfigError, FileRejected, PackageRejected, StafetError, TransientError
 from stafet.core.models import Provenance, record_from_payload
 from stafet.exchange.endpoints import inbox_location, trust_store, write_durably
 from stafet.exchange.receipts import accept, answer_refusal, send_receipt
@@ -24,6 +27,7 @@ from stafet.packages.opening import open_all
 from stafet.packages.package import Opened
 from stafet.store import Session, imported, inbox, utcnow
 from stafet.store.db import Prepared, prepare
+from transports.base import free_pair
 
 log = logging.getLogger("stafet.exchange")
 
@@ -56,10 +60,45 @@ class Incoming:
 
 
 def _keep_rejected(ctx: Context, name: str, data: bytes, reason: str) -> None:
-    folder = ctx.home / "rejected"
+    """Keep a refused package and its reason under ``$STAFET_HOME/rejected/`` (0600 files, 0700 folder).
+
+    A package refused earlier under the same name is kept too: this one gets a free name.
+    """
+    folder = private_dir(ctx.home / "rejected")
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120] or "package"
-    write_durably(folder / safe, data)
-    write_durably(folder / f"{safe}.reason.txt", (reason + "\n").encode())
+    if safe.startswith("."):
+        safe = "_" + safe[1:]
+    kept = free_pair(safe, lambda n: os.path.lexists(folder / n))
+    write_durably(folder / kept, data)
+    write_durably(folder / f"{kept}.reason.txt", (reason + "\n").encode())
+
+
+def _read_each(box: Any, names: list[str],
+               unread: list[tuple[str, FileRejected]]) -> Iterator[tuple[str, bytes]]:
+    """``(name, bytes)`` of each inbox file, read whole (packages are small).
+
+    A file the inbox refuses to read (a symlink, or one bigger than its ``max_bytes``:
+    nothing of it is read) goes to ``unread`` instead.
+    """
+    for name in names:
+        try:
+            data = box.read(name)
+        except FileRejected as e:
+            unread.append((name, e))
+            continue
+        yield name, data
+
+
+def _refuse_unread(ctx: Context, org_id: str, box: Any, name: str, e: FileRejected,
+                   result: InboxResult) -> None:
+    """Refuse a file that was never read: moved to the inbox's ``rejected/`` (one copy), with the reason."""
+    code = "too_large" if e.rule == "too_large" else "not_a_file"
+    result.rejected[name] = code
+    with ctx.store.session() as s:
+        ctx.store.audit(s, f"receive:{org_id}", "package.rejected", f"file:{name}",
+                        {"reason": code, "message": str(e)})
+    log.warning("refused %s unread: %s", name, e)
+    box.reject(name, reason=f"[{code}] {e}")
 
 
 MAX_NATURAL_KEY = 300
@@ -187,11 +226,12 @@ def process_inbox(ctx: Context, org_id: str, *, location: str | None = None) -> 
     if not keys:  # a set-up mistake: stop before the inbox is touched (every package would be refused)
         raise _no_key(ctx, org_id)
     loc = ctx.network.locate(location or inbox_location(ctx, org_id))
-    box = open_inbox(loc, **ctx.network.sftp_login(org_id))
+    box = open_inbox(loc, **ctx.network.sftp_login(org_id), max_bytes=ctx.network.max_bytes(org_id))
     trust = trust_store(ctx)
     result = InboxResult()
     names = box.list("*.eml")
-    opened = open_all(((n, box.read(n)) for n in names), count=len(names), org_id=org_id, keys=keys,
+    unread: list[tuple[str, FileRejected]] = []
+    opened = open_all(_read_each(box, names, unread), count=len(names), org_id=org_id, keys=keys,
                       trust=trust, members=ctx.network.members)
     batch: list[Incoming] = []
     for name, data, outcome in opened:
@@ -202,6 +242,8 @@ def process_inbox(ctx: Context, org_id: str, *, location: str | None = None) -> 
             batch = []
     if batch:
         _receive_batch(ctx, org_id, box, batch, result)
+    for name, e in unread:
+        _refuse_unread(ctx, org_id, box, name, e, result)
     return result
 
 

@@ -3,8 +3,8 @@
 Bad rows go to quarantine for a steward, a bad file is refused and kept. ``pipeline``
 (one file: archive, dedupe, chunks, store), ``gx`` (GX context, suites, validate),
 ``mapping`` (rows that pass → records prepared for the store), ``packing`` (rows for the
-worker pipe), ``worker`` (the validation worker pool; ``worker_main`` is the worker's
-entry point), ``docs`` (Data Docs), ``quarantine`` (the steward's release/reject). May import
+worker pipe), ``worker`` (the validation worker pool; ``worker_main`` its handler,
+in the worker), ``docs`` (Data Docs), ``quarantine`` (the steward's release/reject). May import
 ``stafet.core``, ``connectors``, ``mappings`` (the source declarations), ``stafet.store``
 and ``stafet.context``; never duties, packages, transports or exchange.
 """

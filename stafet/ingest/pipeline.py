@@ -45,7 +45,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from connectors.readers import Row
 from mappings import Source, get_source, source_for
-from stafet.core.config import Network, SourceConfig, stafet_home
+from stafet.core.config import Network, SourceConfig, private_dir, stafet_home
 from stafet.core.errors import FileRejected, StafetError
 from stafet.core.models import Consent, OrgKind
 from stafet.ingest.mapping import MapError
@@ -151,8 +151,7 @@ def archive(store: Store, opener: Opener, home: Path) -> tuple[str, Path]:
 
     Returns ``(sha256, archive path)``. The same content is archived once.
     """
-    folder = home / "archive"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder = private_dir(home / "archive")  # 0700, and each file 0600 (mkstemp)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".incoming-", suffix=".part")
     try:
         with opener() as src, os.fdopen(fd, "wb") as dst:
@@ -447,25 +446,42 @@ def ingest_inbox(store: Store, network: Network, inbox: Inbox, source_cfg: Sourc
     The source module is the one named like the configured source (or its
     ``source:`` option); without one, each file's name picks it. Each file is
     copied to a private temporary file outside ``$STAFET_HOME`` (it holds clear
-    CPRs), ingested, then deleted; only after its rows are committed is the
-    source's file moved to ``processed/`` — or to ``rejected/`` with the reason.
-    A transport error leaves the file where it is, for the next run.
+    CPRs), ingested, then deleted. Only after its rows are committed, the source's
+    file leaves the drop area: removed at once (the encrypted archive holds its
+    content), or moved to ``processed/`` and removed there after the source's
+    ``processed_retention_days``; a refused file goes to ``rejected/`` with the reason.
+    A file the inbox will not read — bigger than its ``max_bytes``, a symlink, not a
+    regular file — is refused unread (moved to ``rejected/``: its one copy, nothing
+    archived). A transport error leaves the file where it is, for the next run.
     """
     src = _source_of(source_cfg)
+    keep_days = source_cfg.processed_retention_days
     results = []
     for name in inbox.list("*", min_age=min_age):
         if src is not None and not src.matches(name):
             log.info("skipping %s: not named like a %s export", name, src.name)
             continue
-        with tempfile.TemporaryDirectory(prefix="stafet-ingest-") as tmpdir:
-            local = Path(tmpdir) / "file"
-            with inbox.open(name) as remote, local.open("wb") as out:
-                shutil.copyfileobj(remote, out, 1 << 20)
-            result = _ingest(store, network, name, lambda p=local: p.open("rb"),  # type: ignore[misc]
-                             source=src, now=now, home=home, progress=None)
+        try:
+            with tempfile.TemporaryDirectory(prefix="stafet-ingest-") as tmpdir:
+                local = Path(tmpdir) / "file"
+                with inbox.open(name) as remote, local.open("wb") as out:
+                    shutil.copyfileobj(remote, out, 1 << 20)
+                result = _ingest(store, network, name, lambda p=local: p.open("rb"),  # type: ignore[misc]
+                                 source=src, now=now, home=home, progress=None)
+        except FileRejected as e:  # refused by the inbox before (or instead of) being read
+            result = FileResult(file=name, source=src.name if src is not None else "", rejected=True,
+                                reason=e.message)
+            log.warning("refused %s unread: %s", name, e.message)
+            with store.session() as s:
+                store.audit(s, "ingest", "file.refused", f"file:{name}",
+                            {"name": name, "source": result.source, "reason": e.message, "rule": e.rule})
         if result.rejected:
             inbox.reject(name, result.reason)
-        else:
+        elif keep_days > 0:
             inbox.mark_processed(name)
+        else:
+            inbox.discard(name)  # the archive holds it, encrypted: no clear copy stays behind
         results.append(result)
+    if keep_days > 0:
+        inbox.purge("processed", keep_days * 86400)
     return results

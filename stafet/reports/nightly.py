@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from stafet.context import Context
+from stafet.core.config import write_private
 from stafet.duties.routing import dropouts_without_concern
 from stafet.store import audit, files, outbox, utcnow
 
@@ -98,6 +99,5 @@ def build_report(ctx: Context, *, today: dt.date, deadlines: list[Any] | None = 
 def write_report(ctx: Context, *, today: dt.date, deadlines: list[Any] | None = None) -> Path:
     """Write ``$STAFET_HOME/reports/nightly-<date>.html``; returns its path."""
     out = ctx.home / "reports" / f"nightly-{today.isoformat()}.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(build_report(ctx, today=today, deadlines=deadlines), encoding="utf-8")
+    write_private(out, build_report(ctx, today=today, deadlines=deadlines).encode("utf-8"))  # 0600
     return out

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stafet.core.config import stafet_home
+from stafet.core.config import private_dir, stafet_home, write_private
 from stafet.core.redaction import redact
 from stafet.store import Store, quarantine, utcnow
 from stafet.store.schema import Quarantine
@@ -140,11 +140,11 @@ def write_report(store: Store, results: Sequence[FileResult], path: Path | None 
     now = utcnow()
     if path is None:
         folder = (home or stafet_home()) / "reports"
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dir(folder)
         path = folder / f"{run or new_run(now)}.html"
     if docs_url is None:
         index = next((Path(r.datadocs) for r in results if r.datadocs and Path(r.datadocs).is_file()), None)
         if index is not None:
             docs_url = Path(os.path.relpath(index, path.parent)).as_posix()
-    path.write_text(build_report(store, results, docs_url=docs_url, generated_at=now), encoding="utf-8")
+    write_private(path, build_report(store, results, docs_url=docs_url, generated_at=now).encode("utf-8"))
     return path

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from stafet.core.config import private_dir, private_file
 from stafet.core.cpr import Cpr, parse_cpr
 from stafet.core.errors import DataError, TransientError
 from stafet.core.models import Record, _jsonable
@@ -55,8 +56,12 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision."""
+def migrate(engine: Engine, vault: Vault | None = None) -> None:
+    """Bring the schema to the newest Alembic revision.
+
+    ``vault`` is for revisions that re-encrypt what the store holds (0004: each CPR bound
+    to its youth's pseudonym); without it they find the network secret themselves.
+    """
     from alembic import command
     from alembic.config import Config
 
@@ -64,6 +69,7 @@ def migrate(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
+        cfg.attributes["vault"] = vault
         command.upgrade(cfg, "head")
 
 
@@ -72,12 +78,17 @@ class Store:
 
     def __init__(self, url: str, vault: Vault, *, upgrade: bool = True) -> None:
         self.url = url
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        if url.startswith("sqlite:///") and url.removeprefix("sqlite:///") not in ("", ":memory:"):
+            # The database holds personal data: 0600 in a 0700 folder, whatever the umask
+            # (SQLite gives its -wal/-shm/-journal files the database file's mode).
+            db_file = Path(url.removeprefix("sqlite:///"))
+            if not db_file.parent.is_dir():
+                private_dir(db_file.parent)
+            private_file(db_file)
         self.engine = make_engine(url)
         self.vault = vault
         if upgrade:
-            migrate(self.engine)
+            migrate(self.engine, vault)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -115,7 +126,7 @@ class Store:
         existing = {r[0] for r in _select_in(s, "SELECT pseudonym FROM youths WHERE pseudonym",
                                              list(pseud.values()))}
         now = utcnow()
-        new = [(p, self.vault.encrypt(d.encode(), b"cpr"), births[d], now)
+        new = [(p, self.vault.encrypt_cpr(d, p), births[d], now)   # bound to its own row
                for d, p in pseud.items() if p not in existing]
         if new:
             new.sort(key=_first)  # pseudonyms are unique: comparing them alone is the same order
@@ -125,15 +136,20 @@ class Store:
         return pseud, {row[0] for row in new}
 
     def cpr_of(self, s: Session, pseudonym: str) -> Cpr:
-        """Decrypt a youth's CPR (for packages to authorised recipients only)."""
+        """Decrypt a youth's CPR (for packages to authorised recipients only).
+
+        The ciphertext is bound to the youth's pseudonym: one copied into another youth's
+        row raises ``DataError`` (rule ``vault``) instead of giving the wrong CPR.
+        """
         y = s.get(Youth, pseudonym)
         if y is None:
             raise DataError("unknown youth", youth=pseudonym)
-        return parse_cpr(self.vault.decrypt(y.cpr_enc, b"cpr").decode())
+        return parse_cpr(self.vault.decrypt_cpr(y.cpr_enc, pseudonym))
 
     # --- records ----------------------------------------------------------------
     _RECORD_COLUMNS = ("kind", "youth", "natural_key", "payload", "digest", "source", "source_file",
-                       "source_row", "received_at", "updated_at", "withdrawn")
+                       "source_row", "origin_institution", "origin_municipality", "received_at",
+                       "updated_at", "withdrawn")
 
     def upsert_records(self, s: Session, records: Sequence[Record], *, actor: str = "ingest",
                        with_ids: bool = True) -> list[tuple[str, int]]:
@@ -176,8 +192,8 @@ class Store:
         now, out = utcnow(), []
         inserts: list[list[Any]] = []
         pending: dict[tuple[str, str, str], int] = {}
-        for (_, _, _, _, payload_text, digest, source, file, row_no, received_at, *_), key in zip(
-                records, keys, strict=True):
+        for (_, _, _, _, payload_text, digest, source, file, row_no, received_at, institution,
+             municipality, *_), key in zip(records, keys, strict=True):
             found = existing.get(key)
             if found is None and key in pending:
                 inserts[pending[key]][3:5] = [payload_text, digest]
@@ -186,7 +202,7 @@ class Store:
             if found is None:
                 pending[key] = len(inserts)
                 inserts.append([key[0], key[1], key[2], payload_text, digest, source, file, row_no,
-                                received_at or now, now, False])
+                                institution, municipality, received_at or now, now, False])
                 out.append(("new", -1))
             elif found[1] == digest:
                 out.append(("duplicate", found[0]))
@@ -199,6 +215,7 @@ class Store:
                 row.payload, row.digest, row.updated_at = payload, digest, now
                 if received_at is not None:  # the record has a provenance
                     row.source_file, row.source_row = file, row_no
+                    row.origin_institution, row.origin_municipality = institution, municipality
                 existing[key] = (found[0], digest)
                 self.audit(s, actor, "record.updated", f"record:{row.id}",
                            {"kind": row.kind, "youth": row.youth, "fields": changed})
@@ -323,6 +340,8 @@ class Prepared(NamedTuple):
     file: str
     row: int
     received_at: datetime | None  # None: the record has no provenance
+    institution: str       # the provenance's origin: who sent the file (empty: unknown)
+    municipality: str
     record: Record | None = None
 
 
@@ -333,6 +352,7 @@ def prepare(rec: Record, *, keep: bool = False) -> Prepared:
     return Prepared(rec.kind, rec.cpr.digits, rec.cpr.birth_date, rec.natural_key(), raw.decode(),
                     _sha256(raw).hexdigest(), prov.source if prov else "",
                     prov.file if prov else "", prov.row if prov else 0, prov.received_at if prov else None,
+                    prov.institution if prov else "", prov.municipality if prov else "",
                     rec if keep else None)
 
 

@@ -34,20 +34,21 @@ def of_youth(s: Session, youth: str) -> list[RecordRow]:
 def routable(s: Session, kinds: Sequence[str]) -> list[Any]:
     """Live records of ``kinds`` from our own sources (not withdrawn), by id.
 
-    Each row: ``(id, kind, youth, payload, source_file, birth_date)`` — what routing reads.
+    Each row: ``(id, kind, youth, payload, origin_municipality, birth_date)`` — what routing
+    reads (the municipality the record's file came from, by its provenance).
     """
     return list(s.execute(
-        select(RecordRow.id, RecordRow.kind, RecordRow.youth, RecordRow.payload, RecordRow.source_file,
-               Youth.birth_date)
+        select(RecordRow.id, RecordRow.kind, RecordRow.youth, RecordRow.payload,
+               RecordRow.origin_municipality, Youth.birth_date)
         .join(Youth, Youth.pseudonym == RecordRow.youth)
         .where(RecordRow.kind.in_(list(kinds)), RecordRow.withdrawn.is_(False))
         .order_by(RecordRow.id)).all())
 
 
 def live_facts(s: Session, kinds: Sequence[str]) -> Iterator[Any]:
-    """Records of ``kinds`` that are not withdrawn, by id: ``(id, kind, youth, payload, source_file)``."""
+    """Records of ``kinds`` not withdrawn, by id: ``(id, kind, youth, payload, origin_municipality)``."""
     return iter(s.execute(select(RecordRow.id, RecordRow.kind, RecordRow.youth, RecordRow.payload,
-                                 RecordRow.source_file)
+                                 RecordRow.origin_municipality)
                           .where(RecordRow.kind.in_(kinds), RecordRow.withdrawn.is_(False))
                           .order_by(RecordRow.id)))
 

@@ -7,6 +7,8 @@ import io
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ingest_fixtures import (
     EASYA,
     EASYA_HEADER,
@@ -87,8 +89,30 @@ def test_missing_and_unknown_columns_reject(tmp_path: Path) -> None:
     p = write_easya(tmp_path / "a.csv", [], header=EASYA_HEADER.replace("Note;", "") + ";Ekstra")
     with pytest.raises(FileRejected) as e:
         list(EASYA_CSV(p))
-    assert "missing columns: Note" in str(e.value) and "unknown columns: 'Ekstra'" in str(e.value)
+    assert "missing columns: Note" in str(e.value) and "1 unknown column (at position 17)" in str(e.value)
+    assert "Ekstra" not in str(e.value)   # a header's cells may be data: never echoed
     assert e.value.rule == "header"
+
+
+def test_a_headerless_csv_names_the_missing_columns_never_the_first_row(tmp_path: Path) -> None:
+    """Issue 16 (low): the first data row (names, a CPR) was echoed as 'unknown columns'."""
+    p = tmp_path / "779008_haendelser_2026112102.csv"
+    p.write_bytes(("\r\n".join([easya_row(), easya_row()]) + "\r\n").encode("cp1252"))
+    with pytest.raises(FileRejected) as e:
+        list(EASYA_CSV(p))
+    reason = str(e.value)
+    assert e.value.rule == "header" and p.name in reason
+    for value in ("Søren", "Ægidius", "Åse Møller", "aase@mercantec.example", "Tømrer", "Omvalg", "120308"):
+        assert value not in reason
+    assert "missing columns: " + ", ".join(EASYA_CSV.columns) in reason
+    assert "no header row" in reason
+
+
+def test_duplicate_columns_are_named_only_when_they_are_the_formats(tmp_path: Path) -> None:
+    p = write_easya(tmp_path / "a.csv", [], header=EASYA_HEADER + ";Note;Hemmelig;Hemmelig")
+    with pytest.raises(FileRejected) as e:
+        list(EASYA_CSV(p))
+    assert "duplicate columns: Note" in str(e.value) and "Hemmelig" not in str(e.value)
 
 
 def test_row_with_wrong_field_count_is_flagged_not_fatal(tmp_path: Path) -> None:
@@ -106,7 +130,7 @@ def test_row_with_wrong_field_count_is_flagged_not_fatal(tmp_path: Path) -> None
 ])
 def test_wrong_encoding_names_the_first_bad_byte(tmp_path: Path, reader: CsvReader, payload: bytes,
                                                  offset_of: bytes) -> None:
-    head = ";".join(reader.columns).encode() + b"\r\n"
+    head = ";".join(reader.columns).encode(reader.encoding) + b"\r\n"   # the header as the format writes it
     data = head + b"x" * 70_000 + payload + b"\r\n"
     p = tmp_path / "f.csv"
     p.write_bytes(data)
@@ -115,6 +139,61 @@ def test_wrong_encoding_names_the_first_bad_byte(tmp_path: Path, reader: CsvRead
     assert e.value.rule == "encoding"
     assert f"byte offset {data.index(offset_of)}" in str(e.value)
     assert "f.csv" in str(e.value)
+
+
+SOEREN_UTF8 = "Søren;Ægidius;Åse Møller".encode()
+
+
+@pytest.mark.parametrize("reader", [EASYA_CSV, FAMILY_CSV], ids=["cp1252", "latin1"])
+def test_a_utf8_file_where_the_source_declares_a_single_byte_encoding_is_refused(
+        tmp_path: Path, reader: CsvReader) -> None:
+    """Issue 16, finding 13: read as cp1252 it would store ``SÃ¸ren`` (valid cp1252, so it passed)."""
+    head = ";".join(reader.columns).encode(reader.encoding) + b"\r\n"   # the header as declared
+    data = head + b"x" * 70_000 + SOEREN_UTF8 + b"\r\n"
+    p = tmp_path / "f.csv"
+    p.write_bytes(data)
+    with pytest.raises(FileRejected) as e:
+        list(reader(p))
+    msg = str(e.value)
+    assert e.value.rule == "encoding" and "f.csv" in msg
+    assert f"byte offset {data.index(SOEREN_UTF8[1:])}" in msg and "0xc3 0xb8" in msg
+    assert "UTF-8" in msg and "Next step" in msg and "Søren" not in msg
+
+
+@pytest.mark.parametrize("reader", [EASYA_CSV, FAMILY_CSV], ids=["cp1252", "latin1"])
+def test_a_utf8_bom_where_the_source_declares_a_single_byte_encoding_is_refused(
+        tmp_path: Path, reader: CsvReader) -> None:
+    p = tmp_path / "f.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + ";".join(reader.columns).encode(reader.encoding) + b"\r\n")
+    with pytest.raises(FileRejected) as e:
+        list(reader(p))
+    assert e.value.rule == "encoding" and "byte order mark" in str(e.value)
+
+
+def test_a_utf8_character_split_by_a_read_chunk_is_still_seen(tmp_path: Path) -> None:
+    """The readers stream: a sequence whose lead byte ends one 1 MiB read and whose continuation
+    byte starts the next is found all the same."""
+    head = EASYA_HEADER.encode() + b"\r\n"
+    data = head + b"a" * ((1 << 20) - len(head) - 1) + "ø".encode() + b"\r\n"
+    assert data[(1 << 20) - 1] == 0xc3
+    p = tmp_path / "big.csv"
+    p.write_bytes(data)
+    with pytest.raises(FileRejected, match=f"0xc3 0xb8 at byte offset {(1 << 20) - 1}"):
+        list(EASYA_CSV(p))
+
+
+def test_real_single_byte_danish_text_is_not_taken_for_utf8(tmp_path: Path) -> None:
+    """Every Danish letter, accented names, and cp1252's punctuation, as exports write them."""
+    note = "Ærø, Åse, Øster-Ørum: «fravær» – 37½ % … ’ok’ “Müller” é Ü ÿ, 12° ©"
+    p = write_easya(tmp_path / "779008_haendelser_2026112102.csv", [easya_row(note=note)])
+    (row,) = list(EASYA_CSV(p))
+    assert row.fields["Note"] == note
+    latin = "Ærø, Åse, Øster-Ørum: «fravær» 37½ % é Ü ÿ, 12° ©"
+    head = ";".join(FAMILY_CSV.columns)
+    p = tmp_path / "f.csv"
+    p.write_bytes((head + "\r\n" + ";".join([latin] * len(FAMILY_CSV.columns)) + "\r\n").encode("latin-1"))
+    (row,) = list(FAMILY_CSV(p))
+    assert set(row.fields.values()) == {latin}
 
 
 def test_bad_byte_after_a_read_chunk_boundary(tmp_path: Path) -> None:
@@ -247,6 +326,53 @@ def test_hostile_xml_is_refused(tmp_path: Path, doc: bytes) -> None:
         assert e.value.rule == "xml_hostile"
 
 
+DTD = b'<!DOCTYPE Elevhaendelser [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+
+
+@pytest.mark.parametrize(("prolog", "rule"), [
+    (b" " * 70_000, "xml_hostile"),                  # past the old 64 KiB look-ahead: lxml read the DTD
+    (b"\n" * (1 << 20), "xml_syntax"),               # longer than any prolog may be
+    (b'<?xml version="1.0"?>' + b"\t\r\n" * 30_000, "xml_hostile"),
+    (b"\xef\xbb\xbf" + b" " * 70_000, "xml_hostile"),
+    (b"<!--> <Elevhaendelser/> -->", "xml_hostile"),  # not a comment to the parser: it ends at the later -->
+    (b"<?> <Elevhaendelser/> ?>", "xml_hostile"),
+], ids=["70k-spaces", "1mib-newlines", "decl-then-whitespace", "bom-then-whitespace",
+        "empty-looking-comment", "empty-looking-pi"])
+def test_no_prolog_gets_a_doctype_past_the_pre_check(tmp_path: Path, prolog: bytes, rule: str) -> None:
+    """Issue 16 (low): the pre-check looked 64 KiB ahead and then let the parser go on, and it
+    closed a comment or PI earlier than the parser does."""
+    p = tmp_path / "h.xml"
+    p.write_bytes(prolog + DTD + GYM_OK.split(b"?>", 1)[1] % EVENT)
+    with pytest.raises(FileRejected) as e:
+        list(GYMNASIUM_XML(p))
+    assert e.value.rule == rule
+
+
+@pytest.mark.parametrize("prolog", [b"\x0b", b"\xef\xbb\xbf\xef\xbb\xbf", b"x", b"\xc2\xa0"],
+                         ids=["vertical-tab", "two-boms", "text", "nbsp"])
+def test_what_the_parser_would_not_read_past_is_refused_before_it(tmp_path: Path, prolog: bytes) -> None:
+    p = tmp_path / "h.xml"
+    p.write_bytes(prolog + DTD + GYM_OK.split(b"?>", 1)[1] % EVENT)
+    with pytest.raises(FileRejected) as e:
+        list(GYMNASIUM_XML(p))
+    assert e.value.rule == "xml_syntax"
+
+
+def test_the_parser_reads_the_formats_encoding_not_the_declared_one(tmp_path: Path) -> None:
+    """A declaration naming another encoding (EBCDIC) would make the parser see other characters
+    than the pre-check: the parser reads UTF-8, so the EBCDIC DOCTYPE is never a DOCTYPE to it."""
+    p = tmp_path / "h.xml"
+    p.write_bytes(b'<?xml version="1.0" encoding="IBM037"?>' + DTD.decode().encode("cp037"))
+    with pytest.raises(FileRejected) as e:
+        list(GYMNASIUM_XML(p))
+    assert e.value.rule in ("encoding", "xml_syntax")   # EBCDIC bytes are not UTF-8: never parsed
+    ok = tmp_path / "ok.xml"
+    ok.write_bytes(GYM_OK.replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"') % EVENT.replace(
+        b"A B", "Søren Ø".encode()))
+    (row,) = list(GYMNASIUM_XML(ok))
+    assert "Søren Ø" in row.fields.values()
+
+
 def test_undeclared_entity_is_refused(tmp_path: Path) -> None:
     p = tmp_path / "e.xml"
     p.write_bytes(GYM_OK % EVENT.replace(b"A B", b"&ent;"))
@@ -330,3 +456,19 @@ def test_grundskole_structure_is_checked_by_its_xsd(tmp_path: Path, inner: str) 
     with pytest.raises(FileRejected) as e:
         _pupils(tmp_path, inner)
     assert e.value.rule == "xsd" and "grundskole.xsd" in str(e.value)
+
+
+_DANISH = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ æøåÆØÅéüöäÉÜÖ"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(st.sampled_from(_DANISH), min_size=1, max_size=20), min_size=1, max_size=6)
+       .filter(lambda names: not all(n.isascii() for n in names)))
+def test_names_in_cp1252_are_read_and_the_same_names_in_utf8_are_refused(names: list[str]) -> None:
+    """Whatever Danish names a file holds: as cp1252 it reads, as UTF-8 it is refused whole."""
+    rows = [easya_row(note=n.replace(";", "")) for n in names]
+    data = ("\r\n".join([EASYA_HEADER, *rows]) + "\r\n")
+    assert [r.fields["Note"] for r in EASYA_CSV.rows(io.BytesIO(data.encode("cp1252")), "a.csv")] == names
+    with pytest.raises(FileRejected) as e:
+        list(EASYA_CSV.rows(io.BytesIO(data.encode("utf-8")), "a.csv"))
+    assert e.value.rule == "encoding"

@@ -39,6 +39,25 @@ def test_encrypt_round_trip_and_tamper_detection() -> None:
         v.decrypt(blob[:-1] + bytes([blob[-1] ^ 1]), b"cpr")
 
 
+def test_a_cpr_ciphertext_is_bound_to_its_youth() -> None:
+    """Issue 16 (low): the associated data was the constant b"cpr", so a ciphertext moved to
+    another youth's row decrypted there. Now it is the youth's pseudonym."""
+    from stafet.core.vault import LEGACY_CPR_CONTEXT, cpr_context
+
+    v = Vault(os.urandom(32))
+    a, b = v.pseudonym("1203084127"), v.pseudonym("0304094871")
+    blob = v.encrypt_cpr("1203084127", a)
+    assert v.decrypt_cpr(blob, a) == "1203084127"
+    with pytest.raises(DataError, match="does not authenticate"):
+        v.decrypt_cpr(blob, b)                                   # moved to youth b's row
+    with pytest.raises(DataError):
+        v.decrypt(blob, LEGACY_CPR_CONTEXT)
+    assert cpr_context(a) != cpr_context(b) and a.encode() in cpr_context(a)
+    # Bound to b's row but holding a's CPR (a forged re-encryption): still refused.
+    with pytest.raises(DataError, match="does not belong"):
+        v.decrypt_cpr(v.encrypt(b"1203084127", cpr_context(b)), b)
+
+
 def test_stream_encryption_detects_truncation() -> None:
     v = Vault(os.urandom(32))
     data = os.urandom(300_000)

@@ -59,6 +59,24 @@ def test_a_failed_setup_and_a_dead_worker_are_errors() -> None:
         w.close()
 
 
+def test_the_after_hook_runs_once_each_answer_is_out_and_a_half_sent_answer_ends_the_worker() -> None:
+    w = Worker("workers_handler:tidy")
+    try:
+        w.submit("a")
+        w.submit("b")
+        assert [w.collect(), w.collect(), w.call("c")] == [("a", 0), ("b", 1), ("c", 2)]
+    finally:
+        w.close()
+    w = Worker("workers_handler:echo")
+    try:
+        big = w.call("x" * 300_000)  # streamed in frames: arrives whole
+        assert big[1] == "x" * 300_000
+        with pytest.raises(WorkerError, match="has exited"):
+            w.call("unpicklable-late")
+    finally:
+        w.close()
+
+
 def test_a_pool_keeps_the_order_of_the_requests_whatever_finishes_first() -> None:
     items = [(("sleep", 0.2 if i % 3 == 0 else 0.0, i)) for i in range(12)]
     with Pool("workers_handler:echo", "s", workers=2, in_flight=2) as pool:

@@ -20,6 +20,8 @@ def echo(setup: Any) -> Callable[[Any], Any]:
             req = req[2]
         if req == "unpicklable":
             return lambda: None
+        if req == "unpicklable-late":  # fails after the first 64 KB frames went out
+            return ["x" * 300_000, lambda: None]
         return setup, req, os.getpid()
     return handle
 
@@ -27,3 +29,21 @@ def echo(setup: Any) -> Callable[[Any], Any]:
 def broken(setup: Any) -> Callable[[Any], Any]:
     """A setup that fails."""
     raise RuntimeError("no keys for you")
+
+
+class _Tidy:
+    """Answers how many times :meth:`after` ran before this request."""
+
+    def __init__(self) -> None:
+        self.afters = 0
+
+    def __call__(self, req: Any) -> Any:
+        return req, self.afters
+
+    def after(self) -> None:
+        self.afters += 1
+
+
+def tidy(setup: Any) -> _Tidy:
+    """A handler with an ``after`` hook."""
+    return _Tidy()

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+import mappings
 from stafet.core.cpr import parse_cpr
 from stafet.core.models import Provenance
 
@@ -13,8 +14,10 @@ def net(demo_net):
     return demo_net
 
 
-def prov(file="t.csv", row=2):
-    return Provenance("test", file, row, datetime.now(UTC))
+def prov(file="t.csv", row=2, **origin):
+    """A provenance as ingest makes it: the sender from the file's name by its source's pattern."""
+    found = mappings.origin(file)._asdict() | origin
+    return Provenance("test", file, row, datetime.now(UTC), **found)
 
 
 def cpr(text):

@@ -41,10 +41,10 @@ def test_a_consent_signed_by_the_wrong_party_is_recorded_and_flagged(net) -> Non
     path, _ = net
     r = runner.invoke(app, ["consent", "add", "--network", path, "--ref", "S-10", "--signed-by", "foraelder",
                             "--signed", "2026-11-19", "--to", "2027-01-31", "--recipients", "779008",
-                            "--scopes", "paalaeg", "--cpr", "150299-1234"])
+                            "--scopes", "paalaeg"], input="150299-1234\n")
     assert r.exit_code == 0
     assert "invalid: underskrevet af forkert part" in r.output
     r = runner.invoke(app, ["consent", "add", "--network", path, "--ref", "S-11", "--signed-by", "nabo",
                             "--signed", "2026-11-19", "--to", "2027-01-31", "--recipients", "779008",
-                            "--scopes", "paalaeg", "--cpr", "150299-1234"])
+                            "--scopes", "paalaeg"], input="150299-1234\n")
     assert r.exit_code == 2

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+import mappings
 from stafet.context import Context
 from stafet.core.config import Network
 from stafet.core.cpr import parse_cpr
@@ -38,7 +39,8 @@ def _ctx(tmp_path: Path, *family: Organisation) -> Context:
 
 
 def _prov(file: str) -> Provenance:
-    return Provenance("t", file, 1, datetime(2026, 11, 21, tzinfo=UTC))
+    """As ingest makes it: the sender from the file's name, by its source's declared pattern."""
+    return Provenance("t", file, 1, datetime(2026, 11, 21, tzinfo=UTC), *mappings.origin(file))
 
 
 def _dropout() -> Dropout:

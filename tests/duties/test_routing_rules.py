@@ -168,6 +168,24 @@ def test_transition_case_goes_to_the_named_unit(net) -> None:
     assert ds[1].reason == "ingen samtykke"
 
 
+def test_the_sender_comes_from_the_records_provenance_not_its_file_name(net) -> None:
+    """The family department's municipality is what ingest put in the provenance (stored with it)."""
+    _, ctx = net
+    store(ctx, TransitionCase(cpr=cpr("050609-4410"), case_no="F-2231", aftercare_sel76=False,
+                              support_sel85=True, receiver="socialafdeling",
+                              provenance=prov("renamed-by-hand.csv", municipality="791")),
+          TransitionCase(cpr=cpr("300908-5527"), case_no="F-2240", aftercare_sel76=False,
+                         support_sel85=True, receiver="socialafdeling",
+                         provenance=prov("familie_791_overgange_20261121.csv", municipality="")))
+    with ctx.store.session() as s:
+        stored = {r.payload["case_no"]: r.origin_municipality for r in s.scalars(select(RecordRow))}
+    assert stored == {"F-2231": "791", "F-2240": ""}
+    ds = decisions(ctx)
+    # F-2231's file name says nothing, its provenance says Viborg: routed from familie-viborg;
+    # F-2240's file name says Viborg, its provenance nothing: no sender found ("?")
+    assert sorted((d.sender, d.recipient) for d in ds) == [("?", "?"), ("familie-viborg", "social-viborg")]
+
+
 def own_node(ctx, path, org):
     """``org`` running its own stafet: its own home, store and secret, its keys copied over."""
     import shutil

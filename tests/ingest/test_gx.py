@@ -153,8 +153,9 @@ def test_the_worker_validates_maps_and_prepares_as_this_process_does() -> None:
 
 
 def test_gx_starts_without_the_modules_stafet_never_uses_and_still_has_them_on_use() -> None:
-    """scipy.stats and altair (KS/KL expectations) wait until used: a fresh worker-like process
-    validates every sample without loading them, then an expectation module that uses scipy gets it."""
+    """scipy.stats and altair (KS/KL expectations) wait until used: a fresh process started as the
+    validation worker starts (its child module, the handler's setup) validates every sample
+    without loading them, then an expectation module that uses scipy gets it."""
     import os
     import subprocess
     import sys
@@ -163,10 +164,12 @@ def test_gx_starts_without_the_modules_stafet_never_uses_and_still_has_them_on_u
     code = """
 import sys
 from datetime import date
-from stafet.ingest import gx
+import stafet.core.workers
+from stafet.ingest import gx, worker, worker_main
 from mappings import source_for
 from ingest_fixtures import ALL_SAMPLES, SAMPLES
-gx._gx_context()
+assert worker.HANDLER == "stafet.ingest.worker_main:handler"
+worker_main.handler(None)
 for name in ALL_SAMPLES:
     src = source_for(name)
     gx.validate(src, [r.fields for r in src.reader(SAMPLES / name)], today=date(2026, 11, 22),

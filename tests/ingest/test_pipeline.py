@@ -47,6 +47,18 @@ def test_easya_sample_is_ingested(store: Store, net: Network, tmp_path: Path) ->
     assert (tmp_path / "archive" / f"{r.sha256}.enc").exists()
 
 
+@pytest.mark.parametrize("worker", ["1", "0"])
+def test_the_senders_named_by_the_file_name_land_in_each_records_provenance(
+        store: Store, net: Network, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker: str) -> None:
+    monkeypatch.setenv("STAFET_VALIDATION_WORKER", worker)   # mapped in the worker, or in-process
+    for name in (EASYA, "familie_791_overgange_20261121.csv"):
+        ingest_file(store, net, SAMPLES / name, now=NOW, home=tmp_path)
+    with store.session() as s:
+        origins = {(r.source, r.origin_institution, r.origin_municipality)
+                   for r in s.scalars(select(RecordRow))}
+    assert origins == {("easy-a", EASYA[:6], ""), ("familie", "", "791")}
+
+
 def test_same_file_twice_is_a_noop(store: Store, net: Network, tmp_path: Path) -> None:
     first = ingest_file(store, net, SAMPLES / EASYA, now=NOW, home=tmp_path)
     copy = tmp_path / "again" / EASYA
@@ -172,7 +184,9 @@ def test_ingest_inbox_over_sftp(sshd, store: Store, net: Network, tmp_path: Path
     by_name = {r.file: r for r in results}
     assert by_name[EASYA].accepted == 4 and not by_name[EASYA].rejected
     assert by_name["779008_haendelser_2026112107.csv"].rejected
-    assert (folder / "processed" / EASYA).exists()
+    # processed: removed at once (processed_retention_days 0), the encrypted archive holds it
+    assert not (folder / EASYA).exists() and not (folder / "processed" / EASYA).exists()
+    assert (tmp_path / "archive" / f"{by_name[EASYA].sha256}.enc").exists()
     assert (folder / "rejected" / "779008_haendelser_2026112107.csv").exists()
     assert (folder / "notes.txt").exists()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mappings.common import (
     ConversionError,
@@ -122,3 +124,41 @@ def test_apply_remembers_values_but_every_failure_raises_again() -> None:
         with pytest.raises(DataError) as e:
             apply(table, {"Dato": "31-02-2026", "Cpr": "010208-4127"}, file="f.csv", row=row)
         assert (e.value.rule, e.value.row, e.value.file) == ("date_format", row, "f.csv")
+
+
+# --- issue 16, findings 10 and 13 -----------------------------------------------------------
+
+def test_free_text_redacts_the_spellings_the_review_found() -> None:
+    """A note carried ``CPR120308-4127``, ``230507–5218``, ``120308 - 4127``, ``1203084127a``."""
+    for form, out in [("CPR120308-4127", "CPR******-****"), ("230507\u20135218", "******-****"),
+                      ("120308 - 4127", "******-****"), ("1203084127a", "******-****a"),
+                      ("120308\u00a0\u2013\u20094127", "******-****")]:
+        assert free_text(f"note: {form} ringede") == f"note: {out} ringede"
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ æøåÆØÅéèêëüöäÉÜÖÄñçßÿ"
+
+
+@settings(max_examples=300)
+@given(st.text(st.sampled_from(_LETTERS), min_size=1, max_size=40).filter(lambda s: not s.isascii()))
+def test_text_refuses_utf8_read_as_a_single_byte_encoding(clean: str) -> None:
+    """Names and notes with any European letter pass; the same text written as UTF-8 and read as
+    cp1252 or ISO-8859-1 (``SÃ¸ren``) is refused with rule ``encoding``, and the value is not echoed."""
+    assert text(clean) == clean.strip()
+    for enc in ("cp1252", "latin-1"):
+        try:
+            garbled = clean.encode("utf-8").decode(enc)
+        except UnicodeDecodeError:
+            continue  # a byte cp1252 leaves undefined: the reader refuses such a file
+        if enc == "latin-1" and any("\x80" <= c <= "\x9f" for c in garbled):
+            continue  # C1 controls: the reader refuses them in ISO-8859-1 text
+        with pytest.raises(ConversionError) as e:
+            text(garbled)
+        assert e.value.rule == "encoding" and garbled.strip() not in str(e.value)
+        with pytest.raises(ConversionError):
+            free_text(garbled)
+
+
+@pytest.mark.parametrize("value", ["Ø–Nord", "«fravær» – 37½ %", "Åse Møller", "12° ©", "€ 5,00", "Nº 3"])
+def test_text_keeps_real_single_byte_punctuation_next_to_letters(value: str) -> None:
+    assert text(value) == value

@@ -91,7 +91,7 @@ def test_smtp_reset_mid_data_is_transient_and_the_retry_delivers_once() -> None:
     peer = ResettingSmtp(resets=1)
     try:
         outlet = open_outlet(f"smtp://127.0.0.1:{peer.port}", mail_from="a@stafet.example",
-                             rcpt_to="b@stafet.example")
+                             rcpt_to="b@stafet.example", starttls="never")  # the peer offers no STARTTLS
         data = b"Subject: x\r\n\r\n" + b"line\r\n" * 20000
         with pytest.raises(TransientError):
             outlet.put("PKG-1.eml", data)

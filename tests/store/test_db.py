@@ -243,6 +243,7 @@ def test_migrations_keep_records_and_match_the_tables(backend: str, request, tmp
         recs = [_dropout(), replace(_dropout(), cpr=parse_cpr("030409-4871")),
                 replace(_dropout("07"), cpr=parse_cpr("110907-4002"))]
         pseud = old.ensure_youths(s, [r.cpr for r in recs])
+        _as_before_0004(s, old.vault, pseud)
         tables = MetaData()
         records, packages = (Table(n, tables, autoload_with=s.connection())
                              for n in ("records", "imported_packages"))
@@ -273,6 +274,7 @@ def test_migrations_keep_records_and_match_the_tables(backend: str, request, tmp
                                      False)]
         assert imported.of_youth(s, pseud["1109074002"]) == moved
         assert inbox.imported(s, "PKG-0123456789abcdef01234567").consent_ref is None  # unknown before 0003
+        assert {d: store.cpr_of(s, p).digits for d, p in pseud.items()} == {d: d for d in pseud}  # 0004
     insp = inspect(store.engine)
     assert [u["column_names"] for u in insp.get_unique_constraints("records")] == [
         ["youth", "kind", "natural_key"]]
@@ -309,3 +311,119 @@ def test_revision_0003_downgrades_and_upgrades_again(tmp_path) -> None:
         assert ("via_package" in cols) is (target == "0002")
         assert ("imported_records" in inspect(store.engine).get_table_names()) is (target == "head")
     store.engine.dispose()
+
+
+def _as_before_0004(s, vault: Vault, pseud: dict[str, str]) -> None:
+    """Rewrite youths' CPRs as stores before revision 0004 held them (associated data b"cpr")."""
+    from stafet.core.vault import LEGACY_CPR_CONTEXT
+
+    for digits, p in pseud.items():
+        s.execute(text("UPDATE youths SET cpr_enc = :c WHERE pseudonym = :p"),
+                  {"c": vault.encrypt(digits.encode(), LEGACY_CPR_CONTEXT), "p": p})
+
+
+def _at_revision(url: str, revision: str):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from stafet.store.db import _MIGRATIONS
+    from stafet.store.schema import Base
+
+    eng = create_engine(url)
+    Base.metadata.drop_all(eng)
+    with eng.begin() as c:
+        c.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    return eng, cfg
+
+
+def _url(backend: str, request, tmp_path) -> str:
+    if backend == "postgres":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite:///{tmp_path / 'm.db'}"
+
+
+YOUTHS = ("1203084127", "0304094871", "1109074002")
+
+
+@pytest.mark.parametrize("start", ["0001", "0002", "0003"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_revision_0004_binds_every_stored_cpr_to_its_pseudonym(backend: str, start: str, request,
+                                                               tmp_path) -> None:
+    """Issue 16 (low): a store of an earlier revision, its CPRs under the constant associated
+    data, upgrades to head with each CPR re-encrypted for its own row; and back down."""
+    from alembic import command
+
+    from stafet.core.vault import LEGACY_CPR_CONTEXT
+
+    url = _url(backend, request, tmp_path)
+    eng, cfg = _at_revision(url, start)
+    vault = Vault(bytes(range(32)))
+    old = Store(url, vault, upgrade=False)
+    with old.session() as s:
+        pseud = old.ensure_youths(s, [parse_cpr(d) for d in YOUTHS])
+        _as_before_0004(s, vault, pseud)
+        before = dict(s.execute(text("SELECT pseudonym, cpr_enc FROM youths")).tuples().all())
+    old.engine.dispose()
+    store = Store(url, vault)                                   # opening upgrades to head
+    with store.session() as s:
+        after = dict(s.execute(text("SELECT pseudonym, cpr_enc FROM youths")).tuples().all())
+        assert {d: store.cpr_of(s, p).digits for d, p in pseud.items()} == {d: d for d in YOUTHS}
+    assert set(after) == set(before) and all(bytes(after[p]) != bytes(before[p]) for p in after)
+    for digits, p in pseud.items():
+        with pytest.raises(DataError):
+            vault.decrypt(bytes(after[p]), LEGACY_CPR_CONTEXT)
+        assert vault.decrypt_cpr(bytes(after[p]), p) == digits
+    with store.engine.begin() as conn:                           # down again: the old form
+        cfg.attributes["connection"], cfg.attributes["vault"] = conn, vault
+        command.downgrade(cfg, "0003")
+    with store.session() as s:
+        for p, blob in s.execute(text("SELECT pseudonym, cpr_enc FROM youths")).tuples():
+            assert vault.pseudonym(vault.decrypt(bytes(blob), LEGACY_CPR_CONTEXT).decode()) == p
+    store.engine.dispose()
+    eng.dispose()
+
+
+def test_revision_0004_stops_on_a_ciphertext_moved_between_rows(tmp_path) -> None:
+    """A legacy ciphertext that already sits in another youth's row is not laundered into a
+    bound one: the upgrade refuses, names the row (never the CPR) and changes nothing."""
+    from stafet.core.errors import ConfigError
+    from stafet.core.vault import LEGACY_CPR_CONTEXT
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    eng, _ = _at_revision(url, "0003")
+    vault = Vault(bytes(range(32)))
+    old = Store(url, vault, upgrade=False)
+    with old.session() as s:
+        pseud = old.ensure_youths(s, [parse_cpr(d) for d in YOUTHS[:2]])
+        _as_before_0004(s, vault, pseud)
+        b = pseud[YOUTHS[1]]
+        s.execute(text("UPDATE youths SET cpr_enc = :c WHERE pseudonym = :p"),
+                  {"c": vault.encrypt(YOUTHS[0].encode(), LEGACY_CPR_CONTEXT), "p": b})
+    old.engine.dispose()
+    with pytest.raises(ConfigError) as e:
+        Store(url, vault)
+    assert b in str(e.value) and "4127" not in str(e.value) and "4871" not in str(e.value)
+    with eng.connect() as c:
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+    with pytest.raises(ConfigError, match="does not decrypt with this network secret"):
+        Store(url, Vault(bytes(32)))
+    eng.dispose()
+
+
+def test_a_cpr_ciphertext_moved_to_another_youths_row_does_not_decrypt(store) -> None:
+    with store.session() as s:
+        pseud = store.ensure_youths(s, [parse_cpr(d) for d in YOUTHS[:2]])
+    a, b = (pseud[d] for d in YOUTHS[:2])
+    with store.session() as s:
+        s.get(Youth, b).cpr_enc = s.get(Youth, a).cpr_enc
+    with store.session() as s:
+        assert store.cpr_of(s, a).digits == YOUTHS[0]
+        with pytest.raises(DataError) as e:
+            store.cpr_of(s, b)
+        assert e.value.rule == "vault" and "4127" not in str(e.value)

@@ -165,6 +165,22 @@ def xml_attacks(source: str, listener: str) -> Iterator[tuple[str, bytes]]:
             "utf-16"
         ),
     )
+    # The pre-check and the parser read the same prolog (issue 16, low): padding, BOMs and
+    # comment or PI tricks in front of a DOCTYPE do not get it past the pre-check.
+    dtd = f'<!DOCTYPE {root} [<!ENTITY e SYSTEM "file:///etc/passwd">]>'.encode()
+    yield "doctype-after-whitespace", b" \r\n\t" + dtd + body.encode()
+    yield "doctype-after-70k-whitespace", b" " * 70_000 + dtd + body.encode()
+    yield "doctype-after-2mb-whitespace", b"\n" * (2 << 20) + dtd + body.encode()
+    yield "doctype-after-decl-and-whitespace", b'<?xml version="1.0"?>' + b"\n" * 70_000 + dtd + body.encode()
+    yield "doctype-after-bom-and-whitespace", codecs.BOM_UTF8 + b"  \n" + dtd + body.encode()
+    yield "doctype-after-two-boms", codecs.BOM_UTF8 * 2 + dtd + body.encode()
+    yield "doctype-after-vertical-tab", b"\x0b" + dtd + body.encode()
+    yield "doctype-after-empty-looking-comment", b"<!--> <" + root.encode() + b"/> -->" + dtd + body.encode()
+    yield "doctype-after-empty-looking-pi", b"<?> <" + root.encode() + b"/> ?>" + dtd + body.encode()
+    yield (
+        "doctype-after-foreign-encoding-declaration",
+        b'<?xml version="1.0" encoding="IBM037"?>' + dtd.decode().encode("cp037") + body.encode("cp037"),
+    )
     yield (
         "xinclude",
         (
@@ -204,8 +220,10 @@ def cases(listener: str = "127.0.0.1:9") -> Iterator[Case]:
             )
             yield Case("utf16", source, good.decode("utf-8-sig").encode("utf-16"), "reject")
         else:
-            # UTF-8 inside a one-byte encoding decodes (as mojibake) or is refused, never crashes
-            yield Case("utf8-inside-" + enc, source, good + "\nJørgen;Ærø;€".encode(), "either")
+            # UTF-8 inside a one-byte encoding would decode as mojibake: refused whole (issue 16, 13)
+            yield Case("utf8-inside-" + enc, source, good + "\nJørgen;Ærø;€".encode(), "reject", "encoding")
+            yield Case("utf8-copy-of-" + enc, source, good.decode(enc).encode(), "reject", "encoding")
+            yield Case("utf8-bom-on-" + enc, source, codecs.BOM_UTF8 + good, "reject", "encoding")
             yield Case(
                 "undefined-byte", source, good[:30] + b"\x81\x8d\x9d" + good[30:], "reject", "encoding"
             )
