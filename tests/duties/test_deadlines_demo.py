@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+import mappings
 from stafet.context import Context, open_context
 from stafet.core.cpr import parse_cpr
 from stafet.core.models import (
@@ -40,7 +41,7 @@ PASSPHRASE = "test-passphrase"
 
 
 def _prov(file: str, row: int) -> Provenance:
-    return Provenance("demo", file, row, datetime(2026, 11, 21, 2, tzinfo=UTC))
+    return Provenance("demo", file, row, datetime(2026, 11, 21, 2, tzinfo=UTC), *mappings.origin(file))
 
 
 def _school(cls: type[Record], cpr: str, inst: str, muni: str, day: date, code: str, name: str,

@@ -275,7 +275,7 @@ def _order_under_consent(ctx: Any) -> Handover:
                          mentor_granted=False, status="OPHOERT_UDDANNELSESSTART",
                          status_date=TODAY, consent_ref="S-31",
                          provenance=Provenance("test", "jobcenter_791_paalaeg_20261121.csv", 2,
-                                               dt.datetime.now(dt.UTC)))
+                                               dt.datetime.now(dt.UTC), municipality="791"))
     with ctx.store.session() as s:
         ctx.store.upsert_records(s, [rec])
     from stafet.core.models import Consent
