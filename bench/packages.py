@@ -5,7 +5,8 @@ For a ~20 KB handover and RSA keys of the same size (default 3072 bits), in one 
 * raw RSA private-key operations (one per package is the physical floor: sign on
   build, decrypt on receive);
 * stafet build (schema check, MIME, sign SHA-256, encrypt AES-256 to two recipients);
-* stafet receive (decrypt, verify signature and chain/CRL, schema, addressee checks:
+* stafet receive (decrypt, verify signature, RFC 5280 path with the CRL required, member pin,
+  schema, addressee checks:
   ``open_package``);
 * stafet receive *and import* into the receiver's SQLite store, as a receive pass does
   it (``stafet.packages.opening.open_all``, then ``stafet.exchange.inbox.store_batch`` per batch; each
@@ -44,7 +45,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from keys import KeyStore, OrgKey
-from keys.trust import TrustStore
+from keys.trust import TrustStore, fingerprint
 from stafet.core.models import Organisation, OrgKind
 from stafet.core.vault import Vault
 from stafet.exchange.inbox import IMPORT_BATCH, Incoming, store_batch
@@ -98,6 +99,8 @@ def make_network(root: Path, bits: int) -> dict[str, Any]:
         (root / f"{org}.key").write_bytes(pems[org][0])
         (root / f"{org}.pem").write_bytes(pems[org][1])
     (root / "ca.pem").write_bytes(pems["ca"])
+    # Revocation is required: the CA's CRL (empty) is checked for every path, as in a network.
+    pems["crl"] = ks.write_crl([root / "crl.pem"]).public_bytes(serialization.Encoding.PEM)
     return pems
 
 
@@ -111,7 +114,11 @@ def _init(pems: dict[str, Any]) -> None:
     _STATE["keys"] = {org: org_key(org) for org in (SENDER, RECIPIENT)}
     _STATE["members"] = {SENDER: member(SENDER, OrgKind.INSTITUTION),
                          RECIPIENT: member(RECIPIENT, OrgKind.GUIDANCE)}
-    _STATE["trust"] = TrustStore([x509.load_pem_x509_certificate(pems["ca"])], [])
+    # RFC 5280 path validation (pyhanko-certvalidator) with the CRL required, members pinned;
+    # the verdict is cached per certificate while every input stays valid.
+    _STATE["trust"] = TrustStore([x509.load_pem_x509_certificate(pems["ca"])],
+                                 [x509.load_pem_x509_crl(pems["crl"])],
+                                 pins={org: {fingerprint(k.cert)} for org, k in _STATE["keys"].items()})
     _STATE["doc"] = handover()
     _STATE["package"] = _build()
 

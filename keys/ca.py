@@ -160,16 +160,23 @@ class NetworkCA(KeyFiles):
         return new
 
     def crl(self) -> x509.CertificateRevocationList:
-        """A fresh CRL of the network CA, signed now, valid for :data:`CRL_DAYS` days."""
+        """A fresh CRL of the network CA, signed now, valid for :data:`CRL_DAYS` days.
+
+        Its thisUpdate lies five minutes back (clock skew between nodes); a revocation
+        dated later than that is listed as of thisUpdate, so that a validator comparing
+        revocation dates with the time it checks at never misses it.
+        """
         now = dt.datetime.now(dt.UTC)
+        this_update = (now - dt.timedelta(minutes=5)).replace(microsecond=0)
         builder = (x509.CertificateRevocationListBuilder().issuer_name(self.ca_cert().subject)
-                   .last_update(now - dt.timedelta(minutes=5))
+                   .last_update(this_update)
                    .next_update(now + dt.timedelta(days=CRL_DAYS)))
         revoked = self._index("revoked.json")
         for serial, info in sorted(revoked.items()):
+            when = min(dt.datetime.fromisoformat(info["revoked_at"]), this_update)
             builder = builder.add_revoked_certificate(
                 x509.RevokedCertificateBuilder().serial_number(int(serial, 16))
-                .revocation_date(dt.datetime.fromisoformat(info["revoked_at"])).build())
+                .revocation_date(when).build())
         builder = builder.add_extension(x509.CRLNumber(len(revoked) + 1), critical=False)
         return builder.sign(self.ca_key(), hashes.SHA256())
 

@@ -1,31 +1,61 @@
-"""Who may send to us: trust anchors, CRLs and the network's members.
+"""Who may send to us: trust anchors, revocation (CRLs, OCSP), certificate paths, member pins.
 
 Signature checking of CMS SignedData: cryptography cannot verify CMS signatures
 (its pkcs7 module only signs), so the structure is parsed with asn1crypto — a
-maintained ASN.1/CMS library — and each cryptographic check (RSA signature, issuer
-signature, CRL signature) is done with cryptography. No ASN.1 is hand-written.
+maintained ASN.1/CMS library — and each cryptographic check (RSA signature) is done
+with cryptography. No ASN.1 is hand-written.
+
+Certificate paths are validated to RFC 5280 §6 by pyhanko-certvalidator (path building,
+pathLenConstraint, keyCertSign/cRLSign, unknown critical extensions, RFC 4518 name
+matching, policies and name constraints, CRL and OCSP validation with delta CRLs and
+issuing distribution points), with ``revocation_mode="require"`` (every certificate
+below the anchor needs a fresh CRL or OCSP response: the library's "hard-fail" mode
+would skip certificates that name no distribution point), no fetching on the hot path
+(:func:`fetch_ocsp`, :func:`fetch_crl` and :func:`refresh_revocation` are for a scheduled
+flow) and a fixed moment: the time of receipt, never the sender's signing time.
+
+A verdict is cached per (certificate, intermediates, usage) for the store's life — its
+CRLs and OCSP responses are fixed — while the moment stays inside every input's validity
+window (certificates' notBefore/notAfter, each CRL's and OCSP response's thisUpdate and
+nextUpdate + grace), so a package costs a dictionary look-up, not a path validation.
+
+Refusals (:class:`PackageRejected`) carry stable reason codes: ``unknown_signer`` (no path
+to an anchor), ``expired``, ``not_yet_valid``, ``revoked``, ``revocation_unknown`` (no fresh,
+valid CRL or OCSP response), ``bad_path`` (the path breaks an RFC 5280 rule), ``bad_usage``
+(keyUsage/extendedKeyUsage), ``weak_algorithm``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import datetime as dt
 import hashlib
-import itertools
 import logging
+import threading
+import urllib.request
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from asn1crypto import cms
+from asn1crypto import crl as asn1_crl
+from asn1crypto import ocsp as asn1_ocsp
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID
 
 from stafet.core.errors import PackageRejected
 
 log = logging.getLogger("stafet.trust")
+# pyhanko-certvalidator logs a traceback at WARNING for every CRL issuer path it fails to build.
+logging.getLogger("pyhanko_certvalidator").setLevel(logging.ERROR)
 
 ACCEPTED_DIGESTS: dict[str, hashes.HashAlgorithm] = {
     "sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
@@ -33,11 +63,30 @@ ACCEPTED_SIGNATURES = {"rsassa_pkcs1v15", "rsa", "sha256_rsa", "sha384_rsa", "sh
 MIN_RSA_BITS = 2048
 ACCEPTED_CIPHERS = {"aes128_cbc", "aes192_cbc", "aes256_cbc"}
 CLOCK_SKEW = dt.timedelta(minutes=10)
+CRL_GRACE_HOURS = 6.0
+"""Default ``crl_grace_hours``: how long past its nextUpdate a CRL is still used (then: refused)."""
+CONTEXT_REUSE = dt.timedelta(seconds=60)
+"""A validation context (its moment) is reused for this long; dates are checked exactly anyway."""
+REASONS = ("unknown_signer", "expired", "not_yet_valid", "revoked", "revocation_unknown", "bad_path",
+           "bad_usage", "weak_algorithm")
+"""The reason codes a certificate check refuses with."""
+
+SIGN = "sign"
+ENCRYPT = "encrypt"
+_USAGES: dict[str, tuple[set[str], set[str]]] = {
+    SIGN: ({"digital_signature"}, {"email_protection"}),
+    ENCRYPT: ({"key_encipherment"}, {"email_protection"}),
+}
+# Critical extensions of an end-entity certificate stafet processes (the validator leaves the
+# end entity's critical extensions to the application, RFC 5280 §4.2).
+_LEAF_CRITICAL = {"basic_constraints", "key_usage", "extended_key_usage", "subject_alt_name",
+                  "certificate_policies", "name_constraints", "policy_constraints", "inhibit_any_policy",
+                  "policy_mappings"}
 
 
 @dataclass(frozen=True)
 class Signed:
-    """A verified signature: who signed, when, and the content's digest."""
+    """A verified signature: who signed, when (the signer's claim), and the content's digest."""
 
     signer: x509.Certificate
     signing_time: dt.datetime
@@ -58,81 +107,386 @@ def common_name(cert: x509.Certificate) -> str:
     return str(attrs[0].value) if attrs else ""
 
 
+def fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 of the certificate's DER, hex (what a member is pinned to)."""
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+@dataclass(frozen=True)
+class RevocationSource:
+    """One configured or cached source of revocation status, and what state it is in.
+
+    ``state``: ``ok``; ``stale`` (past nextUpdate, within the grace period: still used);
+    ``expired`` (past nextUpdate + grace: certificates it covers are refused
+    ``revocation_unknown``); ``missing``, ``unreadable``, ``bad_signature`` (no anchor of
+    this network signed it with cRLSign): not used, so the same.
+    """
+
+    path: str
+    kind: str  # "crl" or "ocsp"
+    state: str
+    issuer: str = ""
+    this_update: dt.datetime | None = None
+    next_update: dt.datetime | None = None
+    detail: str = ""
+
+    @property
+    def usable(self) -> bool:
+        """Whether this source is used for revocation checks now."""
+        return self.state in ("ok", "stale")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for ``stafet status``."""
+        return {"path": self.path, "kind": self.kind, "state": self.state, "issuer": self.issuer,
+                "this_update": self.this_update.isoformat() if self.this_update else "",
+                "next_update": self.next_update.isoformat() if self.next_update else "",
+                "detail": self.detail}
+
+
+@dataclass
+class _Verdict:
+    valid_from: dt.datetime
+    valid_until: dt.datetime
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _asn1_time(value: Any) -> dt.datetime:
+    return value.native if isinstance(value.native, dt.datetime) else dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
 class TrustStore:
-    """Trust anchors and CRLs from the network configuration."""
+    """Trust anchors, CRLs and OCSP responses, member pins: the network's trust, fixed for its life.
 
-    def __init__(self, anchors: list[x509.Certificate], crls: list[x509.CertificateRevocationList]) -> None:
-        self.anchors = anchors
-        self.crls = crls
-        self._crl_checked: dict[tuple[int, x509.Certificate], bool] = {}
+    ``crl_grace``: how long past its nextUpdate a CRL (or OCSP response) is still used;
+    after that, a certificate it covers is refused ``revocation_unknown``.
+    ``require_revocation`` (default): every certificate below an anchor needs a usable CRL
+    or OCSP response. ``pins``: member id → SHA-256 fingerprints of the certificates
+    configured for it (current and previous: rotation overlap). ``required_policy``: a
+    certificate policy OID every path must carry (RFC 5280 §6.1, explicit policy).
+    """
 
+    def __init__(self, anchors: Iterable[x509.Certificate], crls: Iterable[x509.CertificateRevocationList],
+                 *, ocsp_responses: Iterable[bytes] = (), pins: Mapping[str, Iterable[str]] | None = None,
+                 crl_grace: dt.timedelta = dt.timedelta(hours=CRL_GRACE_HOURS),
+                 require_revocation: bool = True, required_policy: str | None = None,
+                 sources: Iterable[RevocationSource] = ()) -> None:
+        self.anchors = list(anchors)
+        self.crls = list(crls)
+        self.ocsp_responses = [bytes(r) for r in ocsp_responses]
+        self.pins = {k: frozenset(v) for k, v in (pins or {}).items()}
+        self.crl_grace = crl_grace
+        self.require_revocation = require_revocation
+        self.required_policy = required_policy
+        self.sources = list(sources)
+        self._crl_paths: dict[int, str] = {}  # id of a CRL -> the file it came from
+        self._prepare()
+
+    # --- picklable (worker processes get the store over their pipe) -------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        return {"anchors": [_der(a) for a in self.anchors],
+                "crls": [c.public_bytes(serialization.Encoding.DER) for c in self.crls],
+                "ocsp_responses": self.ocsp_responses, "pins": self.pins, "crl_grace": self.crl_grace,
+                "require_revocation": self.require_revocation, "required_policy": self.required_policy,
+                "sources": self.sources}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__([x509.load_der_x509_certificate(a) for a in state["anchors"]],  # type: ignore[misc]
+                      [x509.load_der_x509_crl(c) for c in state["crls"]],
+                      ocsp_responses=state["ocsp_responses"], pins=state["pins"],
+                      crl_grace=state["crl_grace"],
+                      require_revocation=state["require_revocation"],
+                      required_policy=state["required_policy"], sources=state["sources"])
+
+    def _prepare(self) -> None:
+        self._lock = threading.Lock()
+        self._verdicts: dict[tuple[x509.Certificate, frozenset[x509.Certificate], str], _Verdict] = {}
+        self._context: Any = None
+        self._context_key: tuple[dt.datetime, bool] | None = None
+        self._asn1_anchors = [asn1_x509.Certificate.load(_der(a)) for a in self.anchors]
+        self._asn1_crls = [asn1_crl.CertificateList.load(c.public_bytes(serialization.Encoding.DER))
+                           for c in self.crls]
+        self._asn1_ocsp = [asn1_ocsp.OCSPResponse.load(r) for r in self.ocsp_responses]
+        # (thisUpdate, nextUpdate) of every piece of revocation information
+        self._windows: list[tuple[dt.datetime, dt.datetime | None]] = [
+            (c.last_update_utc, c.next_update_utc) for c in self.crls]
+        for r in self.ocsp_responses:
+            for this, nxt in _ocsp_windows(r):
+                self._windows.append((this, nxt))
+
+    # --- loading -----------------------------------------------------------------------
     @classmethod
-    def from_files(cls, anchors: tuple[Path, ...], crls: tuple[Path, ...]) -> TrustStore:
-        """Load PEM anchors and PEM/DER CRLs (missing CRL files are skipped).
+    def from_files(cls, anchors: tuple[Path, ...], crls: tuple[Path, ...], *,
+                   ocsp: Iterable[Path] = (), **options: Any) -> TrustStore:
+        """Load PEM anchors, PEM/DER CRLs and DER OCSP responses.
 
-        A CRL past its next update is still used — what it revokes stays revoked — and
-        logged as a warning once per file and day: a newer one may revoke more.
+        A CRL that is missing or does not parse is recorded (``sources``: ``stafet status``
+        shows it) and not used: the certificates it would cover are then refused
+        ``revocation_unknown`` unless an OCSP response covers them.
         """
         certs = [c for p in anchors for c in x509.load_pem_x509_certificates(p.read_bytes())]
-        lists = []
+        lists, problems, responses = [], [], []
         for p in crls:
-            if p.exists():
-                crl = load_crl(p)
-                lists.append(crl)
-                stale = crl_stale_since(crl)
-                if stale is not None:
-                    _warn_stale(str(p), stale.date())
-        return cls(certs, lists)
+            try:
+                lists.append(load_crl(p))
+            except FileNotFoundError:
+                problems.append(RevocationSource(str(p), "crl", "missing", detail="the CRL file is missing"))
+            except (OSError, ValueError) as e:
+                problems.append(RevocationSource(str(p), "crl", "unreadable",
+                                                 detail=f"the CRL does not parse ({type(e).__name__})"))
+        for p in ocsp:
+            try:
+                data = p.read_bytes()
+                _ocsp_windows(data)
+                responses.append(data)
+            except (OSError, ValueError) as e:
+                problems.append(RevocationSource(str(p), "ocsp", "unreadable",
+                                                 detail=f"the OCSP response does not parse "
+                                                        f"({type(e).__name__})"))
+        paths = [str(p) for p in crls if str(p) not in {s.path for s in problems}]
+        store = cls(certs, lists, ocsp_responses=responses, sources=problems, **options)
+        store._crl_paths = dict(zip(map(id, lists), paths, strict=False))
+        return store
 
-    def check_certificate(self, cert: x509.Certificate, at: dt.datetime,
-                          extra: list[x509.Certificate] | None = None) -> None:
-        """Chain ``cert`` to an anchor, check validity at ``at`` and revocation.
+    @classmethod
+    def for_network(cls, network: Any, cache_dir: Path | None = None) -> TrustStore:
+        """The trust of a :class:`stafet.core.config.Network`: its anchors, CRLs, grace, pins.
+
+        ``cache_dir`` holds what :func:`refresh_revocation` fetched (``*.crl``, ``*.ocsp``).
+        """
+        crls = list(network.crls)
+        ocsp_files: list[Path] = []
+        if cache_dir is not None and cache_dir.is_dir():
+            crls += sorted(cache_dir.glob("*.crl"))
+            ocsp_files = sorted(cache_dir.glob("*.ocsp"))
+        return cls.from_files(network.trust_anchors, tuple(crls), ocsp=ocsp_files,
+                              pins=member_pins(network),
+                              crl_grace=dt.timedelta(hours=float(getattr(network, "crl_grace_hours",
+                                                                         CRL_GRACE_HOURS))),
+                              require_revocation=bool(getattr(network, "require_revocation", True)),
+                              required_policy=getattr(network, "required_policy", None) or None)
+
+    # --- members ---------------------------------------------------------------------------
+    def pinned(self, org_id: str, cert: x509.Certificate) -> bool:
+        """Whether ``cert`` is one of the certificates configured for member ``org_id``."""
+        fps = self.pins.get(org_id)
+        return bool(fps) and fingerprint(cert) in fps  # type: ignore[operator]
+
+    # --- revocation state ------------------------------------------------------------------
+    def revocation_state(self, now: dt.datetime | None = None) -> list[RevocationSource]:
+        """Every revocation source and its state at ``now`` (what ``stafet status`` shows)."""
+        now = now or dt.datetime.now(dt.UTC)
+        out = list(self.sources)
+        paths = self._crl_paths
+        for crl in self.crls:
+            issuer = crl.issuer.rfc4514_string()
+            state, detail = "ok", ""
+            signers = [a for a in self.anchors if a.subject == crl.issuer]
+            if signers and not any(_signed_crl(crl, a) for a in signers):
+                state, detail = "bad_signature", "not signed by the anchor of that name with cRLSign"
+            elif not signers:
+                detail = "issued by an intermediate CA: checked on use"
+            if state == "ok":
+                state, detail = (self._window_state(crl.last_update_utc, crl.next_update_utc, now)
+                                 or (state, detail))
+            out.append(RevocationSource(paths.get(id(crl), "(in memory)"), "crl", state, issuer,
+                                        crl.last_update_utc, crl.next_update_utc, detail))
+        for r in self.ocsp_responses:
+            for this, nxt in _ocsp_windows(r):
+                state, detail = self._window_state(this, nxt, now) or ("ok", "")
+                out.append(RevocationSource("(cached OCSP response)", "ocsp", state, "", this, nxt, detail))
+        return out
+
+    def _window_state(self, this: dt.datetime, nxt: dt.datetime | None,
+                      now: dt.datetime) -> tuple[str, str] | None:
+        if this > now + CLOCK_SKEW:
+            return "bad_signature", "its thisUpdate lies in the future"
+        if nxt is not None and now > nxt + self.crl_grace:
+            return "expired", f"past its nextUpdate and the {self.crl_grace} grace period"
+        if nxt is not None and now > nxt:
+            return "stale", f"past its nextUpdate; still used for {nxt + self.crl_grace - now}"
+        return None
+
+    # --- paths -------------------------------------------------------------------------------
+    def check_certificate(self, cert: x509.Certificate, at: dt.datetime | None = None,
+                          extra: list[x509.Certificate] | None = None, *, usage: str = SIGN) -> None:
+        """Validate ``cert``'s path to an anchor at ``at`` (the time of receipt), revocation included.
+
+        ``usage``: :data:`SIGN` (keyUsage digitalSignature, EKU emailProtection) or
+        :data:`ENCRYPT` (keyEncipherment, emailProtection).
 
         Raises:
-            PackageRejected: ``unknown_signer``, ``expired``, ``not_yet_valid`` or ``revoked``.
+            PackageRejected: with one of :data:`REASONS`.
         """
-        chain = self._chain(cert, extra or [])
-        if chain is None:
-            raise PackageRejected("unknown_signer", "the signer's certificate does not chain to "
-                                  "a trust anchor of this network", signer=common_name(cert))
-        for c in chain:
-            if at > c.not_valid_after_utc:
-                raise PackageRejected("expired", "a certificate had expired at signing time",
-                                      signer=common_name(cert), expired=c.not_valid_after_utc.date())
-            if at < c.not_valid_before_utc - CLOCK_SKEW:
-                raise PackageRejected("not_yet_valid", "a certificate was not yet valid at signing time",
-                                      signer=common_name(cert))
-        # Every certificate below the anchor is looked up in the CRLs its issuer signed: the
-        # signer's and any intermediate's (a revoked intermediate revokes what it issued).
-        for c, issuer in itertools.pairwise(chain):
-            for crl in self.crls:
-                if crl.issuer != c.issuer or not self._crl_valid(crl, issuer):
-                    continue
-                if crl.get_revoked_certificate_by_serial_number(c.serial_number) is not None:
-                    which = "the signer's certificate" if c is cert else "an issuing CA's certificate"
-                    raise PackageRejected("revoked", f"{which} is revoked",
-                                          signer=common_name(cert), serial=format(c.serial_number, "x"))
+        at = at or dt.datetime.now(dt.UTC)
+        others = frozenset(c for c in (extra or []) if c != cert)
+        key = (cert, others, usage)
+        verdict = self._verdicts.get(key)
+        if verdict is not None and verdict.valid_from <= at <= verdict.valid_until:
+            return
+        with self._lock:
+            self._verdicts[key] = self._validate(cert, others, at, usage)
+            if len(self._verdicts) > 4096:
+                self._verdicts.pop(next(iter(self._verdicts)))
 
-    def _crl_valid(self, crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
-        """Whether ``issuer`` signed ``crl`` (remembered: both are fixed for the store's life)."""
-        key = (id(crl), issuer)
-        if key not in self._crl_checked:
-            self._crl_checked[key] = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-        return self._crl_checked[key]
+    def _validate(self, cert: x509.Certificate, others: frozenset[x509.Certificate], at: dt.datetime,
+                  usage: str) -> _Verdict:
+        from pyhanko_certvalidator import CertificateValidator
+        from pyhanko_certvalidator.policy_decl import PKIXValidationParams
 
-    def _chain(self, cert: x509.Certificate, extra: list[x509.Certificate]) -> list[x509.Certificate] | None:
-        chain, current = [cert], cert
-        for _ in range(4):
-            for anchor in self.anchors:
-                if _issued_by(current, anchor):
-                    return [*chain, anchor]
-            nxt = next((c for c in extra if c != current and _issued_by(current, c)
-                        and _is_ca(c)), None)
-            if nxt is None:
-                return None
-            chain.append(nxt)
-            current = nxt
-        return None
+        signer = common_name(cert)
+        _dates(cert, at, signer)
+        leaf = asn1_x509.Certificate.load(_der(cert))
+        unknown = set(leaf.critical_extensions) - _LEAF_CRITICAL
+        if unknown:
+            raise PackageRejected("bad_path", "the certificate has an unknown critical extension",
+                                  signer=signer, extension=sorted(map(str, unknown))[0][:64])
+        # A CRL past its nextUpdate is used for ``crl_grace`` more: the validator's time tolerance
+        # then covers the grace (it loosens its date checks of certificates too, which is why every
+        # certificate of the path is checked again below, exactly at ``at``).
+        grace = any(nxt is not None and nxt < at <= nxt + self.crl_grace for _, nxt in self._windows)
+        params = None
+        if self.required_policy:
+            params = PKIXValidationParams(user_initial_policy_set=frozenset([self.required_policy]),
+                                          initial_explicit_policy=True)
+        ku, eku = _USAGES[usage]
+        validator = CertificateValidator(leaf, [asn1_x509.Certificate.load(_der(c)) for c in others],
+                                         validation_context=self._context_at(at, grace), pkix_params=params)
+        try:
+            path = _run(validator.async_validate_usage(ku, eku, extended_optional=False))
+        except Exception as e:
+            raise _refusal(e, signer) from None
+        # An anchor's own pathLenConstraint binds the path under it (RFC 5937; RFC 5280 §6.1
+        # alone takes only the anchor's name and key).
+        anchor = path.trust_anchor.authority
+        anchor_len = getattr(getattr(anchor, "certificate", None), "max_path_length", None)
+        if anchor_len is not None and path.pkix_len - 1 > anchor_len:
+            raise PackageRejected("bad_path", "the path is longer than the anchor's pathLenConstraint allows",
+                                  signer=signer)
+        # Dates of every certificate of the path exactly at the time of receipt.
+        start, end = at - CLOCK_SKEW, dt.datetime.max.replace(tzinfo=dt.UTC)
+        for c in path.iter_certs(include_root=True):
+            validity = c["tbs_certificate"]["validity"]
+            nb, na = _asn1_time(validity["not_before"]), _asn1_time(validity["not_after"])
+            if at > na:
+                raise PackageRejected("expired", "a certificate of the path has expired", signer=signer,
+                                      expired=na.date())
+            if at < nb - CLOCK_SKEW:
+                raise PackageRejected("not_yet_valid", "a certificate of the path is not yet valid",
+                                      signer=signer)
+            start, end = max(start, nb - CLOCK_SKEW), min(end, na)
+        for this, nxt in self._windows:
+            if this > at + CLOCK_SKEW:  # not usable yet: may change the verdict when it is
+                end = min(end, this)
+            elif nxt is not None and at <= nxt + self.crl_grace:
+                start, end = max(start, this - CLOCK_SKEW), min(end, nxt + self.crl_grace if grace else nxt)
+        return _Verdict(start, end)
+
+    def _context_at(self, moment: dt.datetime, grace: bool) -> Any:
+        from pyhanko_certvalidator import ValidationContext
+
+        if self._context_key is not None:
+            m, g = self._context_key
+            if g == grace and m <= moment <= m + CONTEXT_REUSE:
+                return self._context
+        self._context = ValidationContext(
+            trust_roots=self._asn1_anchors, crls=self._asn1_crls, ocsps=self._asn1_ocsp, moment=moment,
+            allow_fetching=False, revocation_mode="require" if self.require_revocation else "soft-fail",
+            time_tolerance=self.crl_grace if grace else dt.timedelta(seconds=1))
+        self._context_key = (moment, grace)
+        return self._context
+
+
+def _dates(cert: x509.Certificate, at: dt.datetime, signer: str) -> None:
+    if at > cert.not_valid_after_utc:
+        raise PackageRejected("expired", "the certificate had expired when the package was received",
+                              signer=signer, expired=cert.not_valid_after_utc.date())
+    if at < cert.not_valid_before_utc - CLOCK_SKEW:
+        raise PackageRejected("not_yet_valid", "the certificate is not yet valid", signer=signer)
+
+
+def _refusal(e: Exception, signer: str) -> PackageRejected:
+    """The reason code of a pyhanko-certvalidator error."""
+    from pyhanko_certvalidator import errors as E
+
+    what = type(e).__name__
+    text = str(e)[:200]
+    if isinstance(e, E.PathBuildingError) or (isinstance(e, E.PathValidationError)
+                                               and "signature of" in text and "not be verified" in text):
+        # No path, or only through a certificate of an anchor's or CA's name that did not sign it.
+        return PackageRejected("unknown_signer", "the certificate does not chain to a trust anchor of this "
+                               "network", signer=signer)
+    if isinstance(e, E.RevokedError):
+        ee = getattr(e, "is_ee_cert", False)
+        which = "the signer's certificate" if ee else "an issuing CA's certificate"
+        return PackageRejected("revoked", f"{which} is revoked", signer=signer)
+    if isinstance(e, E.InsufficientRevinfoError):
+        return PackageRejected("revocation_unknown", "the revocation status of a certificate of the path "
+                               "cannot be established from a fresh, valid CRL or OCSP response",
+                               signer=signer)
+    if isinstance(e, E.ExpiredError):
+        return PackageRejected("expired", "a certificate of the path has expired", signer=signer)
+    if isinstance(e, E.NotYetValidError):
+        return PackageRejected("not_yet_valid", "a certificate of the path is not yet valid", signer=signer)
+    if isinstance(e, E.DisallowedAlgorithmError):
+        return PackageRejected("weak_algorithm", f"a weak algorithm in the path: {text}", signer=signer)
+    if isinstance(e, E.InvalidCertificateError):
+        return PackageRejected("bad_usage", f"the certificate's key usage does not allow this: {text}",
+                               signer=signer)
+    return PackageRejected("bad_path", f"the certificate path is not valid ({what}): {text}", signer=signer)
+
+
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _run(coro: Any) -> Any:
+    """Run the validator's coroutine (also when the caller is inside an event loop)."""
+    global _POOL
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    if _POOL is None:
+        _POOL = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stafet-trust")
+    return _POOL.submit(asyncio.run, coro).result()
+
+
+def _signed_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    try:
+        ku = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
+        if not ku.crl_sign:
+            return False
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        return crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def _ocsp_windows(data: bytes) -> list[tuple[dt.datetime, dt.datetime | None]]:
+    """(thisUpdate, nextUpdate) of each single response in an OCSP response."""
+    resp = ocsp.load_der_ocsp_response(data)
+    if resp.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+        raise ValueError(f"OCSP response status {resp.response_status.name}")
+    return [(r.this_update_utc, r.next_update_utc) for r in resp.responses]
+
+
+def member_pins(network: Any) -> dict[str, frozenset[str]]:
+    """Member id → fingerprints of its configured certificates (current and previous ones)."""
+    pins: dict[str, frozenset[str]] = {}
+    for org in network.members.values():
+        files = [org.certificate] if org.certificate else []
+        files += list(getattr(org, "previous_certificates", ()) or ())
+        fps = set()
+        for f in files:
+            path = network.resolve(f)
+            if path.exists():
+                fps |= {fingerprint(c) for c in x509.load_pem_x509_certificates(path.read_bytes())}
+        pins[org.id] = frozenset(fps)
+    return pins
 
 
 def load_crl(path: Path) -> x509.CertificateRevocationList:
@@ -148,28 +502,111 @@ def crl_stale_since(crl: x509.CertificateRevocationList,
     return due if due is not None and due < (now or dt.datetime.now(dt.UTC)) else None
 
 
-@lru_cache(maxsize=64)  # once per file and day, not on every receive pass
-def _warn_stale(path: str, since: dt.date) -> None:
-    log.warning("CRL %s is stale: its next update was due %s; the revocations it lists still "
-                "apply, but fetch or rewrite a fresh one (stafet keys list shows every CRL)", path, since)
-
-
-def _is_ca(cert: x509.Certificate) -> bool:
+# --- fetching revocation information: for a scheduled flow, never the receive path -------------
+def ocsp_urls(cert: x509.Certificate) -> list[str]:
+    """The OCSP responders a certificate names (authorityInfoAccess)."""
     try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+        aia = cert.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS).value
     except x509.ExtensionNotFound:
-        return False
+        return []
+    return [str(d.access_location.value) for d in aia  # type: ignore[attr-defined]
+            if d.access_method == AuthorityInformationAccessOID.OCSP
+            and isinstance(d.access_location, x509.UniformResourceIdentifier)]
 
 
-@lru_cache(maxsize=1024)  # a signature over fixed bytes: the answer never changes
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if cert.issuer != issuer.subject:
-        return False
+def crl_urls(cert: x509.Certificate) -> list[str]:
+    """The HTTP CRL distribution points a certificate names."""
     try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
+        dps = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(n.value) for dp in dps for n in dp.full_name or []
+            if isinstance(n, x509.UniformResourceIdentifier) and str(n.value).startswith("http")]
+
+
+def _http(url: str, data: bytes | None = None, *, timeout: float, content_type: str = "") -> bytes:
+    from stafet.core.errors import TransientError
+
+    if not url.startswith(("http://", "https://")):
+        raise TransientError(f"not an HTTP URL: {url[:100]}")
+    headers = {"Content-Type": content_type} if content_type else {}
+    req = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 - http(s) only, checked above
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) only, checked above
+            return bytes(resp.read(4 * 1024 * 1024))
+    except OSError as e:
+        raise TransientError(f"cannot fetch {url[:100]}: {type(e).__name__}") from None
+
+
+def fetch_ocsp(cert: x509.Certificate, issuer: x509.Certificate, url: str, *, timeout: float = 10.0) -> bytes:
+    """Ask the OCSP responder at ``url`` about ``cert``; the DER response (successful, about ``cert``).
+
+    Raises:
+        TransientError: the responder cannot be reached or did not answer successfully.
+    """
+    from stafet.core.errors import TransientError
+
+    req = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1()).build()  # noqa: S303 - CertID
+    data = _http(url, req.public_bytes(serialization.Encoding.DER), timeout=timeout,
+                 content_type="application/ocsp-request")
+    try:
+        resp = ocsp.load_der_ocsp_response(data)
+        ok = (resp.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+              and any(r.serial_number == cert.serial_number for r in resp.responses))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise TransientError(f"the OCSP responder at {url[:100]} gave no usable answer")
+    return data
+
+
+def fetch_crl(url: str, *, timeout: float = 10.0) -> bytes:
+    """Download a CRL (DER or PEM) from a distribution point; the DER.
+
+    Raises:
+        TransientError: cannot be fetched or is not a CRL.
+    """
+    from stafet.core.errors import TransientError
+
+    data = _http(url, timeout=timeout)
+    try:
+        crl = x509.load_pem_x509_crl(data) if b"-----BEGIN" in data else x509.load_der_x509_crl(data)
+    except ValueError:
+        raise TransientError(f"what {url[:100]} serves is not a CRL") from None
+    return crl.public_bytes(serialization.Encoding.DER)
+
+
+def refresh_revocation(certs: Iterable[tuple[x509.Certificate, x509.Certificate]], cache_dir: Path, *,
+                       ocsp_url: str = "", timeout: float = 10.0) -> dict[str, str]:
+    """Fetch a fresh OCSP response and CRL for each (certificate, issuer) into ``cache_dir``.
+
+    The scheduled flow calls this; the receive path only reads the cache
+    (:meth:`TrustStore.for_network`). ``ocsp_url`` overrides the responder the
+    certificates name. Returns what was written or what failed, per certificate serial;
+    a failure keeps the previous cached file (it expires by its own nextUpdate).
+    """
+    from stafet.core.config import write_private
+    from stafet.core.errors import TransientError
+
+    out: dict[str, str] = {}
+    for cert, issuer in certs:
+        serial = format(cert.serial_number, "x")
+        done = []
+        for url in ([ocsp_url] if ocsp_url else ocsp_urls(cert))[:1]:
+            try:
+                write_private(cache_dir / f"{serial}.ocsp", fetch_ocsp(cert, issuer, url, timeout=timeout))
+                done.append("ocsp")
+            except TransientError as e:
+                done.append(f"ocsp failed: {e}")
+        for url in crl_urls(cert)[:1]:
+            name = hashlib.sha256(url.encode()).hexdigest()[:16]
+            try:
+                write_private(cache_dir / f"{name}.crl", fetch_crl(url, timeout=timeout))
+                done.append("crl")
+            except TransientError as e:
+                done.append(f"crl failed: {e}")
+        out[serial] = "; ".join(done) or "nothing to fetch (no OCSP responder or CRL distribution point)"
+    return out
 
 
 def verify_detached(content: bytes, p7s_der: bytes) -> tuple[Signed, list[x509.Certificate]]:

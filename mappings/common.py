@@ -23,11 +23,16 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stafet.core.cpr import Cpr, parse_cpr
 from stafet.core.errors import DataError
 from stafet.core.redaction import redact
+
+if TYPE_CHECKING:  # pragma: no cover
+    from stafet.core.models import Provenance, Record
+
+    R = TypeVar("R", bound=Record)
 
 # The network's dropout reason codes (FORMATS.md, section 1).
 REASON_CODES: Mapping[str, str] = {
@@ -359,3 +364,16 @@ def table(columns: Sequence[Column], group: str = "") -> Table:
 def checked(columns: Sequence[Column]) -> tuple[str, ...]:
     """The names of the columns the source's checks read (the validation frame's raw columns)."""
     return tuple(c.name for c in columns if c.checked)
+
+
+def one_kind(kind: type[R], fields: Table) -> Callable[[Mapping[str, str], Provenance], R]:
+    """The ``map_row`` of a source whose every row is one record of ``kind``: ``fields`` applied.
+
+    The function it returns raises ``DataError`` with the rule and column of the first value
+    that does not convert.
+    """
+    def map_row(row: Mapping[str, str], prov: Provenance) -> R:
+        return kind(provenance=prov, **apply(fields, row, file=prov.file, row=prov.row))
+
+    map_row.__doc__ = f"One row → {kind.__name__} (:func:`mappings.common.one_kind`)."
+    return map_row

@@ -6,7 +6,6 @@ duty clock reads as such; it is not an error here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -15,19 +14,19 @@ from mappings import Source
 from mappings import checks as v
 from mappings.common import (
     Column,
-    apply,
     cpr,
     date_dmy,
     free_text,
     header,
     jn,
     lower_code_in,
+    one_kind,
     optional,
     required,
     table,
     text,
 )
-from stafet.core.models import Provenance, TransitionCase
+from stafet.core.models import TransitionCase
 
 RECEIVERS = ("socialafdeling", "jobcenter", "ingen")
 
@@ -47,13 +46,7 @@ FIELDS = table(COLUMNS)
 READER = CsvReader("family-csv", LATIN1, header(COLUMNS))
 
 
-def map_row(fields: Mapping[str, str], prov: Provenance) -> TransitionCase:
-    """One family-department row → TransitionCase.
-
-    Raises:
-        DataError: the rule and column of the first value that does not convert.
-    """
-    return TransitionCase(provenance=prov, **apply(FIELDS, fields, file=prov.file, row=prov.row))
+map_row = one_kind(TransitionCase, FIELDS)
 
 
 def prepare(df: Any, today: date) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -11,18 +10,18 @@ from mappings import Source
 from mappings import checks as v
 from mappings.common import (
     Column,
-    apply,
     code_in,
     cpr,
     date_iso,
     free_text,
     header,
     ja_nej,
+    one_kind,
     required,
     table,
     text,
 )
-from stafet.core.models import EducationOrder, Provenance
+from stafet.core.models import EducationOrder
 
 STATUSES = ("AKTIV", "OPHOERT_UDDANNELSESSTART", "OPHOERT_ANDET")
 
@@ -46,13 +45,7 @@ FIELDS = table(COLUMNS)
 READER = CsvReader("jobcentre-csv", UTF8_BOM, header(COLUMNS))
 
 
-def map_row(fields: Mapping[str, str], prov: Provenance) -> EducationOrder:
-    """One job-centre row → EducationOrder.
-
-    Raises:
-        DataError: the rule and column of the first value that does not convert.
-    """
-    return EducationOrder(provenance=prov, **apply(FIELDS, fields, file=prov.file, row=prov.row))
+map_row = one_kind(EducationOrder, FIELDS)
 
 
 def prepare(df: Any, today: date) -> None:

@@ -8,7 +8,6 @@ job centre's other export (uddannelseshjælp is for those under 30).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -17,17 +16,17 @@ from mappings import Source
 from mappings import checks as v
 from mappings.common import (
     Column,
-    apply,
     code_in,
     cpr,
     date_iso,
     free_text,
     header,
+    one_kind,
     required,
     table,
     text,
 )
-from stafet.core.models import Interview, Provenance
+from stafet.core.models import Interview
 
 TYPES = ("FOERSTE", "OPFOELGNING")
 STATUSES = ("AFHOLDT", "PLANLAGT", "UDEBLEVET")
@@ -46,13 +45,7 @@ FIELDS = table(COLUMNS)
 READER = CsvReader("jobcentre-interviews-csv", UTF8_BOM, header(COLUMNS))
 
 
-def map_row(fields: Mapping[str, str], prov: Provenance) -> Interview:
-    """One interview row → Interview.
-
-    Raises:
-        DataError: the rule and column of the first value that does not convert.
-    """
-    return Interview(provenance=prov, **apply(FIELDS, fields, file=prov.file, row=prov.row))
+map_row = one_kind(Interview, FIELDS)
 
 
 def prepare(df: Any, today: date) -> None:

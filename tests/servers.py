@@ -684,3 +684,60 @@ class PrefectServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class OcspResponder:
+    """A real OCSP responder: ``openssl ocsp -index … -CA … -rsigner … -port 127.0.0.1:N``.
+
+    ``entries`` are ``(certificate, revoked_at or None)``; the index is written in openssl
+    ca's format, the responder signs with the CA's own key (``ca_key_pem``, plain PEM) and
+    answers with a nextUpdate one day ahead. Stopped by PID.
+    """
+
+    def __init__(self, home: Path, ca_pem: bytes, ca_key_pem: bytes,
+                 entries: list[tuple[x509.Certificate, dt.datetime | None]]) -> None:
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+        self.log = home / "ocsp.log"
+        (home / "ca.pem").write_bytes(ca_pem)
+        key = home / "ca.key"
+        key.write_bytes(ca_key_pem)
+        key.chmod(0o600)
+        lines = []
+        for cert, revoked in entries:
+            expiry = cert.not_valid_after_utc.strftime("%y%m%d%H%M%SZ")
+            serial = format(cert.serial_number, "X")
+            serial = serial if len(serial) % 2 == 0 else "0" + serial
+            subject = "/" + "/".join(a.rfc4514_string() for a in reversed(cert.subject.rdns))
+            status = ("R", revoked.strftime("%y%m%d%H%M%SZ")) if revoked else ("V", "")
+            lines.append("\t".join([status[0], expiry, status[1], serial, "unknown", subject]))
+        (home / "index.txt").write_text("\n".join(lines) + "\n")
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}/"
+
+    def start(self) -> OcspResponder:
+        if shutil.which("openssl") is None:
+            raise ServerUnavailable("openssl not found (Debian package openssl)")
+        self.port = free_port()
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                ["openssl", "ocsp", "-index", str(self.home / "index.txt"), "-CA", str(self.home / "ca.pem"),
+                 "-rsigner", str(self.home / "ca.pem"), "-rkey", str(self.home / "ca.key"),
+                 "-port", str(self.port), "-ndays", "1"],  # this openssl takes no host in -port
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.home)
+        # Not probed with a bare connection: the single-process responder would wait on it.
+        deadline = time.monotonic() + 10
+        while not (self.home / "ocsp.log").read_bytes().startswith(b"ACCEPT") and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerUnavailable(f"openssl ocsp exited with {self.proc.returncode}: {_tail(self.log)}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            end_tree(self.proc, signal.SIGTERM, timeout=5)
+        self.proc = None

@@ -194,8 +194,9 @@ class TestNet:
         return self.members[org]
 
     def trust(self) -> TrustStore:
-        net = self.root / "net" / "certs"
-        return TrustStore.from_files((net / "ca.pem",), (net / "crl.pem",))
+        from stafet.core.config import load_network
+
+        return TrustStore.for_network(load_network(self.network_path))
 
     def handover_doc(self, sender: str = "779008", recipient: str = "uu-viborg",
                      package_id: str | None = None) -> dict[str, Any]:

@@ -179,6 +179,14 @@ def status(network: NetworkOpt = None, home: HomeOpt = None,
         days = f"[red]{item['days_left']}[/red]" if item["warn"] else str(item["days_left"])
         certs.add_row(item["org"], item["what"], item["expires"], days)
     console.print(certs)
+    rev = Table(title=f"revocation (CRLs, OCSP; grace {st['crl_grace_hours']:g} h past nextUpdate)")
+    for col in ("source", "state", "issuer", "next update", "detail"):
+        rev.add_column(col)
+    for item in st["revocation"]:
+        state = f"[red]{item['state']}: refusing[/red]" if item["refusing"] else (
+            f"[yellow]{item['state']}[/yellow]" if item["state"] != "ok" else "ok")
+        rev.add_row(item["path"], state, item["issuer"], item["next_update"][:16], item["detail"])
+    console.print(rev)
 
 
 @outbox_app.command("list")

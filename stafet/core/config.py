@@ -146,6 +146,12 @@ class Network:
     ack_limit_hours: float = 48.0
     endpoint_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     legal_bases: dict[str, str] = field(default_factory=dict)
+    crl_grace_hours: float = 6.0
+    """How long past its nextUpdate a CRL is still used; then what it covers is refused."""
+    require_revocation: bool = True
+    """Every certificate below an anchor needs a fresh CRL or OCSP response (the default)."""
+    required_policy: str = ""
+    """A certificate policy OID every member's path must carry (empty: none required)."""
 
     def member(self, org_id: str) -> Organisation:
         """The member ``org_id``; a ``ConfigError`` if there is none."""
@@ -284,7 +290,7 @@ def load_network(path: str | Path | None = None) -> Network:
     if not isinstance(data, dict):
         raise ConfigError(f"{p.name}: the top level must be a mapping")
     known_top = {"network", "members", "trust_anchors", "crls", "sources", "ack_limit_hours",
-                 "endpoints", "legal_bases"}
+                 "endpoints", "legal_bases", "crl_grace_hours", "require_revocation", "required_policy"}
     for k in data:
         if k not in known_top:
             bad(k, f"unknown key (expected one of {', '.join(sorted(known_top))})")
@@ -294,6 +300,7 @@ def load_network(path: str | Path | None = None) -> Network:
         bad("members", "a non-empty list of organisations is required")
         raw_members = []
     kinds = {k.value for k in OrgKind}
+    emails: dict[str, str] = {}  # lower-case address -> the member entry that has it
     for i, m in enumerate(raw_members):
         base = f"members[{i}]"
         if not isinstance(m, dict):
@@ -304,7 +311,7 @@ def load_network(path: str | Path | None = None) -> Network:
                 bad(f"{base}.{req}" if req in m else base, f"'{req}' is required")
         for k in m:
             if k not in {"id", "kind", "name", "municipality", "endpoint", "email",
-                         "certificate", "serves"}:
+                         "certificate", "previous_certificates", "serves"}:
                 bad(f"{base}.{k}", "unknown key")
         oid = str(m.get("id", ""))
         if oid and not _ORG_ID.match(oid):
@@ -322,19 +329,32 @@ def load_network(path: str | Path | None = None) -> Network:
                 bad(f"{base}.serves[{j}]", "must be a 3-digit municipality number")
         if m.get("email") and not _EMAIL.match(str(m["email"])):
             bad(f"{base}.email", "not an e-mail address")
+        elif m.get("email"):
+            addr = str(m["email"]).strip().lower()
+            if addr in emails:
+                bad(f"{base}.email", f"the same e-mail address as {emails[addr]}: each member's "
+                    "sikker-mail address must be its own")
+            emails.setdefault(addr, base)
         if m.get("endpoint"):
             why = check_endpoint(str(m["endpoint"]))
             if why:
                 bad(f"{base}.endpoint", why)
         if m.get("certificate") and not (p.parent / str(m["certificate"])).exists():
             bad(f"{base}.certificate", f"file not found: {m['certificate']}")
+        previous = m.get("previous_certificates") or []
+        if not isinstance(previous, list):
+            bad(f"{base}.previous_certificates", "must be a list of certificate files")
+            previous = []
+        for j, f in enumerate(previous):
+            if not (p.parent / str(f)).exists():
+                bad(f"{base}.previous_certificates[{j}]", f"file not found: {f}")
         if problems or not oid:
             continue
         members[oid] = Organisation(
             id=oid, kind=OrgKind(m["kind"]), name=str(m["name"]), municipality=muni,
             endpoint=str(m["endpoint"]), email=str(m["email"]),
             certificate=str(m["certificate"]) if m.get("certificate") else None,
-            serves=tuple(serves))
+            serves=tuple(serves), previous_certificates=tuple(str(f) for f in previous))
     sources = []
     for i, s in enumerate(data.get("sources") or []):
         if not isinstance(s, dict) or not s.get("name") or not s.get("location"):
@@ -367,6 +387,14 @@ def load_network(path: str | Path | None = None) -> Network:
         opts = endpoints[oid]
         if isinstance(opts, dict) and "max_bytes" in opts and not _positive_int(opts["max_bytes"]):
             bad(f"endpoints.{oid}.max_bytes", "must be a positive number of bytes")
+    grace = data.get("crl_grace_hours", 6)
+    if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
+        bad("crl_grace_hours", "must be a number of hours, 0 or more")
+        grace = 6
+    require = data.get("require_revocation", True)
+    if not isinstance(require, bool):
+        bad("require_revocation", "must be true or false")
+        require = True
     ack = data.get("ack_limit_hours", 48)
     if not isinstance(ack, int | float) or ack <= 0:
         bad("ack_limit_hours", "must be a positive number of hours")
@@ -379,4 +407,6 @@ def load_network(path: str | Path | None = None) -> Network:
         crls=tuple((p.parent / str(f)).resolve() for f in data.get("crls") or []),
         sources=tuple(sources), ack_limit_hours=float(ack),
         endpoint_options={str(k): dict(v or {}) for k, v in endpoints.items()},
-        legal_bases={str(k): str(v) for k, v in (data.get("legal_bases") or {}).items()})
+        legal_bases={str(k): str(v) for k, v in (data.get("legal_bases") or {}).items()},
+        crl_grace_hours=float(grace), require_revocation=require,
+        required_policy=str(data.get("required_policy") or ""))

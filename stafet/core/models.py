@@ -45,6 +45,7 @@ class Organisation:
     email: str
     certificate: str | None = None
     serves: tuple[str, ...] = ()  # municipalities a guidance unit (UU) serves
+    previous_certificates: tuple[str, ...] = ()  # still accepted from it (rotation overlap)
 
 
 @dataclass(frozen=True, slots=True)

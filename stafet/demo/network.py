@@ -5,6 +5,7 @@ source systems, the inboxes to the receivers, so none of it is under ``$STAFET_H
 
     .stafet-demo/network.yaml        the network configuration
     .stafet-demo/certs/<org>.pem      members' public certificates, ca.pem the anchor
+    .stafet-demo/certs/crl.pem        the demo CA's CRL (rewritten by `stafet keys revoke`)
     .stafet-demo/drop/<source>/       where each source system drops its exports
     .stafet-demo/inbox/<org>/         each member's package inbox (folder endpoint)
     .stafet-demo/members/uu-skive/    UU Skive runs its own stafet (`stafet receive`)
@@ -103,6 +104,7 @@ def setup_demo(demo: Path, home: Path, *, drop_samples: bool = True, bits: int =
                 data = resources.files("stafet.demo.data").joinpath(f).read_bytes()
                 (drop / f).write_bytes(data)
         sources.append({"name": name, "location": f"folder:drop/{name}"})
+    ca.write_crl([certs / "crl.pem"])  # the CRL the network lists: fresh on every run
     config = {"network": "demo-viborg", "trust_anchors": ["certs/ca.pem"], "crls": ["certs/crl.pem"],
               "ack_limit_hours": 48, "members": members, "sources": sources}
     path = demo / "network.yaml"

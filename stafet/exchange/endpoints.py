@@ -8,21 +8,35 @@ from typing import Any
 
 from cryptography import x509
 
-from keys.trust import TrustStore
+from keys.trust import ENCRYPT, TrustStore
 from stafet.context import Context
 from stafet.core.config import INBOX_OPTIONS, SFTP_LOGIN, write_private
-from stafet.core.errors import ConfigError, DeliveryFailed
+from stafet.core.errors import ConfigError, DeliveryFailed, PackageRejected
 
 
 def recipient_certificate(ctx: Context, org_id: str) -> x509.Certificate:
-    """The recipient's certificate as configured in the network (never our guess)."""
+    """The recipient's certificate as configured in the network (never our guess), checked.
+
+    Before anything is encrypted to it, it must be valid now, chain to an anchor, be
+    unrevoked by a fresh CRL or OCSP response, and allow keyEncipherment and
+    emailProtection (:meth:`keys.trust.TrustStore.check_certificate`).
+
+    Raises:
+        ConfigError: no certificate configured.
+        DeliveryFailed: the certificate is refused; the message names the member and why.
+    """
     org = ctx.network.member(org_id)
     if not org.certificate:
         raise ConfigError(f"no certificate configured for {org_id}", org=org_id)
     cert = x509.load_pem_x509_certificate(ctx.network.resolve(org.certificate).read_bytes())
     now = dt.datetime.now(dt.UTC)
     if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
-        raise DeliveryFailed("the recipient's certificate is not valid now", org=org_id)
+        raise DeliveryFailed(f"the certificate of {org_id} is not valid now", org=org_id)
+    try:
+        trust_store(ctx).check_certificate(cert, now, usage=ENCRYPT)
+    except PackageRejected as e:
+        raise DeliveryFailed(f"nothing is encrypted to {org_id}: its certificate is refused "
+                             f"({e.reason}): {e}", org=org_id, reason=e.reason) from None
     return cert
 
 
@@ -51,9 +65,60 @@ def limits(ctx: Context, org_id: str) -> tuple[int, float]:
     return int(opts.get("max_attempts", 8)), float(opts.get("max_age_hours", 72))
 
 
+_TRUST: dict[tuple[object, ...], TrustStore] = {}
+
+
+def revocation_cache(ctx: Context) -> Path:
+    """Where the scheduled refresh keeps fetched CRLs and OCSP responses (``$STAFET_HOME/revocation``)."""
+    return ctx.home / "revocation"
+
+
 def trust_store(ctx: Context) -> TrustStore:
-    """The network's trust anchors and CRLs."""
-    return TrustStore.from_files(ctx.network.trust_anchors, ctx.network.crls)
+    """The network's trust: anchors, CRLs, cached OCSP responses, grace, member pins.
+
+    One store per state of its files (path, size, mtime): its verdict cache then lasts
+    from one receive pass to the next, and a rewritten CRL makes a new store.
+    """
+    net = ctx.network
+    cache = revocation_cache(ctx)
+    files = [*net.trust_anchors, *net.crls, *(net.resolve(f) for o in net.members.values()
+                                               for f in ([o.certificate] if o.certificate else [])
+                                               + list(o.previous_certificates))]
+    if cache.is_dir():
+        files += sorted(cache.iterdir())
+    state: list[object] = [net.path, net.crl_grace_hours, net.require_revocation, net.required_policy]
+    for f in files:
+        try:
+            st = f.stat()
+            state.append((str(f), st.st_size, st.st_mtime_ns))
+        except OSError:
+            state.append((str(f), None))
+    key = tuple(state)
+    store = _TRUST.get(key)
+    if store is None:
+        if len(_TRUST) > 16:
+            _TRUST.clear()
+        store = _TRUST[key] = TrustStore.for_network(net, cache)
+    return store
+
+
+def refresh_revocation(ctx: Context, *, ocsp_url: str = "") -> dict[str, str]:
+    """Fetch fresh OCSP responses and CRLs for every member certificate (the scheduled flow's step).
+
+    The receive path never fetches: it reads what this wrote (:func:`trust_store`).
+    """
+    from keys.trust import refresh_revocation as refresh
+
+    trust = trust_store(ctx)
+    pairs = []
+    for org in ctx.network.members.values():
+        if not org.certificate:
+            continue
+        for cert in x509.load_pem_x509_certificates(ctx.network.resolve(org.certificate).read_bytes()):
+            issuer = next((a for a in trust.anchors if a.subject == cert.issuer), None)
+            if issuer is not None:
+                pairs.append((cert, issuer))
+    return refresh(pairs, revocation_cache(ctx), ocsp_url=ocsp_url)
 
 
 def inbox_location(ctx: Context, org_id: str) -> str:

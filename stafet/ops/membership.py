@@ -36,7 +36,9 @@ def add_member(network: str | Path | None, *, org: str, kind: str, name: str, mu
         raise ConfigError("the certificate is not valid now", org=org)
     from keys.trust import TrustStore
 
-    trust = TrustStore.from_files(current.trust_anchors, ())
+    trust = TrustStore.from_files(current.trust_anchors, current.crls,
+                                  crl_grace=dt.timedelta(hours=current.crl_grace_hours),
+                                  require_revocation=current.require_revocation)
     if trust.anchors:
         trust.check_certificate(cert, now)
     certs = path.parent / "certs"

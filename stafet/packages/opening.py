@@ -79,8 +79,7 @@ class _Recipe:
 
     org_id: str
     keys: tuple[tuple[bytes, bytes], ...]  # (PKCS#8 DER, certificate DER)
-    anchors: tuple[bytes, ...]
-    crls: tuple[bytes, ...]
+    trust: TrustStore  # picklable: anchors, CRLs, OCSP responses, pins, grace
     members: dict[str, Organisation]
 
 
@@ -97,8 +96,7 @@ def worker(recipe: _Recipe) -> Callable[[list[bytes]], list[_Result]]:
         key = serialization.load_der_private_key(key_der, None)
         assert isinstance(key, rsa.RSAPrivateKey)
         keys.append(OrgKey(key, x509.load_der_x509_certificate(cert_der)))
-    trust = TrustStore([x509.load_der_x509_certificate(a) for a in recipe.anchors],
-                       [x509.load_der_x509_crl(c) for c in recipe.crls])
+    trust = recipe.trust
 
     def open_some(datas: list[bytes]) -> list[_Result]:
         out: list[_Result] = []
@@ -153,8 +151,7 @@ def open_all(items: Iterable[tuple[str, bytes]], *, count: int, org_id: str, key
         tuple((k.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                    serialization.NoEncryption()),
                k.cert.public_bytes(serialization.Encoding.DER)) for k in keys),
-        tuple(a.public_bytes(serialization.Encoding.DER) for a in trust.anchors),
-        tuple(c.public_bytes(serialization.Encoding.DER) for c in trust.crls),
+        trust,
         dict(members))
     source = iter(items)
     chunks = iter(lambda: list(itertools.islice(source, PER_TASK)), [])

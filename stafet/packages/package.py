@@ -41,10 +41,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
-from cryptography.x509.oid import NameOID
 
 from keys import OrgKey
-from keys.trust import ACCEPTED_CIPHERS, CLOCK_SKEW, Signed, TrustStore, common_name, verify_detached
+from keys.trust import ACCEPTED_CIPHERS, CLOCK_SKEW, SIGN, Signed, TrustStore, verify_detached
 from stafet.core.errors import PackageRejected
 from stafet.core.models import KIND_DANISH, Organisation
 from stafet.packages.document import Document, document_from_json
@@ -490,17 +489,27 @@ def _json_part(content: bytes) -> dict[str, Any]:
     return doc
 
 
-def _signer_is(org: Organisation, cert: x509.Certificate) -> bool:
-    """Whether ``cert`` names the member ``org``: CN = its id, or it holds its sikker-mail address."""
-    if common_name(cert) == org.id:
-        return True
-    mails = {str(a.value).lower() for a in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)}
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        mails |= {m.lower() for m in san.get_values_for_type(x509.RFC822Name)}
-    except x509.ExtensionNotFound:
-        pass
-    return org.email.lower() in mails
+def _addresses(head: Message, name: str) -> tuple[int, list[str]]:
+    """How many ``name`` fields the header holds, and every address in them (lower case)."""
+    values = [str(v) for v in head.get_all(name) or []]
+    return len(values), [a.lower() for _, a in getaddresses(values) if a]
+
+
+def _check_addresses(eml: bytes, sender: Organisation, recipient: Organisation | None, package: str) -> None:
+    """``From`` is exactly the sender's address, ``To`` exactly the recipient's (RFC 5322 headers).
+
+    The headers are outside the signature: they are checked so that what a mail client
+    shows agrees with what the signed JSON says, not to decide who signed.
+    """
+    head = _split_head(eml)[0]
+    fields, frm = _addresses(head, "From")
+    if fields != 1 or frm != [sender.email.lower()]:
+        raise PackageRejected("signer_not_sender", "the From header must be exactly the sender's "
+                              "address", package=package, sender=sender.id)
+    fields, to = _addresses(head, "To")
+    if recipient is not None and (fields != 1 or to != [recipient.email.lower()]):
+        raise PackageRejected("wrong_recipient", "the To header must be exactly the recipient's address",
+                              package=package, recipient=recipient.id)
 
 
 def open_package(eml: bytes, *, org_id: str, keys: list[OrgKey], trust: TrustStore,
@@ -511,11 +520,15 @@ def open_package(eml: bytes, *, org_id: str, keys: list[OrgKey], trust: TrustSto
     (``malformed``, ``weak_algorithm``), our key (``wrong_recipient``), decryption
     (``decrypt_failed``), signed at all (``unsigned``), signature (``bad_signature``,
     ``weak_algorithm``), a signing time neither ahead nor older than
-    :data:`MAX_SIGNATURE_AGE` (``not_yet_valid``, ``expired``), the signer's chain,
-    validity at signing time and revocation
-    (``unknown_signer``, ``expired``, ``not_yet_valid``, ``revoked``), JSON
+    :data:`MAX_SIGNATURE_AGE` (``not_yet_valid``, ``expired``), the signer's path to an
+    anchor validated at the time of receipt ``now`` — never at the signing time, the
+    sender's own claim — with revocation and key usage (``unknown_signer``, ``expired``,
+    ``not_yet_valid``, ``revoked``, ``revocation_unknown``, ``bad_path``, ``bad_usage``,
+    ``weak_algorithm``: :meth:`keys.trust.TrustStore.check_certificate`), JSON
     (``schema``), addressee (``wrong_recipient``), sender is a member
-    (``unknown_signer``), signer is the sender (``signer_not_sender``); anything else
+    (``unknown_signer``), the signer's certificate is one configured for the sender
+    (``signer_not_sender``), ``From``/``To`` are the sender's and the recipient's
+    addresses (``signer_not_sender``, ``wrong_recipient``); anything else
     the verified content raises (JSON nested beyond the parser's depth, …) is
     ``bad_content``. The replay check is the store's (:func:`stafet.exchange.inbox.store_batch`).
     """
@@ -529,16 +542,16 @@ def open_package(eml: bytes, *, org_id: str, keys: list[OrgKey], trust: TrustSto
         # A signer that canonicalised LF to CRLF before signing (RFC 5751 §3.1.1).
         signed, certs = verify_detached(content.replace(b"\n", b"\r\n"), sig)
     # The signing time is the signer's claim: it may not lie ahead, nor further back than a
-    # package can take to arrive, or an expired key could sign with an old date.
+    # package can take to arrive. It is never the moment certificates are checked at.
     now = now or dt.datetime.now(dt.UTC)
     if signed.signing_time > now + CLOCK_SKEW:
         raise PackageRejected("not_yet_valid", "the signing time lies in the future")
     if signed.signing_time < now - MAX_SIGNATURE_AGE:
         raise PackageRejected("expired", f"signed more than {MAX_SIGNATURE_AGE.days} days ago")
     # Who signed is settled before the content is looked at: a stranger's JSON is never parsed.
-    trust.check_certificate(signed.signer, signed.signing_time, certs)
+    trust.check_certificate(signed.signer, now, certs, usage=SIGN)
     try:
-        return _checked_content(eml, content, signed, org_id=org_id, members=members)
+        return _checked_content(eml, content, signed, org_id=org_id, members=members, trust=trust)
     except PackageRejected:
         raise
     except Exception as e:  # JSON nested too deep (RecursionError), … : a refusal, never a wedged inbox
@@ -547,7 +560,7 @@ def open_package(eml: bytes, *, org_id: str, keys: list[OrgKey], trust: TrustSto
 
 
 def _checked_content(eml: bytes, content: bytes, signed: Signed, *, org_id: str,
-                     members: dict[str, Organisation]) -> Opened:
+                     members: dict[str, Organisation], trust: TrustStore) -> Opened:
     """The checks of :func:`open_package` on the verified content: JSON, addressee, sender."""
     doc = _json_part(content)
     validate_document(doc)
@@ -558,12 +571,9 @@ def _checked_content(eml: bytes, content: bytes, signed: Signed, *, org_id: str,
     if sender is None:
         raise PackageRejected("unknown_signer", "the sender is not a member of this network",
                               package=doc["package_id"])
-    if not _signer_is(sender, signed.signer):
-        raise PackageRejected("signer_not_sender", "the package is signed by another organisation "
-                              "than its sender", package=doc["package_id"], signer=signed.org_id,
+    if not trust.pinned(sender.id, signed.signer):
+        raise PackageRejected("signer_not_sender", "the package is not signed with a certificate configured "
+                              "for its sender", package=doc["package_id"], signer=signed.org_id,
                               sender=doc["sender"])
-    frm = str(_split_head(eml)[0].get("From", ""))
-    if frm and sender.email.lower() not in {a.lower() for _, a in getaddresses([frm])}:
-        raise PackageRejected("signer_not_sender", "the From address is not the sender's",
-                              package=doc["package_id"])
+    _check_addresses(eml, sender, members.get(org_id), doc["package_id"])
     return Opened(doc, signed, signed.content_digest)

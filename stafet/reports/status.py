@@ -33,6 +33,23 @@ def certificate_expiries(ctx: Context, today: dt.date) -> list[dict[str, Any]]:
     return sorted(out, key=lambda e: e["days_left"])
 
 
+def revocation_state(ctx: Context) -> list[dict[str, Any]]:
+    """Every CRL and cached OCSP response the network's trust uses, and its state.
+
+    ``state`` is ``ok``, ``stale`` (past nextUpdate but within ``crl_grace_hours``: still
+    used), or — certificates it covers are refused ``revocation_unknown`` — ``expired``,
+    ``missing``, ``unreadable``, ``bad_signature``. ``refusing`` says which.
+    """
+    from stafet.exchange.endpoints import trust_store
+
+    out = []
+    for src in trust_store(ctx).revocation_state():
+        item = src.as_dict()
+        item["refusing"] = not src.usable
+        out.append(item)
+    return out
+
+
 def collect_status(ctx: Context, today: dt.date | None = None) -> dict[str, Any]:
     """Everything on the status screen, as plain data (no CPR: pseudonyms only)."""
     today = today or dt.date.today()
@@ -63,4 +80,6 @@ def collect_status(ctx: Context, today: dt.date | None = None) -> dict[str, Any]
         "last": {"file_received": str(last_file or ""), "package_sent": str(last_sent or ""),
                  "receipt_received": str(last_receipt or "")},
         "certificates": certificate_expiries(ctx, today),
+        "revocation": revocation_state(ctx),
+        "crl_grace_hours": ctx.network.crl_grace_hours,
     }

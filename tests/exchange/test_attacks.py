@@ -138,6 +138,65 @@ def variants(net, honest: list[Honest], rng: random.Random) -> Iterator[tuple[st
     yield "other-recipient", net.build(recipient="jobcenter-viborg").eml
 
 
+# --- trust variants: revocation and key usage (issue 16, findings 4-7) ----------------------------
+TRUST_PER_CASE = 3
+
+
+def trust_variants(net) -> Iterator[tuple[str, Callable[[], object]]]:
+    """(kind, attempt) for each trust attack; an attempt must raise a refusal.
+
+    A back-dated signing time on an expired signer, a CRL that is forged, keyed by another
+    CA of the anchor's name, missing, unreadable or stale, a package encrypted to a revoked
+    recipient, and signers whose key usage does not allow signing.
+    """
+    import datetime as dt
+
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+    from testnet import odd_key
+    from trust_crafting import CRL_CASES, backdate, issue
+
+    from keys.trust import TrustStore
+    from stafet.core.config import load_network
+    from stafet.exchange.endpoints import recipient_certificate
+
+    now = dt.datetime.now(dt.UTC)
+    keys = net.keystore("uu-viborg").decryption_keys("uu-viborg")
+
+    def opener(eml: bytes, trust=None) -> Callable[[], object]:
+        from stafet.packages.package import open_package
+
+        return lambda: open_package(eml, org_id="uu-viborg", keys=keys, trust=trust or net.trust(),
+                                    members=net.members)
+
+    for i in range(TRUST_PER_CASE):
+        lapsed = odd_key(net.ca, "779008", days=10, not_before=now - dt.timedelta(days=12 + i))
+        yield "backdated-expired-signer", opener(backdate(net, net.build(sender_key=lapsed).eml, lapsed,
+                                                          now - dt.timedelta(days=5 + i)))
+        server_auth = ExtendedKeyUsageOID.SERVER_AUTH
+        for usage in ({"key_encipherment": True, "digital_signature": False, "eku": server_auth},
+                      {"key_encipherment": True, "digital_signature": False},
+                      {"key_encipherment": True, "eku": ExtendedKeyUsageOID.SERVER_AUTH}):
+            odd = issue(net, "779008", **usage)
+            yield "wrong-key-usage", opener(net.build(sender_key=odd).eml)
+    crl_path = net.root / "net" / "certs" / "crl.pem"
+    honest = crl_path.read_bytes()
+    for case, make in CRL_CASES.items():
+        data = make(net)
+        if data is None:
+            crl_path.unlink()
+        else:
+            crl_path.write_bytes(data)
+        trust = TrustStore.for_network(load_network(net.network_path))
+        crl_path.write_bytes(honest)
+        for _ in range(TRUST_PER_CASE):
+            yield f"crl-{case}", opener(net.build().eml, trust)
+    net.ca.revoke(format(net.key("uu-viborg").cert.serial_number, "x"))
+    net.ca.write_crl([crl_path])
+    for _ in range(TRUST_PER_CASE):
+        yield "revoked-recipient", lambda: recipient_certificate(net.ctx("779008"), "uu-viborg")
+    crl_path.write_bytes(honest)
+
+
 # --- cross-member variants: validly signed by a member, trying to change another's data -------
 CROSS_MEMBER = {"cross-member-overwrite": 40, "cross-member-withdrawal": 40}
 MUTATE = {"home_municipality": ["787", "779", "000", "751"], "reason_code": ["01", "99", "A1"],
@@ -299,6 +358,19 @@ def test_no_hostile_variant_is_accepted(net, honest):
             open_package(data, org_id="uu-viborg", keys=keys, trust=trust, members=members)
         except PackageRejected as e:
             reasons[(kind, e.reason)] += 1
+            continue
+        except Exception as e:
+            crashed.append((kind, f"{type(e).__name__}: {e}"[:200] + traceback.format_exc()[-1500:]))
+            continue
+        accepted.append(kind)
+    from stafet.core.errors import DeliveryFailed
+
+    for kind, attempt in trust_variants(net):
+        total += 1
+        try:
+            attempt()
+        except (PackageRejected, DeliveryFailed) as e:
+            reasons[(kind, getattr(e, "reason", None) or type(e).__name__)] += 1
             continue
         except Exception as e:
             crashed.append((kind, f"{type(e).__name__}: {e}"[:200] + traceback.format_exc()[-1500:]))

@@ -14,7 +14,6 @@ from ingest_fixtures import (
     NOW,
     SAMPLES,
     easya_row,
-    network,
     open_store,
     write_easya,
 )
@@ -24,16 +23,6 @@ from stafet.core.config import Network
 from stafet.ingest.pipeline import ingest_file
 from stafet.store import Store
 from stafet.store.schema import AuditEntry, Quarantine, RecordRow, SourceFile
-
-
-@pytest.fixture
-def net() -> Network:
-    return network()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return open_store(tmp_path)
 
 
 def test_easya_sample_is_ingested(store: Store, net: Network, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from ingest_fixtures import SAMPLES, network, open_store
+from ingest_fixtures import SAMPLES, network
 from sqlalchemy import select
 
 from mappings import get_source
@@ -28,16 +28,6 @@ UNGEREGISTER = "cpr_791_unge_20261125.csv"
 SAMTALER = "jobcenter_791_samtaler_20261121.csv"
 NOW = datetime(2026, 11, 26, 6, 0)  # the morning after the newest of the three exports
 TODAY = NOW.date()
-
-
-@pytest.fixture
-def net() -> Network:
-    return network()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return open_store(tmp_path)
 
 
 @pytest.mark.parametrize(("name", "source", "kind", "n"), [

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from ingest_fixtures import NOW, easya_row, network, open_store, write_easya
+from ingest_fixtures import NOW, easya_row, write_easya
 from sqlalchemy import select
 
 from stafet.core.config import Network
@@ -13,16 +12,6 @@ from stafet.ingest.pipeline import ingest_file
 from stafet.ingest.quarantine import reject_quarantined, release_quarantined
 from stafet.store import Store
 from stafet.store.schema import AuditEntry, Quarantine
-
-
-@pytest.fixture
-def net() -> Network:
-    return network()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return open_store(tmp_path)
 
 
 def test_quarantine_release_with_fix_and_reject(store: Store, net: Network, tmp_path: Path) -> None:

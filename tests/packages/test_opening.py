@@ -18,7 +18,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from keys.trust import TrustStore
 from stafet.core.errors import PackageRejected
@@ -154,6 +154,12 @@ def _cert(subject: str, key: rsa.RSAPrivateKey, issuer: str, issuer_key: rsa.RSA
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=not ca, content_commitment=False,
+                                         key_encipherment=not ca, data_encipherment=False,
+                                         key_agreement=False,
+                                         key_cert_sign=ca, crl_sign=ca, encipher_only=False,
+                                         decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
             .sign(issuer_key, hashes.SHA256()))
 
 

@@ -14,8 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-from ingest_fixtures import NOW, easya_row, network, open_store, write_easya
+from ingest_fixtures import NOW, easya_row, write_easya
 from sqlalchemy import select
 
 from stafet.core.config import Network
@@ -25,16 +24,6 @@ from stafet.store.schema import AuditEntry, RecordRow
 
 DEMO_EASYA = (Path(__file__).resolve().parents[2] / "stafet" / "demo" / "data"
               / "779008_haendelser_2026112102.csv")
-
-
-@pytest.fixture
-def net() -> Network:
-    return network()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return open_store(tmp_path)
 
 
 def _payloads(store: Store) -> list[dict]:
