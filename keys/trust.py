@@ -203,12 +203,15 @@ class TrustStore:
     def _prepare(self) -> None:
         self._lock = threading.Lock()
         self._verdicts: dict[tuple[x509.Certificate, frozenset[x509.Certificate], str], _Verdict] = {}
-        self._context: Any = None
-        self._context_key: tuple[dt.datetime, bool] | None = None
+        # (moment, grace, OCSP checked here) -> its validation context (one per variant)
+        self._contexts: dict[bool, tuple[tuple[dt.datetime, bool], Any]] = {}
         self._asn1_anchors = [asn1_x509.Certificate.load(_der(a)) for a in self.anchors]
         self._asn1_crls = [asn1_crl.CertificateList.load(c.public_bytes(serialization.Encoding.DER))
                            for c in self.crls]
         self._asn1_ocsp = [asn1_ocsp.OCSPResponse.load(r) for r in self.ocsp_responses]
+        # serials some OCSP response speaks about (its issuer is matched by the validator)
+        self._ocsp_serials = {s.serial_number for r in self.ocsp_responses
+                              for s in ocsp.load_der_ocsp_response(r).responses}
         # (thisUpdate, nextUpdate) of every piece of revocation information
         self._windows: list[tuple[dt.datetime, dt.datetime | None]] = [
             (c.last_update_utc, c.next_update_utc) for c in self.crls]
@@ -352,12 +355,30 @@ class TrustStore:
             params = PKIXValidationParams(user_initial_policy_set=frozenset([self.required_policy]),
                                           initial_explicit_policy=True)
         ku, eku = _USAGES[usage]
-        validator = CertificateValidator(leaf, [asn1_x509.Certificate.load(_der(c)) for c in others],
-                                         validation_context=self._context_at(at, grace), pkix_params=params)
-        try:
-            path = _run(validator.async_validate_usage(ku, eku, extended_optional=False))
-        except Exception as e:
-            raise _refusal(e, signer) from None
+        intermediates = [asn1_x509.Certificate.load(_der(c)) for c in others]
+
+        def validate(own_ocsp: bool) -> Any:
+            context = self._context_at(at, grace, own_ocsp)
+            validator = CertificateValidator(leaf, intermediates, validation_context=context,
+                                             pkix_params=params)
+            try:
+                return _run(validator.async_validate_usage(ku, eku, extended_optional=False)), context
+            except Exception as e:
+                raise _refusal(e, signer) from None
+
+        # The validator consults OCSP responses only for a certificate whose authorityInfoAccess
+        # names a responder; for one that names none (a cached answer from the configured
+        # responder), the path is validated with the end entity's revocation left out and the
+        # OCSP response is then checked here by the validator's own OCSP verification (CertID,
+        # responder authorisation: the issuing CA or a delegated id-kp-OCSPSigning responder,
+        # signature, thisUpdate..nextUpdate at the moment). Without a usable answer: CRLs as usual.
+        path = None
+        if cert.serial_number in self._ocsp_serials and not ocsp_urls(cert):
+            path, context = validate(True)
+            if not _ocsp_good(leaf, path, context, signer):
+                path = None
+        if path is None:
+            path, _ = validate(False)
         # An anchor's own pathLenConstraint binds the path under it (RFC 5937; RFC 5280 §6.1
         # alone takes only the anchor's name and key).
         anchor = path.trust_anchor.authority
@@ -384,19 +405,54 @@ class TrustStore:
                 start, end = max(start, this - CLOCK_SKEW), min(end, nxt + self.crl_grace if grace else nxt)
         return _Verdict(start, end)
 
-    def _context_at(self, moment: dt.datetime, grace: bool) -> Any:
-        from pyhanko_certvalidator import ValidationContext
+    def _context_at(self, moment: dt.datetime, grace: bool, own_ocsp: bool = False) -> Any:
+        """The validation context at ``moment`` (reused for :data:`CONTEXT_REUSE`).
 
-        if self._context_key is not None:
-            m, g = self._context_key
+        ``own_ocsp``: the end entity's revocation is left to :func:`_ocsp_good`
+        (intermediates' is checked as usual).
+        """
+        from pyhanko_certvalidator import ValidationContext
+        from pyhanko_certvalidator.policy_decl import (
+            CertRevTrustPolicy,
+            RevocationCheckingPolicy,
+            RevocationCheckingRule,
+        )
+
+        cached = self._contexts.get(own_ocsp)
+        if cached is not None:
+            (m, g), context = cached
             if g == grace and m <= moment <= m + CONTEXT_REUSE:
-                return self._context
-        self._context = ValidationContext(
+                return context
+        mode = RevocationCheckingPolicy.from_legacy("require" if self.require_revocation else "soft-fail")
+        if own_ocsp:
+            mode = RevocationCheckingPolicy(RevocationCheckingRule.NO_CHECK, mode.intermediate_ca_cert_rule)
+        context = ValidationContext(
             trust_roots=self._asn1_anchors, crls=self._asn1_crls, ocsps=self._asn1_ocsp, moment=moment,
-            allow_fetching=False, revocation_mode="require" if self.require_revocation else "soft-fail",
+            allow_fetching=False, revinfo_policy=CertRevTrustPolicy(mode),
             time_tolerance=self.crl_grace if grace else dt.timedelta(seconds=1))
-        self._context_key = (moment, grace)
-        return self._context
+        self._contexts[own_ocsp] = ((moment, grace), context)
+        return context
+
+
+def _ocsp_good(leaf: asn1_x509.Certificate, path: Any, context: Any, signer: str) -> bool:
+    """Whether a cached OCSP response says ``leaf`` (validated on ``path``) is good.
+
+    At the context's moment; False when none is usable (no match, stale, badly signed,
+    unauthorised responder).
+
+    Raises:
+        PackageRejected: ``revoked`` when a valid response says so.
+    """
+    from pyhanko_certvalidator.errors import OCSPNoMatchesError, OCSPValidationError, RevokedError
+    from pyhanko_certvalidator.revinfo.validate_ocsp import verify_ocsp_response
+
+    try:
+        _run(verify_ocsp_response(leaf, path, context))
+    except RevokedError as e:
+        raise _refusal(e, signer) from None
+    except (OCSPNoMatchesError, OCSPValidationError):  # Indeterminate is an OCSPValidationError
+        return False
+    return True
 
 
 def _dates(cert: x509.Certificate, at: dt.datetime, signer: str) -> None:

@@ -122,6 +122,26 @@ def hosted_orgs(network: str) -> list[str]:
         ctx.keys.org_dir(o).glob("*.pem"))]
 
 
+def refresh_revocation(network: str, home: str = "", ocsp_url: str = "") -> dict[str, int]:
+    """Fetch fresh OCSP responses and CRLs for the members' certificates; counts only.
+
+    They go to the cache the receive path reads; a failed fetch keeps the previous
+    cached answer (it expires by its own nextUpdate).
+    """
+    _notify("revocation")
+    from stafet.exchange.endpoints import refresh_revocation as refresh
+
+    counts = {"certificates": 0, "ocsp": 0, "crl": 0, "failed": 0, "nothing_to_fetch": 0}
+    for outcome in refresh(context(network, home), ocsp_url=ocsp_url).values():
+        counts["certificates"] += 1
+        parts = outcome.split("; ")
+        counts["ocsp"] += parts.count("ocsp")
+        counts["crl"] += parts.count("crl")
+        counts["failed"] += sum(1 for p in parts if " failed" in p)
+        counts["nothing_to_fetch"] += int(outcome.startswith("nothing to fetch"))
+    return counts
+
+
 def receive(network: str, org: str, home: str = "") -> dict[str, Any]:
     """Process one organisation's inbox."""
     _notify("receive", org)
