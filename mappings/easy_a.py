@@ -63,7 +63,7 @@ COLUMNS = (
 
 FIELDS = table(COLUMNS)
 DROPOUT_FIELDS = table(COLUMNS, "dropout")
-READER = CsvReader("easya-csv", CP1252, header(COLUMNS))
+READER = CsvReader("easy-a", CP1252, header(COLUMNS))
 
 
 def map_row(fields: Mapping[str, str], prov: Provenance) -> SchoolEvent:

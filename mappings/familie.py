@@ -43,7 +43,7 @@ COLUMNS = (
 )
 
 FIELDS = table(COLUMNS)
-READER = CsvReader("family-csv", LATIN1, header(COLUMNS))
+READER = CsvReader("familie", LATIN1, header(COLUMNS))
 
 
 map_row = one_kind(TransitionCase, FIELDS)

@@ -76,7 +76,7 @@ COLUMNS = (
 )
 
 FIELDS = table(COLUMNS)
-READER = XmlReader("grundskole-xml", "urn:stafet:formats:grundskole:1", "Elever", "Elev", "grundskole.xsd",
+READER = XmlReader("grundskole", "urn:stafet:formats:grundskole:1", "Elever", "Elev", "grundskole.xsd",
                    root_fields=("skole", "kommune"), lists=("Stoettebehov",))
 
 

@@ -60,7 +60,7 @@ COLUMNS = (
 
 FIELDS = table(COLUMNS)
 DROPOUT_FIELDS = table(COLUMNS, "dropout")
-READER = XmlReader("gymnasium-xml", "urn:stafet:formats:skoleadm:1", "Elevhaendelser", "Haendelse",
+READER = XmlReader("gymnasium", "urn:stafet:formats:skoleadm:1", "Elevhaendelser", "Haendelse",
                    "skoleadm.xsd", root_fields=("institution", "dannet"))
 
 

@@ -42,7 +42,7 @@ COLUMNS = (
 )
 
 FIELDS = table(COLUMNS)
-READER = CsvReader("jobcentre-csv", UTF8_BOM, header(COLUMNS))
+READER = CsvReader("jobcenter", UTF8_BOM, header(COLUMNS))
 
 
 map_row = one_kind(EducationOrder, FIELDS)

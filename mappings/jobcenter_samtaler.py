@@ -42,7 +42,7 @@ COLUMNS = (
 )
 
 FIELDS = table(COLUMNS)
-READER = CsvReader("jobcentre-interviews-csv", UTF8_BOM, header(COLUMNS))
+READER = CsvReader("jobcenter-samtaler", UTF8_BOM, header(COLUMNS))
 
 
 map_row = one_kind(Interview, FIELDS)

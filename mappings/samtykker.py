@@ -52,7 +52,7 @@ COLUMNS = (
 )
 
 FIELDS = table(COLUMNS)
-READER = CsvReader("consent-csv", UTF8, header(COLUMNS))
+READER = CsvReader("samtykker", UTF8, header(COLUMNS))
 
 
 def map_row(fields: Mapping[str, str], prov: Provenance) -> Consent:

@@ -43,7 +43,7 @@ COLUMNS = (
 )
 
 FIELDS = table(COLUMNS)
-READER = CsvReader("youth-register-csv", UTF8, header(COLUMNS))
+READER = CsvReader("ungeregister", UTF8, header(COLUMNS))
 
 
 def map_row(fields: Mapping[str, str], prov: Provenance) -> Registration:

@@ -54,7 +54,7 @@ COLUMNS = (
 )
 
 FIELDS = table(COLUMNS)
-READER = XmlReader("uu-xml", "urn:stafet:formats:uu:1", "Uddannelsesplaner", "Plan", "uu.xsd")
+READER = XmlReader("uu-planer", "urn:stafet:formats:uu:1", "Uddannelsesplaner", "Plan", "uu.xsd")
 
 
 def map_row(fields: Mapping[str, str], prov: Provenance) -> EducationPlan:

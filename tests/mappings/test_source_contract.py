@@ -10,6 +10,7 @@ is redacted.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import re
 import sys
 from pathlib import Path
@@ -51,6 +52,13 @@ def test_its_sample_parses_and_maps_to_its_kinds(src: Source) -> None:
         rec = src.map_row(r.fields, src.provenance(path.name, r.number, NOW))
         assert rec.kind in src.kinds
         assert rec.provenance is not None and rec.provenance.source == src.name
+
+
+@each_source
+def test_its_reader_has_the_sources_one_name(src: Source) -> None:
+    # one name per source system: the source, its reader (in messages) and its module
+    assert src.reader.name == src.name
+    assert importlib.import_module("mappings." + src.name.replace("-", "_")).SOURCE is src
 
 
 @each_source
