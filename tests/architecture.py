@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("stafet.night",),                    # the stages of a night as plain functions
     ("stafet.ops", "stafet.demo"),
     ("flows",),                           # Prefect: orchestration only
+    ("stafet.web",),                      # the console (web application)
     ("stafet.cli",),                      # the command line, an entry point
     ("stafet.__main__",),
 )

@@ -102,6 +102,9 @@ def demo(home: HomeOpt = None,
     table.add_row("member inboxes", str(demo_dir / "inbox"))
     table.add_row("network configuration", network)
     console.print(table)
+    from stafet.demo.users import show_demo_logins  # the console's accounts, one per role
+
+    show_demo_logins(h, console)
 
 
 @app.command()
@@ -326,7 +329,8 @@ def _register_optional() -> None:
     """Commands contributed by other modules (ingest, quarantine, keys, …)."""
     import importlib
 
-    for mod in ("stafet.cli.ingest", "stafet.cli.keys", "stafet.cli.consent", "stafet.cli.deadlines"):
+    for mod in ("stafet.cli.ingest", "stafet.cli.keys", "stafet.cli.consent", "stafet.cli.deadlines",
+                "stafet.cli.web"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:
