@@ -23,9 +23,15 @@ demo: $(STAMP)
 	$(BIN)/stafet demo
 
 # Debian packages the test suite talks to as real peers (sshd, openssl, gpgsm,
-# PostgreSQL). Installed only when missing and when we may (root + apt).
+# PostgreSQL, Chromium + chromedriver). Installed only when missing and when we may (root + apt).
 system-deps:
 	@scripts/system-deps.sh
+
+# axe-core for the console's accessibility tests: pinned, integrity-checked, from the npm registry.
+AXE := $(VENV)/share/axe-core/axe.min.js
+$(AXE): scripts/fetch-axe.sh | $(STAMP) system-deps
+	scripts/fetch-axe.sh $(VENV)/share/axe-core
+	@touch $@
 
 lint: $(STAMP)
 	$(BIN)/ruff check stafet connectors mappings transports keys flows tests bench
@@ -33,7 +39,7 @@ lint: $(STAMP)
 
 # A real peer (sshd, SMTP, PostgreSQL, Prefect server) that cannot start fails the run:
 # STAFET_TEST_ALLOW_SKIP (skip them, for a local run only) is removed here.
-test: $(STAMP) system-deps lint
+test: $(STAMP) system-deps $(AXE) lint
 	env -u STAFET_TEST_ALLOW_SKIP $(BIN)/pytest -q
 
 clean:

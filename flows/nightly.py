@@ -133,6 +133,12 @@ def deadlines_task(network: str) -> dict[str, int]:
     return _contained(night.deadlines, network)
 
 
+@task(name="notices", **_common)
+def notices_task(network: str) -> dict[str, int]:
+    """Resends of unacknowledged packages, duty notices and escalations (counts only)."""
+    return _contained(night.notices, network)
+
+
 @task(name="report", **_common)
 def report_task(network: str) -> str:
     """Write the nightly HTML report; its path is the result."""
@@ -160,7 +166,7 @@ def _receive_pass(network: str, failures: list[str]) -> dict[str, Any]:
 @flow(name="nightly-sync", persist_result=False, log_prints=False,
       task_runner=_threads())
 def nightly_sync(network: str) -> dict[str, Any]:
-    """Pull → validate/map/store → route → send → fresh OCSP/CRLs → receipts → report.
+    """Pull → validate/map/store → route → send → fresh OCSP/CRLs → receipts → report → notices.
 
     One failing source or endpoint does not stop the others; the run fails at the
     end, naming the parts that failed.
@@ -204,6 +210,11 @@ def nightly_sync(network: str) -> dict[str, Any]:
     except Exception as e:
         failures.append(f"deadlines/report: {_why(e)}")
         report_path = ""
+    told: dict[str, int] = {}
+    try:  # after the report: a notice that cannot be sent does not hide the night's figures
+        told = notices_task(network)
+    except Exception as e:
+        failures.append(f"notices: {_why(e)}")
     summary = {
         "files": len(files), "rows": sum(f["rows"] for f in files),
         "accepted": sum(f["accepted"] for f in files), "quarantined": sum(f["quarantined"] for f in files),
@@ -215,7 +226,9 @@ def nightly_sync(network: str) -> dict[str, Any]:
         "outbox": night.outbox_counts(network), "failures": failures,
         "deadlines_overdue": clock.get("overdue", 0), "deadlines_due_soon": clock.get("due_soon", 0),
         "report": report_path, "revocation_fetched": revocation.get("ocsp", 0) + revocation.get("crl", 0),
-        "revocation_failed": revocation.get("failed", 0),
+        "revocation_failed": revocation.get("failed", 0), "resent": told.get("resent", 0),
+        "notices": told.get("notices_notice", 0),
+        "escalations": told.get("notices_coordinator", 0) + told.get("notices_management", 0),
     }
     create_table_artifact(key="nightly-counts", table=[
         {"what": k, "count": v} for k, v in summary.items() if isinstance(v, int)],

@@ -12,7 +12,12 @@ issuing distribution points), with ``revocation_mode="require"`` (every certific
 below the anchor needs a fresh CRL or OCSP response: the library's "hard-fail" mode
 would skip certificates that name no distribution point), no fetching on the hot path
 (:func:`fetch_ocsp`, :func:`fetch_crl` and :func:`refresh_revocation` are for a scheduled
-flow) and a fixed moment: the time of receipt, never the sender's signing time.
+flow) and a fixed moment: the time of receipt, never the sender's signing time. Beyond the
+validator: an anchor's own nameConstraints and pathLenConstraint bind the paths under it
+(RFC 5937), and a certificate listed on any CRL or delta CRL its issuer signed is revoked
+(the validator reads a delta only when its complete CRL announces it, and only while fresh).
+A fetched CRL (at most :data:`CRL_MAX_BYTES`) replaces the cached one only when its issuer
+signed it, it is fresh and it is not older; otherwise the cached one stays.
 
 A verdict is cached per (certificate, intermediates, usage) for the store's life — its
 CRLs and OCSP responses are fixed — while the moment stays inside every input's validity
@@ -31,6 +36,7 @@ import asyncio
 import concurrent.futures
 import datetime as dt
 import hashlib
+import itertools
 import logging
 import threading
 import urllib.request
@@ -49,7 +55,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, CRLEntryExtensionOID, ExtensionOID, NameOID
 
 from stafet.core.errors import PackageRejected
 
@@ -379,6 +385,7 @@ class TrustStore:
                 path = None
         if path is None:
             path, _ = validate(False)
+        self._revoked_on_any_crl(path, at, signer)
         # An anchor's own pathLenConstraint binds the path under it (RFC 5937; RFC 5280 §6.1
         # alone takes only the anchor's name and key).
         anchor = path.trust_anchor.authority
@@ -405,6 +412,33 @@ class TrustStore:
                 start, end = max(start, this - CLOCK_SKEW), min(end, nxt + self.crl_grace if grace else nxt)
         return _Verdict(start, end)
 
+    def _revoked_on_any_crl(self, path: Any, at: dt.datetime, signer: str) -> None:
+        """Refuse ``revoked`` a certificate of ``path`` that any CRL its issuer signed lists.
+
+        The validator reads a delta CRL only through its complete CRL's freshestCRL extension,
+        and only while the delta is fresh: a delta CRL signed by the issuer that lists the
+        certificate was otherwise ignored (and the certificate accepted). Revocation is final
+        (RFC 5280 §3.3, §5.3.1): an entry for the certificate's serial in a CRL or delta CRL
+        signed by its issuer's key with cRLSign refuses it, fresh or not, in scope or not —
+        unless its reason is certificateHold or removeFromCRL (a hold may be lifted) or it was
+        revoked after ``at``. Indirect CRLs (entries for other issuers' certificates) and CRLs or
+        entries with an unknown critical extension (§5.2, §5.3: not to be used) are left to the
+        validator.
+        """
+        certs = [x509.load_der_x509_certificate(c.dump()) for c in path.iter_certs(include_root=True)]
+        for issuer, cert in itertools.pairwise(certs):
+            for crl in self.crls:
+                if crl.issuer != issuer.subject:
+                    continue
+                entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+                if (entry is None or entry.revocation_date_utc > at or _indirect(crl) or _on_hold(entry)
+                        or not _plain(crl, entry) or not _signed_crl(crl, issuer)):
+                    continue
+                which = "the signer's certificate" if cert is certs[-1] else "an issuing CA's certificate"
+                kind = "a delta CRL" if _is_delta(crl) else "a CRL"
+                raise PackageRejected("revoked", f"{which} is revoked (listed on {kind} of its issuer)",
+                                      signer=signer)
+
     def _context_at(self, moment: dt.datetime, grace: bool, own_ocsp: bool = False) -> Any:
         """The validation context at ``moment`` (reused for :data:`CONTEXT_REUSE`).
 
@@ -427,11 +461,81 @@ class TrustStore:
         if own_ocsp:
             mode = RevocationCheckingPolicy(RevocationCheckingRule.NO_CHECK, mode.intermediate_ca_cert_rule)
         context = ValidationContext(
-            trust_roots=self._asn1_anchors, crls=self._asn1_crls, ocsps=self._asn1_ocsp, moment=moment,
+            trust_roots=[_anchor(a) for a in self._asn1_anchors], crls=self._asn1_crls, ocsps=self._asn1_ocsp,
+            moment=moment,
             allow_fetching=False, revinfo_policy=CertRevTrustPolicy(mode),
             time_tolerance=self.crl_grace if grace else dt.timedelta(seconds=1))
         self._contexts[own_ocsp] = ((moment, grace), context)
         return context
+
+
+def _anchor(cert: asn1_x509.Certificate) -> Any:
+    """A trust anchor whose own nameConstraints bind every path under it.
+
+    RFC 5280 §6.1 takes only an anchor's name and key, and leaves its constraints to the
+    implementation (RFC 5937): stafet enforces an anchor's nameConstraints (a CA trusted for
+    one sector's names is not trusted for others) and its pathLenConstraint. Its
+    certificatePolicies are not made a requirement: ``required_policy`` says which policy a
+    network requires.
+    """
+    from pyhanko_certvalidator.authority import CertTrustAnchor, TrustQualifiers
+    from pyhanko_certvalidator.name_trees import (
+        default_excluded_subtrees,
+        default_permitted_subtrees,
+        process_general_subtrees,
+    )
+    from pyhanko_certvalidator.policy_decl import PKIXValidationParams
+
+    params = None
+    nc = cert.name_constraints_value
+    if nc is not None:
+        # Name types the anchor does not constrain stay open (as in a certificate's own
+        # nameConstraints): the library would take an absent type as "nothing permitted".
+        permitted, excluded = default_permitted_subtrees(), default_excluded_subtrees()
+        if isinstance(nc["permitted_subtrees"], asn1_x509.GeneralSubtrees):
+            permitted.update(process_general_subtrees(nc["permitted_subtrees"]))
+        if isinstance(nc["excluded_subtrees"], asn1_x509.GeneralSubtrees):
+            excluded.update(process_general_subtrees(nc["excluded_subtrees"]))
+        params = PKIXValidationParams(initial_permitted_subtrees=permitted,
+                                      initial_excluded_subtrees=excluded)
+    # (Its pathLenConstraint is checked on the built path: :meth:`TrustStore._validate`.)
+    return CertTrustAnchor(cert, quals=TrustQualifiers(standard_parameters=params))
+
+
+def _indirect(crl: x509.CertificateRevocationList) -> bool:
+    try:
+        return bool(crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value.indirect_crl)
+    except x509.ExtensionNotFound:
+        return False
+
+
+_CRL_CRITICAL = {ExtensionOID.ISSUING_DISTRIBUTION_POINT, ExtensionOID.DELTA_CRL_INDICATOR}
+_ENTRY_CRITICAL = {CRLEntryExtensionOID.CRL_REASON, CRLEntryExtensionOID.INVALIDITY_DATE}
+
+
+def _plain(crl: x509.CertificateRevocationList, entry: x509.RevokedCertificate) -> bool:
+    """Whether the CRL and its entry carry no critical extension this check does not understand."""
+    try:
+        return (all(e.oid in _CRL_CRITICAL for e in crl.extensions if e.critical)
+                and all(e.oid in _ENTRY_CRITICAL for e in entry.extensions if e.critical))
+    except ValueError:
+        return False
+
+
+def _is_delta(crl: x509.CertificateRevocationList) -> bool:
+    try:
+        crl.extensions.get_extension_for_class(x509.DeltaCRLIndicator)
+    except x509.ExtensionNotFound:
+        return False
+    return True
+
+
+def _on_hold(entry: x509.RevokedCertificate) -> bool:
+    try:
+        reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+    return reason in (x509.ReasonFlags.certificate_hold, x509.ReasonFlags.remove_from_crl)
 
 
 def _ocsp_good(leaf: asn1_x509.Certificate, path: Any, context: Any, signer: str) -> bool:
@@ -580,16 +684,42 @@ def crl_urls(cert: x509.Certificate) -> list[str]:
             if isinstance(n, x509.UniformResourceIdentifier) and str(n.value).startswith("http")]
 
 
-def _http(url: str, data: bytes | None = None, *, timeout: float, content_type: str = "") -> bytes:
+CRL_MAX_BYTES = 10 * 1024 * 1024
+"""The largest CRL a distribution point may serve (a bigger download is refused, not truncated)."""
+OCSP_MAX_BYTES = 1024 * 1024
+"""The largest OCSP response a responder may send."""
+
+
+def _http(url: str, data: bytes | None = None, *, timeout: float, content_type: str = "",
+          limit: int = OCSP_MAX_BYTES) -> bytes:
+    """GET (or POST ``data`` to) an http(s) URL: at most ``limit`` bytes, within ``timeout`` in all.
+
+    ``timeout`` bounds the whole exchange, not only each read (a server trickling bytes
+    cannot hold the refresh). A response bigger than ``limit`` is refused.
+    """
+    import time
+
     from stafet.core.errors import TransientError
 
     if not url.startswith(("http://", "https://")):
         raise TransientError(f"not an HTTP URL: {url[:100]}")
     headers = {"Content-Type": content_type} if content_type else {}
     req = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 - http(s) only, checked above
+    deadline = time.monotonic() + timeout
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) only, checked above
-            return bytes(resp.read(4 * 1024 * 1024))
+            length = resp.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > limit:
+                raise TransientError(f"{url[:100]} serves {int(length)} bytes, more than the {limit} allowed")
+            chunks, size = [], 0
+            while chunk := resp.read(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise TransientError(f"{url[:100]} serves more than the {limit} bytes allowed")
+                if time.monotonic() > deadline:
+                    raise TransientError(f"{url[:100]} did not finish within {timeout} s")
+                chunks.append(chunk)
+            return b"".join(chunks)
     except OSError as e:
         raise TransientError(f"cannot fetch {url[:100]}: {type(e).__name__}") from None
 
@@ -616,20 +746,43 @@ def fetch_ocsp(cert: x509.Certificate, issuer: x509.Certificate, url: str, *, ti
     return data
 
 
-def fetch_crl(url: str, *, timeout: float = 10.0) -> bytes:
-    """Download a CRL (DER or PEM) from a distribution point; the DER.
+def fetch_crl(url: str, *, timeout: float = 10.0, issuer: x509.Certificate | None = None,
+              now: dt.datetime | None = None) -> bytes:
+    """Download a CRL (DER or PEM, at most :data:`CRL_MAX_BYTES`) from a distribution point; the DER.
+
+    With ``issuer``, the CRL must also be usable as a replacement for a cached one: issued
+    under ``issuer``'s name, signed by its key with cRLSign, already issued and not past its
+    nextUpdate at ``now``.
 
     Raises:
-        TransientError: cannot be fetched or is not a CRL.
+        TransientError: cannot be fetched, too big, not a CRL, or (with ``issuer``) not usable.
     """
     from stafet.core.errors import TransientError
 
-    data = _http(url, timeout=timeout)
+    data = _http(url, timeout=timeout, limit=CRL_MAX_BYTES)
     try:
         crl = x509.load_pem_x509_crl(data) if b"-----BEGIN" in data else x509.load_der_x509_crl(data)
+        _ = (crl.issuer, crl.last_update_utc, crl.next_update_utc, len(crl))
     except ValueError:
         raise TransientError(f"what {url[:100]} serves is not a CRL") from None
+    if issuer is not None:
+        why = _unusable_crl(crl, issuer, now or dt.datetime.now(dt.UTC))
+        if why:
+            raise TransientError(f"the CRL {url[:100]} serves is not used: {why}")
     return crl.public_bytes(serialization.Encoding.DER)
+
+
+def _unusable_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, now: dt.datetime) -> str:
+    """Why a fetched CRL must not replace the cached one ("" when it may)."""
+    if crl.issuer != issuer.subject:
+        return "issued under another name than the certificate's issuer"
+    if not _signed_crl(crl, issuer):
+        return "not signed by the issuer's key with cRLSign"
+    if crl.last_update_utc > now + CLOCK_SKEW:
+        return "its thisUpdate lies in the future"
+    if crl.next_update_utc is None or crl.next_update_utc <= now:
+        return "past its nextUpdate (stale)"
+    return ""
 
 
 def refresh_revocation(certs: Iterable[tuple[x509.Certificate, x509.Certificate]], cache_dir: Path, *,
@@ -637,30 +790,49 @@ def refresh_revocation(certs: Iterable[tuple[x509.Certificate, x509.Certificate]
     """Fetch a fresh OCSP response and CRL for each (certificate, issuer) into ``cache_dir``.
 
     The scheduled flow calls this; the receive path only reads the cache
-    (:meth:`TrustStore.for_network`). ``ocsp_url`` overrides the responder the
-    certificates name. Returns what was written or what failed, per certificate serial;
-    a failure keeps the previous cached file (it expires by its own nextUpdate).
+    (:meth:`TrustStore.for_network`). ``ocsp_url`` (the network's ``ocsp_url``) is asked for
+    a certificate whose authorityInfoAccess names no responder. Returns what was written or
+    what failed, per certificate serial. A failure — no answer, too big, not a CRL, not
+    signed by the issuer, stale, older than the cached one — keeps the previous cached file:
+    it is still used within ``crl_grace_hours`` past its nextUpdate, then what it covers is
+    refused ``revocation_unknown``.
     """
     from stafet.core.config import write_private
     from stafet.core.errors import TransientError
 
     out: dict[str, str] = {}
+    fetched: dict[str, str] = {}  # a distribution point is fetched once a run
     for cert, issuer in certs:
         serial = format(cert.serial_number, "x")
         done = []
-        for url in ([ocsp_url] if ocsp_url else ocsp_urls(cert))[:1]:
+        for url in (ocsp_urls(cert) or ([ocsp_url] if ocsp_url else []))[:1]:
             try:
                 write_private(cache_dir / f"{serial}.ocsp", fetch_ocsp(cert, issuer, url, timeout=timeout))
                 done.append("ocsp")
             except TransientError as e:
                 done.append(f"ocsp failed: {e}")
         for url in crl_urls(cert)[:1]:
+            if url in fetched:
+                done.append(fetched[url])
+                continue
             name = hashlib.sha256(url.encode()).hexdigest()[:16]
+            target = cache_dir / f"{name}.crl"
             try:
-                write_private(cache_dir / f"{name}.crl", fetch_crl(url, timeout=timeout))
-                done.append("crl")
+                data = fetch_crl(url, timeout=timeout, issuer=issuer)
+                if target.exists():
+                    try:
+                        cached = load_crl(target)
+                    except ValueError:
+                        cached = None
+                    new = x509.load_der_x509_crl(data)
+                    if (cached is not None and cached.issuer == new.issuer
+                            and cached.last_update_utc > new.last_update_utc):
+                        raise TransientError(f"the CRL {url[:100]} serves is older than the cached one")
+                write_private(target, data)
+                fetched[url] = "crl"
             except TransientError as e:
-                done.append(f"crl failed: {e}")
+                fetched[url] = f"crl failed: {e}"
+            done.append(fetched[url])
         out[serial] = "; ".join(done) or "nothing to fetch (no OCSP responder or CRL distribution point)"
     return out
 

@@ -147,7 +147,8 @@ def receive(network: str, org: str, home: str = "") -> dict[str, Any]:
     _notify("receive", org)
     r = process_inbox(context(network, home), org)
     return {"imported": r.imported, "receipts_sent": r.receipts_sent, "acknowledged": r.acknowledged,
-            "withdrawn": r.withdrawn, "rejected": len(r.rejected),
+            "withdrawn": r.withdrawn, "duplicates": r.duplicates, "notices": r.notices,
+            "awaiting_acknowledgement": r.awaiting, "rejected": len(r.rejected),
             "reasons": sorted(set(r.rejected.values()))}
 
 
@@ -186,6 +187,19 @@ def deadlines(network: str, today: dt.date | None = None) -> dict[str, int]:
     return deadlines_summary(items)
 
 
+def notices(network: str, today: dt.date | None = None) -> dict[str, int]:
+    """Re-send unacknowledged packages, then send the duty notices and escalations (counts only)."""
+    _notify("notices")
+    from stafet.duties.deadlines import duty_settings
+    from stafet.exchange.notices import send_notices
+    from stafet.exchange.outbox import resend_unacknowledged
+
+    ctx = context(network)
+    resent = resend_unacknowledged(ctx, max_resends=duty_settings().resend_attempts)
+    told = send_notices(ctx, today or dt.date.today())
+    return {"resent": resent["resent"], **{f"notices_{k}": v for k, v in told.items()}}
+
+
 def report(network: str, today: dt.date | None = None) -> str:
     """Write the nightly report; returns its path."""
     _notify("report")
@@ -195,6 +209,31 @@ def report(network: str, today: dt.date | None = None) -> str:
     ctx = context(network)
     today = today or dt.date.today()
     return str(write_report(ctx, today=today, deadlines=compute_deadlines(ctx, today)))
+
+
+def statistics(network: str, from_month: str = "", to_month: str = "",
+               today: dt.date | None = None) -> dict[str, Any]:
+    """The network's statistics (:mod:`stafet.reports.statistics`) for ``[from, to]``, written to files.
+
+    Without months: the 12 whole months before ``today``'s month (the monthly run on the 1st).
+    Writes HTML, JSON and CSV to ``$STAFET_HOME/reports/statistics-FROM_TO``; returns counts,
+    the report's path and the Prefect artifact's markdown (counts only, suppressed).
+    """
+    _notify("statistics")
+    from stafet.core.errors import ConfigError
+    from stafet.reports.statistics import Period, compute_statistics, to_markdown, write_outputs
+
+    today = today or dt.date.today()
+    if bool(from_month) != bool(to_month):
+        raise ConfigError("statistics: give both months (from and to) or neither")
+    period = Period.parse(from_month, to_month) if from_month else Period.months_before(today)
+    ctx = context(network)
+    stats = compute_statistics(ctx, period, today=today)
+    paths = write_outputs(stats, ctx.home / "reports" / f"statistics-{period.label()}")
+    return {"from": f"{period.first:%Y-%m}", "to": f"{period.last:%Y-%m}", "tables": len(stats.tables),
+            "suppressed": sum(t.suppressed for t in stats.tables),
+            "opsporing_available": stats.opsporing_available, "report": paths["html"],
+            "markdown": to_markdown(stats)}
 
 
 def handover_counts(network: str, by: str) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Real peers for tests: OpenSSH sshd, an aiosmtpd SMTP server, a throwaway PostgreSQL.
+"""Real peers for tests: OpenSSH sshd, an aiosmtpd SMTP server, a throwaway PostgreSQL, an OpenSSL
+OCSP responder, a plain HTTP server (CRL distribution points).
 
 Each helper starts its server on 127.0.0.1 on a free port, in a folder of its own, as
 its own process, and stops it by PID (never by name). They are plain classes, used by
@@ -741,3 +742,53 @@ class OcspResponder:
         if self.proc is not None and self.proc.poll() is None:
             end_tree(self.proc, signal.SIGTERM, timeout=5)
         self.proc = None
+
+
+class HttpServer:
+    """A plain HTTP server (``python -m http.server``) on 127.0.0.1 serving a folder of its own.
+
+    For CRL distribution points: write files into :attr:`root`, fetch ``url(name)``.
+    :meth:`pause` SIGSTOPs it (it accepts connections but never answers: for timeout tests);
+    stopped by PID.
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.root = home / "www"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.log = home / "http.log"
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, name: str = "") -> str:
+        return f"http://{HOST}:{self.port}/{name}"
+
+    def start(self) -> HttpServer:
+        self.port = self.port or free_port()
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "http.server", "--bind", HOST, "--directory", str(self.root),
+                 str(self.port)], stdout=log, stderr=subprocess.STDOUT, cwd=self.home)
+        wait_for_port(self.port, proc=self.proc, log=self.log)
+        return self
+
+    def pause(self) -> None:
+        """SIGSTOP the server: connections are accepted by the kernel, never answered."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)  # a paused server must run to take SIGTERM
+            end_tree(self.proc, signal.SIGTERM, timeout=5)
+        self.proc = None
+
+    def __enter__(self) -> HttpServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

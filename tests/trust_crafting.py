@@ -1,5 +1,6 @@
 """Crafting what the trust-boundary tests and the attack suite need: back-dated signatures,
-CRLs that cannot be used, certificates with the wrong key usage, member pins."""
+CRLs that cannot be used, certificates with the wrong key usage, member pins; CRL distribution
+points, issuing distribution points and delta CRLs (the fetch tests and the RFC 5280 table)."""
 
 from __future__ import annotations
 
@@ -86,13 +87,16 @@ CRL_CASES = {
 
 
 def issue(net, org: str, *, key_encipherment: bool, digital_signature: bool = True,
-           eku=ExtendedKeyUsageOID.EMAIL_PROTECTION) -> OrgKey:
-    """A certificate from the network CA with the CN and e-mail of ``org`` and the given usage."""
+           eku=ExtendedKeyUsageOID.EMAIL_PROTECTION, extra=()) -> OrgKey:
+    """A certificate from the network CA with the CN and e-mail of ``org`` and the given usage.
+
+    ``extra``: more ``(extension, critical)`` pairs (a cRLDistributionPoints, say).
+    """
     from keys.store import org_name
 
     ca = net.ca
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    cert = (x509.CertificateBuilder().subject_name(org_name(org, org, email_of(org)))
+    b = (x509.CertificateBuilder().subject_name(org_name(org, org, email_of(org)))
             .issuer_name(ca.ca_cert().subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(NOW - dt.timedelta(minutes=5)).not_valid_after(NOW + dt.timedelta(days=30))
@@ -102,6 +106,50 @@ def issue(net, org: str, *, key_encipherment: bool, digital_signature: bool = Tr
                                          key_agreement=False, key_cert_sign=False, crl_sign=False,
                                          encipher_only=False, decipher_only=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email_of(org))]), critical=False)
-            .sign(ca.ca_key(), hashes.SHA256()))
-    return OrgKey(key, cert)
+            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email_of(org))]), critical=False))
+    for ext, critical in extra:
+        b = b.add_extension(ext, critical=critical)
+    return OrgKey(key, b.sign(ca.ca_key(), hashes.SHA256()))
+
+
+# --- CRL distribution points, issuing distribution points, delta CRLs (RFC 5280 §4.2.1.13, §5.2) ---
+def crl_dp(*urls: str) -> x509.CRLDistributionPoints:
+    """A cRLDistributionPoints extension naming ``urls`` (full names, no reasons, no CRL issuer)."""
+    return x509.CRLDistributionPoints([x509.DistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(u) for u in urls], relative_name=None, reasons=None,
+        crl_issuer=None)])
+
+
+def freshest_crl(*urls: str) -> x509.FreshestCRL:
+    """A freshestCRL extension (where the delta CRLs of a complete CRL are published)."""
+    return x509.FreshestCRL([x509.DistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(u) for u in urls], relative_name=None, reasons=None,
+        crl_issuer=None)])
+
+
+def idp(*urls: str, user_only: bool = False, ca_only: bool = False) -> x509.IssuingDistributionPoint:
+    """An issuingDistributionPoint extension: its scope (``urls``; user or CA certificates only)."""
+    return x509.IssuingDistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(u) for u in urls] or None, relative_name=None,
+        only_contains_user_certs=user_only, only_contains_ca_certs=ca_only, only_some_reasons=None,
+        indirect_crl=False, only_contains_attribute_certs=False)
+
+
+def make_crl(issuer: x509.Name, key, revoked=(), *, last: dt.timedelta = -dt.timedelta(hours=1),
+             nxt: dt.timedelta = dt.timedelta(days=1), number: int = 1, now: dt.datetime | None = None,
+             extra=()) -> x509.CertificateRevocationList:
+    """A CRL under ``issuer`` signed by ``key`` listing ``revoked`` certificates (or serials).
+
+    ``extra``: ``(extension, critical)`` pairs (an IDP, a deltaCRLIndicator, freshestCRL).
+    """
+    now = now or NOW
+    b = (x509.CertificateRevocationListBuilder().issuer_name(issuer).last_update(now + last)
+         .next_update(now + nxt).add_extension(x509.CRLNumber(number), critical=False)
+         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False))
+    for c in revoked:
+        serial = c if isinstance(c, int) else c.serial_number
+        b = b.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(serial)
+                                      .revocation_date(now - dt.timedelta(days=1)).build())
+    for ext, critical in extra:
+        b = b.add_extension(ext, critical=critical)
+    return b.sign(key, hashes.SHA256())

@@ -330,7 +330,8 @@ def _register_optional() -> None:
     import importlib
 
     for mod in ("stafet.cli.ingest", "stafet.cli.keys", "stafet.cli.consent", "stafet.cli.deadlines",
-                "stafet.cli.web"):
+                "stafet.cli.web", "stafet.cli.youth_register",
+                "stafet.cli.statistics", "stafet.cli.duties"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:

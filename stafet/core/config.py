@@ -152,6 +152,8 @@ class Network:
     """Every certificate below an anchor needs a fresh CRL or OCSP response (the default)."""
     required_policy: str = ""
     """A certificate policy OID every member's path must carry (empty: none required)."""
+    ocsp_url: str = ""
+    """The network's OCSP responder, asked about a certificate whose AIA names none (empty: none)."""
 
     def member(self, org_id: str) -> Organisation:
         """The member ``org_id``; a ``ConfigError`` if there is none."""
@@ -166,6 +168,10 @@ class Network:
             if org.kind is OrgKind.GUIDANCE and municipality in (org.serves or (org.municipality,)):
                 return org
         return None
+
+    def coordinator(self) -> Organisation | None:
+        """The network coordinator (member kind ``coordinator``): escalations go there, notices come from it."""
+        return next((o for o in self.members.values() if o.kind is OrgKind.COORDINATOR), None)
 
     def by_email(self, email: str) -> Organisation | None:
         """The member whose sikker-mail address is ``email``."""
@@ -267,6 +273,19 @@ def check_endpoint(endpoint: str) -> str | None:
     return "endpoint must start with folder:, sftp:// or smtp://"
 
 
+def _http_url(v: str) -> bool:
+    """Whether ``v`` is empty or an http(s) URL with a host."""
+    from urllib.parse import urlsplit
+
+    if not v:
+        return True
+    try:
+        parts = urlsplit(v)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in v)
+
+
 def _positive_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
@@ -290,7 +309,8 @@ def load_network(path: str | Path | None = None) -> Network:
     if not isinstance(data, dict):
         raise ConfigError(f"{p.name}: the top level must be a mapping")
     known_top = {"network", "members", "trust_anchors", "crls", "sources", "ack_limit_hours",
-                 "endpoints", "legal_bases", "crl_grace_hours", "require_revocation", "required_policy"}
+                 "endpoints", "legal_bases", "crl_grace_hours", "require_revocation", "required_policy",
+                 "ocsp_url"}
     for k in data:
         if k not in known_top:
             bad(k, f"unknown key (expected one of {', '.join(sorted(known_top))})")
@@ -311,7 +331,8 @@ def load_network(path: str | Path | None = None) -> Network:
                 bad(f"{base}.{req}" if req in m else base, f"'{req}' is required")
         for k in m:
             if k not in {"id", "kind", "name", "municipality", "endpoint", "email",
-                         "certificate", "previous_certificates", "serves"}:
+                         "certificate", "previous_certificates", "serves", "duty_address",
+                         "management_address", "acknowledge"}:
                 bad(f"{base}.{k}", "unknown key")
         oid = str(m.get("id", ""))
         if oid and not _ORG_ID.match(oid):
@@ -348,13 +369,22 @@ def load_network(path: str | Path | None = None) -> Network:
         for j, f in enumerate(previous):
             if not (p.parent / str(f)).exists():
                 bad(f"{base}.previous_certificates[{j}]", f"file not found: {f}")
+        for key in ("duty_address", "management_address"):
+            if m.get(key) and not _EMAIL.match(str(m[key])):
+                bad(f"{base}.{key}", "not an e-mail address (where duty notices to this member are addressed)")
+        if m.get("acknowledge", "auto") not in ("auto", "person"):
+            bad(f"{base}.acknowledge", "auto (stafet receive answers at once) or person (a person "
+                "acknowledges in the console or with stafet acknowledge)")
         if problems or not oid:
             continue
         members[oid] = Organisation(
             id=oid, kind=OrgKind(m["kind"]), name=str(m["name"]), municipality=muni,
             endpoint=str(m["endpoint"]), email=str(m["email"]),
             certificate=str(m["certificate"]) if m.get("certificate") else None,
-            serves=tuple(serves), previous_certificates=tuple(str(f) for f in previous))
+            serves=tuple(serves), previous_certificates=tuple(str(f) for f in previous),
+            duty_address=str(m.get("duty_address") or ""),
+            management_address=str(m.get("management_address") or ""),
+            acknowledge=str(m.get("acknowledge") or "auto"))
     sources = []
     for i, s in enumerate(data.get("sources") or []):
         if not isinstance(s, dict) or not s.get("name") or not s.get("location"):
@@ -395,6 +425,10 @@ def load_network(path: str | Path | None = None) -> Network:
     if not isinstance(require, bool):
         bad("require_revocation", "must be true or false")
         require = True
+    ocsp_url = data.get("ocsp_url") or ""
+    if not isinstance(ocsp_url, str) or not _http_url(ocsp_url):
+        bad("ocsp_url", "must be an http:// or https:// URL of an OCSP responder")
+        ocsp_url = ""
     ack = data.get("ack_limit_hours", 48)
     if not isinstance(ack, int | float) or ack <= 0:
         bad("ack_limit_hours", "must be a positive number of hours")
@@ -409,4 +443,4 @@ def load_network(path: str | Path | None = None) -> Network:
         endpoint_options={str(k): dict(v or {}) for k, v in endpoints.items()},
         legal_bases={str(k): str(v) for k, v in (data.get("legal_bases") or {}).items()},
         crl_grace_hours=float(grace), require_revocation=require,
-        required_policy=str(data.get("required_policy") or ""))
+        required_policy=str(data.get("required_policy") or ""), ocsp_url=ocsp_url)

@@ -31,6 +31,7 @@ class OrgKind(StrEnum):
     JOB_CENTRE = "job_centre"
     FAMILY_SERVICES = "family_services"
     SOCIAL_SERVICES = "social_services"
+    COORDINATOR = "coordinator"  # the network's coordinator (tovholder for the network): escalations
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,9 @@ class Organisation:
     certificate: str | None = None
     serves: tuple[str, ...] = ()  # municipalities a guidance unit (UU) serves
     previous_certificates: tuple[str, ...] = ()  # still accepted from it (rotation overlap)
+    duty_address: str = ""  # where duty notices go when no named person is in the record
+    management_address: str = ""  # the last step of an escalation
+    acknowledge: str = "auto"  # auto: stafet receive answers at once; person: a person acknowledges
 
 
 @dataclass(frozen=True, slots=True)

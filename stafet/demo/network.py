@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from keys import KeyStore
 
 HUB_HOSTED = ["779008", "751001", "uu-viborg", "jobcenter-viborg", "familie-viborg", "social-viborg",
-              "uu-thy"]
+              "uu-thy", "koordinator"]
 OWN_NODE = ["uu-skive"]
 
 MEMBERS = [
@@ -35,6 +35,7 @@ MEMBERS = [
     ("jobcenter-viborg", "job_centre", "Jobcenter Viborg", "791", []),
     ("familie-viborg", "family_services", "Familieafdelingen Viborg", "791", []),
     ("social-viborg", "social_services", "Socialafdelingen Viborg", "791", []),
+    ("koordinator", "coordinator", "Netværkskoordinator Viborg", "791", []),
 ]
 
 # Drop folder → the files the source system drops there: the published samples
@@ -94,6 +95,9 @@ def setup_demo(demo: Path, home: Path, *, drop_samples: bool = True, bits: int =
              "email": email, "endpoint": f"folder:inbox/{org}", "certificate": f"certs/{org}.pem"}
         if serves:
             m["serves"] = serves
+        if kind != "coordinator":  # where duty notices go when the record names nobody, and the last step
+            m["duty_address"] = f"pligter.{org}@sikkermail.stafet-demo.dk"
+            m["management_address"] = f"ledelse.{org}@sikkermail.stafet-demo.dk"
         members.append(m)
     sources = []
     for name, files in SOURCES.items():

@@ -107,8 +107,8 @@ def _parse_rules(text: str, name: str) -> tuple[Rule, ...]:
                     problems.append(f"{where}: unknown consent scope {sc!r} for {k}")
         if r.get("basis") == "consent" and not all(k in scopes for k in kinds):
             problems.append(f"{where}: a consent rule needs scopes for every kind")
-        if not re.match(r"^(field:|guidance_of:|unit_of:)\w+$", str(r.get("recipient", ""))):
-            problems.append(f"{where}: recipient must be field:, guidance_of: or unit_of:<field>")
+        if not re.match(r"^(field:|guidance_of:|unit_of:|job_centre_of:)\w+$", str(r.get("recipient", ""))):
+            problems.append(f"{where}: recipient must be field:, guidance_of:, unit_of: or job_centre_of:<field>")
         if not re.match(r"^(field:\w+|\w+@file)$", str(r.get("sender", ""))):
             problems.append(f"{where}: sender must be field:<field> or <org kind>@file")
         if problems:
@@ -124,11 +124,23 @@ def _parse_rules(text: str, name: str) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def _applies(rule: Rule, p: dict[str, Any], kind: str, born: date, today: date) -> bool:
+NO_LINK: dict[str, Any] = {"order_municipality": None, "interview": False}
+
+
+def _applies(rule: Rule, p: dict[str, Any], kind: str, born: date, today: date,
+             link: dict[str, Any] = NO_LINK) -> bool:
+    """Whether the rule's ``when`` holds for a record (``link``: the youth's ties to a job centre)."""
     w = rule.when
     event = p.get("event_date") or p.get("status_date") or p.get("updated")
     when = date.fromisoformat(event) if event else today
     if "age_under" in w and age_on(born, when) >= int(w["age_under"]):
+        return False
+    if "age_from" in w and age_on(born, when) < int(w["age_from"]):
+        return False
+    if "active_order" in w and bool(link["order_municipality"] is not None) != bool(w["active_order"]):
+        return False
+    if "known_to_job_centre" in w and \
+            bool(link["order_municipality"] is not None or link["interview"]) != bool(w["known_to_job_centre"]):
         return False
     if kind == "concern_flag" and "concern_max_age_days" in w and \
             (today - when) > timedelta(days=int(w["concern_max_age_days"])):
@@ -156,11 +168,14 @@ def _sender(rule: Rule, network: Network, p: dict[str, Any], municipality: str) 
 
 
 def _recipient(rule: Rule, network: Network, p: dict[str, Any],
-               sender: Organisation | None) -> Organisation | None:
+               sender: Organisation | None, link: dict[str, Any] = NO_LINK) -> Organisation | None:
     how, _, f = rule.recipient.partition(":")
     value = str(p.get(f, ""))
     if how == "guidance_of":
         return network.guidance_for(value)
+    if how == "job_centre_of":  # the job centre of the active order's export, or of a municipality field
+        muni = str(link["order_municipality"] or "") if f == "order" else value
+        return _member_of_kind(network, OrgKind.JOB_CENTRE.value, muni) if muni else None
     if how == "field":
         return network.members.get(value)
     unit_kind = rule.units.get(value, "")
@@ -188,6 +203,8 @@ def route(s: Session, network: Network, today: date,
         for k in r.kinds:
             by_kind[k].append(r)
     rows = records.routable(s, list(by_kind))
+    links = records.job_centre_links(s) if any(
+        "active_order" in r.when or "known_to_job_centre" in r.when for r in rules) else {}
     groups: dict[tuple[str, str, str, str], list[int]] = defaultdict(list)
     births: dict[str, date] = {}
     refs: dict[tuple[str, str, str, str], str] = {}
@@ -195,10 +212,11 @@ def route(s: Session, network: Network, today: date,
     for rid, kind, youth, payload, origin_municipality, born in rows:
         births[youth] = born
         for rule in by_kind[kind]:
-            if not _applies(rule, payload, kind, born, today):
+            link = links.get(youth, NO_LINK)
+            if not _applies(rule, payload, kind, born, today, link):
                 continue
             sender = _sender(rule, network, payload, origin_municipality)
-            recipient = _recipient(rule, network, payload, sender)
+            recipient = _recipient(rule, network, payload, sender, link)
             if sender is None or recipient is None:
                 reason = ("modtager findes ikke i netværket" if recipient is None
                           else "afsender findes ikke i netværket")

@@ -105,20 +105,25 @@ def trust_store(ctx: Context) -> TrustStore:
 def refresh_revocation(ctx: Context, *, ocsp_url: str = "") -> dict[str, str]:
     """Fetch fresh OCSP responses and CRLs for every member certificate (the scheduled flow's step).
 
-    The receive path never fetches: it reads what this wrote (:func:`trust_store`).
+    A certificate whose authorityInfoAccess names no OCSP responder is asked about at
+    ``ocsp_url``, else at the network's ``ocsp_url`` (network.yaml). The receive path never
+    fetches: it reads what this wrote (:func:`trust_store`).
     """
     from keys.trust import refresh_revocation as refresh
 
     trust = trust_store(ctx)
     pairs = []
     for org in ctx.network.members.values():
-        if not org.certificate:
-            continue
-        for cert in x509.load_pem_x509_certificates(ctx.network.resolve(org.certificate).read_bytes()):
-            issuer = next((a for a in trust.anchors if a.subject == cert.issuer), None)
-            if issuer is not None:
-                pairs.append((cert, issuer))
-    return refresh(pairs, revocation_cache(ctx), ocsp_url=ocsp_url)
+        # the current certificate and the previous ones still pinned (rotation overlap)
+        for f in ([org.certificate] if org.certificate else []) + list(org.previous_certificates):
+            path = ctx.network.resolve(f)
+            if not path.exists():
+                continue
+            for cert in x509.load_pem_x509_certificates(path.read_bytes()):
+                issuer = next((a for a in trust.anchors if a.subject == cert.issuer), None)
+                if issuer is not None:
+                    pairs.append((cert, issuer))
+    return refresh(pairs, revocation_cache(ctx), ocsp_url=ocsp_url or ctx.network.ocsp_url)
 
 
 def inbox_location(ctx: Context, org_id: str) -> str:

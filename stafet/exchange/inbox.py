@@ -22,7 +22,13 @@ from stafet.core.models import Provenance, record_from_payload
 from stafet.exchange.endpoints import inbox_location, trust_store, write_durably
 from stafet.exchange.receipts import accept, answer_refusal, send_receipt
 from stafet.exchange.withdrawals import apply_notice
-from stafet.packages.document import Document, HandoverDocument, ReceiptDocument, WithdrawalDocument
+from stafet.packages.document import (
+    Document,
+    HandoverDocument,
+    NoticeDocument,
+    ReceiptDocument,
+    WithdrawalDocument,
+)
 from stafet.packages.opening import open_all
 from stafet.packages.package import Opened
 from stafet.store import Session, imported, inbox, utcnow
@@ -43,6 +49,9 @@ class InboxResult:
     receipts_sent: int = 0
     acknowledged: int = 0
     withdrawn: int = 0
+    duplicates: int = 0  # a package delivered again (a resend) and already imported: answered again
+    notices: int = 0  # duty notices received (a person reads them)
+    awaiting: int = 0  # imported, the receipt waits for a person (member option acknowledge: person)
     rejected: dict[str, str] = field(default_factory=dict)  # file → reason code
     receipt_errors: dict[str, str] = field(default_factory=dict)  # file → why its receipt was not sent
 
@@ -55,7 +64,7 @@ class Incoming:
     data: bytes
     opened: Opened | None = None
     refused: PackageRejected | None = None
-    outcome: str = ""  # imported | withdrawn | acknowledged | duplicate | failed
+    outcome: str = ""  # imported | withdrawn | acknowledged | duplicate | notice | failed
     count: int = 0
 
 
@@ -308,11 +317,25 @@ def _store(ctx: Context, org_id: str, batch: list[Incoming]) -> None:
     ids = [doc.package_id for _, doc in docs if doc is not None]
     with ctx.store.session() as s:
         imported_at = inbox.imported_at(s, ids)
+        prior = inbox.imports(s, ids) if imported_at else {}
+        batch_digests: dict[str, tuple[str, str]] = {}  # handovers imported earlier in this batch
         checked: list[tuple[HandoverDocument, str, list[Prepared]]] = []
         for item, doc in docs:
             if doc is None or item.opened is None:
                 continue
             try:
+                if isinstance(doc, HandoverDocument) and (
+                        _duplicate(prior.get(doc.package_id), org_id, doc, item.opened.digest)
+                        or batch_digests.get(doc.package_id) == (doc.sender, item.opened.digest)):
+                    item.outcome = "duplicate"  # the same package delivered again (a resend)
+                    ctx.store.audit(s, f"receive:{org_id}", "package.duplicate", f"package:{doc.package_id}",
+                                    {"sender": doc.sender, "digest": item.opened.digest})
+                    continue
+                if isinstance(doc, NoticeDocument):
+                    item.outcome = "notice"  # read by a person; it changes nothing here
+                    ctx.store.audit(s, f"receive:{org_id}", "notice.received", f"package:{doc.package_id}",
+                                    {"sender": doc.sender, "step": doc.step, "rule": doc.rule})
+                    continue
                 if isinstance(doc, HandoverDocument):
                     try:
                         recs = _records_to_import(doc, imported_at)  # pure: nothing written yet
@@ -321,6 +344,7 @@ def _store(ctx: Context, org_id: str, batch: list[Incoming]) -> None:
                     except Exception as e:
                         raise bad_content(e, doc.package_id) from None
                     checked.append((doc, item.opened.digest, recs))
+                    batch_digests[doc.package_id] = (doc.sender, item.opened.digest)
                     item.outcome, item.count = "imported", len(recs)
                     continue
                 _write_imports(ctx, s, org_id, checked)
@@ -334,9 +358,21 @@ def _store(ctx: Context, org_id: str, batch: list[Incoming]) -> None:
         _write_imports(ctx, s, org_id, checked)
 
 
+def _duplicate(prior: Any, org_id: str, doc: HandoverDocument, digest: str) -> bool:
+    """A handover this member imported before, byte for byte the same signed content."""
+    return prior is not None and prior.recipient == org_id and prior.sender == doc.sender and prior.digest == digest
+
+
 def _receive_batch(ctx: Context, org_id: str, box: Any, batch: list[Incoming],
                    result: InboxResult) -> None:
     store_batch(ctx, org_id, batch)  # step 1: the store, in one transaction
+    by_person = ctx.network.member(org_id).acknowledge == "person"
+    waiting: set[str] = set()
+    if by_person:  # a duplicate is answered again only once a person has acknowledged the package
+        with ctx.store.session() as s:
+            ids = [item.opened.document.package_id for item in batch
+                   if item.refused is None and item.outcome == "duplicate" and item.opened is not None]
+            waiting = set(ids) - inbox.answered(s, ids)
     for item in batch:  # step 2: answers and files, in order
         if item.refused is not None:
             _refuse(ctx, org_id, box, item.name, item.data, item.opened, item.refused, result)
@@ -344,9 +380,20 @@ def _receive_batch(ctx: Context, org_id: str, box: Any, batch: list[Incoming],
         assert item.opened is not None
         if item.outcome == "acknowledged":
             result.acknowledged += 1
-        elif item.outcome in ("imported", "withdrawn"):
+        elif item.outcome == "notice":
+            result.notices += 1
+        elif (item.outcome == "imported" and by_person) or (item.outcome == "duplicate" and
+                                                           item.opened.document.package_id in waiting):
             if item.outcome == "imported":
                 result.imported += 1
+                result.awaiting += 1
+            else:
+                result.duplicates += 1
+        elif item.outcome in ("imported", "withdrawn", "duplicate"):
+            if item.outcome == "imported":
+                result.imported += 1
+            elif item.outcome == "duplicate":
+                result.duplicates += 1
             else:
                 result.withdrawn += item.count
             doc = item.opened.document

@@ -195,6 +195,37 @@ def send_pending(ctx: Context, *, recipients: list[str] | None = None,
     return result
 
 
+def resend_unacknowledged(ctx: Context, *, max_resends: int, now: dt.datetime | None = None) -> dict[str, int]:
+    """Send again, as they are, the packages whose receipt is overdue (``ack_limit_hours``).
+
+    Same package id and bytes: the receiver sees a duplicate delivery and answers it again
+    (:mod:`stafet.exchange.inbox`). At most ``max_resends`` times per handover; after that
+    the duty clock's ``handover_ack`` notice and escalation take over. The legal basis is
+    checked before each resend (:func:`build_outbox_package`). Counts only.
+    """
+    now = now or utcnow()
+    out = {"resent": 0, "held": 0, "failed": 0}
+    with ctx.store.session() as s:
+        due = outbox.resend_due(s, now, limit_hours=ctx.network.ack_limit_hours, max_resends=max_resends)
+    for h in due:
+        try:
+            data, _ = build_outbox_package(ctx, h)
+            outlet_for(ctx, h.recipient, ctx.network.member(h.sender).email).put(f"{h.id}.eml", data)
+        except NotSendable as e:
+            with ctx.store.session() as s:
+                outbox.not_sendable(s, h.id, e.reason, withdrawn=e.withdrawn, consent_ref=h.consent_ref)
+            out["held"] += 1
+            continue
+        except StafetError as e:
+            log.warning("handover %s to %s: the resend failed: %s", h.id, h.recipient, e)
+            out["failed"] += 1
+            continue
+        with ctx.store.session() as s:
+            outbox.resent(s, h.id)
+        out["resent"] += 1
+    return out
+
+
 def retry_handover(ctx: Context, handover_id: str, *, actor: str = "operator") -> str:
     """Re-queue a failed handover after its cause was fixed (``stafet outbox retry``); its new status.
 
@@ -221,4 +252,4 @@ def retry_handover(ctx: Context, handover_id: str, *, actor: str = "operator") -
 
 
 __all__ = ["NotSendable", "SendResult", "build_outbox_package", "check_basis", "handover_document",
-           "plan_handovers", "retry_handover", "send_pending"]
+           "plan_handovers", "resend_unacknowledged", "retry_handover", "send_pending"]

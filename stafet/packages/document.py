@@ -218,9 +218,55 @@ class WithdrawalDocument:
                    package_ids=tuple(str(p) for p in w["package_ids"]), instruction=str(w["instruction"]))
 
 
-Document = HandoverDocument | ReceiptDocument | WithdrawalDocument
+@dataclass(frozen=True)
+class NoticeDocument:
+    """A duty notice or escalation: which duty is overdue, since when, where to act (issue 17).
+
+    It names the youth only by pseudonym and masked CPR, inside the encrypted body; it
+    changes nothing at the receiver (a person reads it).
+    """
+
+    package_id: str
+    sender: str
+    recipient: str
+    created: str  # ISO 8601 date-time, as written on the wire
+    step: str  # notice | coordinator | management
+    rule: str
+    duty: str  # what the duty is, in Danish
+    youth_ref: str  # the youth's pseudonym
+    masked_cpr: str
+    due: str  # ISO date
+    since: str  # ISO date: the day the duty became overdue
+    responsible: str  # the organisation that holds the duty
+    addressee: str  # the named person (or the member's duty address)
+    reference: str  # the fact that started the clock
+    act: str  # where to act, in Danish
+
+    type: ClassVar[str] = "notice"
+
+    def to_json(self) -> dict[str, Any]:
+        """As the schema's JSON."""
+        return {"type": "notice", "package_id": self.package_id, "sender": self.sender,
+                "recipient": self.recipient, "created": self.created,
+                "notice": {"step": self.step, "rule": self.rule, "duty": self.duty, "youth_ref": self.youth_ref,
+                           "masked_cpr": self.masked_cpr, "due": self.due, "since": self.since,
+                           "responsible": self.responsible, "addressee": self.addressee,
+                           "reference": self.reference, "act": self.act}}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> NoticeDocument:
+        """Read from the schema's JSON (already validated)."""
+        n = d["notice"]
+        return cls(package_id=str(d["package_id"]), sender=str(d["sender"]), recipient=str(d["recipient"]),
+                   created=str(d["created"]), step=str(n["step"]), rule=str(n["rule"]), duty=str(n["duty"]),
+                   youth_ref=str(n["youth_ref"]), masked_cpr=str(n["masked_cpr"]), due=str(n["due"]),
+                   since=str(n["since"]), responsible=str(n["responsible"]), addressee=str(n["addressee"]),
+                   reference=str(n.get("reference", "")), act=str(n["act"]))
+
+
+Document = HandoverDocument | ReceiptDocument | WithdrawalDocument | NoticeDocument
 _TYPES: dict[str, Any] = {"handover": HandoverDocument, "receipt": ReceiptDocument,
-                          "withdrawal": WithdrawalDocument}
+                          "withdrawal": WithdrawalDocument, "notice": NoticeDocument}
 
 
 def document_from_json(d: Mapping[str, Any]) -> Document:

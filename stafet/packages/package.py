@@ -164,6 +164,17 @@ def _summary(doc: dict[str, Any], sender: Organisation, recipient: Organisation)
     elif kind == "receipt":
         r = doc["receipt"]
         lines += [f"Kvittering for pakke {r['package_id']}: {r['disposition']}"]
+    elif kind == "notice":
+        n = doc["notice"]
+        head = {"notice": "Påmindelse", "coordinator": "Eskaleret til netværkskoordinatoren",
+                "management": "Eskaleret til ledelsen"}[n["step"]]
+        lines += [f"{head}: en pligt er overskredet.", f"Til: {n['addressee']}", "",
+                  f"Pligt: {n['duty']}", f"Ansvarlig: {n['responsible']}",
+                  f"Frist: {n['due']} (overskredet siden {n['since']})",
+                  f"Ung: {n['masked_cpr']} (reference {n['youth_ref']})"]
+        if n.get("reference"):
+            lines.append(f"Anledning: {n['reference']}")
+        lines += ["", f"Sådan handler du: {n['act']}"]
     else:
         w = doc["withdrawal"]
         lines += [f"Samtykke {w['consent_ref']} er tilbagekaldt.", w["instruction"],
@@ -246,7 +257,8 @@ def build_package(document: Document | dict[str, Any], *, sender: Organisation, 
                  .set_content_encryption_algorithm(algorithms.AES256)
                  .add_recipient(recipient_cert).add_recipient(sender_key.cert)
                  .encrypt(Encoding.DER, [pkcs7.PKCS7Options.Binary]))
-    subject = {"handover": "Overlevering", "receipt": "Kvittering", "withdrawal": "Tilbagekaldelse"}
+    subject = {"handover": "Overlevering", "receipt": "Kvittering", "withdrawal": "Tilbagekaldelse",
+               "notice": "Påmindelse om pligt"}
     headers = [
         ("From", sender.email), ("To", recipient.email),
         ("Subject", f"{subject[doc['type']]} fra {sender.name} {doc['package_id']}"),

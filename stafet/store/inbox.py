@@ -53,3 +53,23 @@ def add_receipt(s: Session, package_id: str, *, direction: str, org: str, dispos
 def last_receipt_in(s: Session) -> dt.datetime | None:
     """When a receipt last came in."""
     return s.scalar(select(func.max(Receipt.at)).where(Receipt.direction == "in"))
+
+
+def answered(s: Session, package_ids: Sequence[str]) -> set[str]:
+    """Those of ``package_ids`` whose receipt was sent (direction ``out``)."""
+    ids = list(package_ids)
+    if not ids:
+        return set()
+    return set(s.scalars(select(Receipt.package_id).where(Receipt.direction == "out",
+                                                          Receipt.package_id.in_(ids)).distinct()))
+
+
+def awaiting_acknowledgement(s: Session, recipient: str) -> list[ImportedPackage]:
+    """Packages imported for ``recipient`` that no receipt has answered yet, oldest first.
+
+    Only a member whose ``acknowledge`` is ``person`` has any: a person acknowledges them.
+    """
+    sent = select(Receipt.package_id).where(Receipt.direction == "out")
+    return list(s.scalars(select(ImportedPackage).where(ImportedPackage.recipient == recipient,
+                                                        ImportedPackage.package_id.not_in(sent))
+                          .order_by(ImportedPackage.imported_at)))

@@ -151,6 +151,27 @@ def sent(s: Session, handover_id: str, *, recipient: str, digest: str) -> None:
                  {"recipient": recipient, "digest": digest})
 
 
+def resend_due(s: Session, now: dt.datetime, *, limit_hours: float, max_resends: int) -> list[Handover]:
+    """Sent handovers without a receipt past the limit, that may still be sent again.
+
+    The k-th resend is due ``limit_hours`` after the last send (``sent_at`` moves with each).
+    """
+    cutoff = now - dt.timedelta(hours=limit_hours)
+    return list(s.scalars(select(Handover).where(Handover.status == "sent", Handover.sent_at <= cutoff,
+                                                 Handover.resends < max_resends)
+                          .order_by(Handover.sent_at)))
+
+
+def resent(s: Session, handover_id: str, *, actor: str = "delivery") -> int:
+    """The package was put to the recipient again (same id, same bytes); returns the resend count."""
+    row = _row(s, handover_id)
+    row.resends = (row.resends or 0) + 1
+    row.sent_at = row.delivered_at = utcnow()
+    audit.append(s, actor, "handover.resent", f"handover:{handover_id}",
+                 {"recipient": row.recipient, "resend": row.resends, "digest": row.digest})
+    return int(row.resends)
+
+
 def requeue(s: Session, handover_id: str, *, actor: str) -> None:
     """Make a failed handover pending again, as if new (``stafet outbox retry``)."""
     row = s.get(Handover, handover_id)
@@ -163,13 +184,17 @@ def requeue(s: Session, handover_id: str, *, actor: str) -> None:
     audit.append(s, actor, "handover.requeued", f"handover:{handover_id}", {})
 
 
+ACCEPTED = ("imported", "read")
+"""Dispositions that close a handover: imported by stafet, or read by a person in a mail client."""
+
+
 def acknowledge(s: Session, h: Handover, disposition: str, *, receipt_from: str, digest: str,
                 receipt_id: str, actor: str) -> str:
     """Close ``h`` with its verified receipt: acknowledged when imported, else failed.
 
     The receipt is kept (direction ``in``) and the outcome audited. Returns the status.
     """
-    if disposition == "imported":
+    if disposition in ACCEPTED:
         h.status, h.acknowledged_at = "acknowledged", utcnow()
     else:
         h.status, h.last_error = "failed", f"rejected by recipient: {disposition}"

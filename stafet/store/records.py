@@ -45,6 +45,32 @@ def routable(s: Session, kinds: Sequence[str]) -> list[Any]:
         .order_by(RecordRow.id)).all())
 
 
+def job_centre_links(s: Session) -> dict[str, dict[str, Any]]:
+    """What ties each youth to a job centre: ``{"order_municipality": str | None, "interview": bool}``.
+
+    ``order_municipality`` is the municipality of the export that holds the youth's active
+    education order (the latest status of an order is ``AKTIV``), None when there is none.
+    """
+    latest: dict[tuple[str, str], tuple[str, str, str]] = {}
+    rows = s.execute(select(RecordRow.youth, RecordRow.payload, RecordRow.origin_municipality)
+                     .where(RecordRow.kind == "education_order", RecordRow.withdrawn.is_(False))
+                     .order_by(RecordRow.id))
+    for youth, p, muni in rows:
+        key = (youth, str(p.get("order_id", "")))
+        day = str(p.get("status_date", ""))
+        if key not in latest or day >= latest[key][0]:
+            latest[key] = (day, str(p.get("status", "")), muni or "")
+    out: dict[str, dict[str, Any]] = {}
+    for (youth, _), (_, status, muni) in latest.items():
+        link = out.setdefault(youth, {"order_municipality": None, "interview": False})
+        if status == "AKTIV":
+            link["order_municipality"] = muni
+    for (youth,) in s.execute(select(RecordRow.youth).where(RecordRow.kind == "interview",
+                                                             RecordRow.withdrawn.is_(False)).distinct()):
+        out.setdefault(youth, {"order_municipality": None, "interview": False})["interview"] = True
+    return out
+
+
 def live_facts(s: Session, kinds: Sequence[str]) -> Iterator[Any]:
     """Records of ``kinds`` not withdrawn, by id: ``(id, kind, youth, payload, origin_municipality)``."""
     return iter(s.execute(select(RecordRow.id, RecordRow.kind, RecordRow.youth, RecordRow.payload,

@@ -179,6 +179,7 @@ class Handover(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    resends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # unacknowledged: sent again
 
 
 class ImportedPackage(Base):
@@ -260,3 +261,47 @@ class LoginAttempt(Base):
     remote: Mapped[str] = mapped_column(String(64), default="")
     ok: Mapped[bool] = mapped_column(Boolean)
     at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class NoticeRow(Base):
+    """One duty notice or escalation sent to a named person (issue 17): one per duty per step.
+
+    ``duty_key`` names the duty (rule, youth, the fact that started its clock) by a digest,
+    never a CPR; the unique (duty_key, step) makes a re-run of the night send nothing twice.
+    """
+
+    __tablename__ = "notices"
+    __table_args__ = (UniqueConstraint("duty_key", "step", name="uq_notices_duty_step"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    duty_key: Mapped[str] = mapped_column(String(64), index=True)
+    step: Mapped[str] = mapped_column(String(16))  # notice|coordinator|management
+    rule: Mapped[str] = mapped_column(String(64))
+    youth: Mapped[str] = mapped_column(String(32), index=True)
+    responsible: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(64))  # the member organisation it went to
+    addressee: Mapped[str] = mapped_column(String(200), default="")  # the named person or duty address
+    due: Mapped[date] = mapped_column(Date)
+    day: Mapped[date] = mapped_column(Date)  # the night's day it was decided on
+    package_id: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ContactRow(Base):
+    """A contact with a youth registered by a person (CLI or console): evidence that closes a duty.
+
+    Kept apart from source records: nothing a person registers overwrites what a source said.
+    """
+
+    __tablename__ = "contacts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    youth: Mapped[str] = mapped_column(ForeignKey("youths.pseudonym"), index=True)
+    org: Mapped[str] = mapped_column(String(64))
+    day: Mapped[date] = mapped_column(Date)
+    form: Mapped[str] = mapped_column(String(32))  # samtale|telefon|brev|mail|moede|sms|hjemmebesoeg
+    party: Mapped[str] = mapped_column(String(32), default="youth")  # youth|custody_holder|school_counsellor
+    note: Mapped[str] = mapped_column(Text, default="")
+    by: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(DateTime)

@@ -31,6 +31,7 @@ from stafet.context import Context
 from stafet.core.errors import StafetError
 from stafet.core.models import KIND_DANISH
 from stafet.core.redaction import redact
+from stafet.duties.notices import DUTY_DA as DUTY_RULE_DA
 from stafet.store import console as q
 from stafet.store import outbox as outbox_store
 from stafet.store import quarantine as quarantine_store
@@ -60,13 +61,11 @@ ROLE_DA = {"steward": "Dataansvarlig", "counsellor": "Vejleder / sagsbehandler",
 STATE_DA = {"pending": "venter", "sent": "sendt", "acknowledged": "kvitteret", "failed": "fejlet",
             "held": "tilbageholdt", "cancelled": "annulleret"}
 DUTY_DA = {"overdue": "overskredet", "due_soon": "snart", "open": "åben", "escalated": "eskaleret"}
-DUTY_RULE_DA = {  # the duty clock's rule ids (stafet.duties.deadlines.RULES), said in Danish
-    "dropout_contact": "Kontakt til den unge og forældrene inden 5 arbejdsdage efter afbrud (15–17 år)",
-    "dropout_agreement": "Ny aftale om uddannelse eller aktivitet inden 30 dage efter afbrud (15–17 år)",
-    "followup_18_24": "Opfølgning mindst to gange om året (18–24 år uden uddannelse)",
-    "transition_meeting": "Overgangsmøde senest ved 17 år",
-    "handover_ack": "Overleveringen kvitteres af modtageren inden for netværkets frist",
-}
+CONTACT_FORMS_DA = {"samtale": "Samtale", "telefon": "Telefon", "moede": "Møde", "brev": "Brev",
+                    "mail": "Mail", "sms": "SMS", "hjemmebesoeg": "Hjemmebesøg"}
+PARTY_OF = {"dropout_contact_custody": "custody_holder", "concern_contact": "school_counsellor",
+            "absence_concern": "school_counsellor"}
+"""Whom the contact that meets a duty reaches (stafet.store.contacts.PARTIES); the youth otherwise."""
 QUARANTINE_DA = {"open": "åben", "released": "frigivet", "rejected": "afvist"}
 HOME = {"steward": "/quarantine", "counsellor": "/inbox", "coordinator": "/duties", "operations": "/messages"}
 NAV = {
@@ -90,7 +89,9 @@ def _templates() -> Environment:
     env.filters["state"] = lambda st: STATE_DA.get(st, st)
     env.filters["duty"] = lambda st: DUTY_DA.get(st, st)
     env.filters["masked"] = shown
-    env.filters["duty_rule"] = lambda r: DUTY_RULE_DA.get(r, r)
+    env.filters["duty_rule"] = lambda r: (lambda t: t[:1].upper() + t[1:])(DUTY_RULE_DA.get(r, r))
+    env.globals["contact_forms"] = CONTACT_FORMS_DA
+    env.globals["party_of"] = lambda rule: PARTY_OF.get(rule, "youth")
     env.filters["qstatus"] = lambda st: QUARANTINE_DA.get(st, st)
     return env
 
@@ -622,7 +623,8 @@ def create_app(ctx: Context, settings: Settings | None = None, auth: Authenticat
                          "Denne installation kan endnu ikke registrere kontakter fra konsollen.", v)
         try:
             register(ctx, youth=youth, day=day, form=form.get("form", "") or "samtale",
-                     note=form.get("note", ""), by=v.principal.username, org=v.principal.org)
+                     note=form.get("note", ""), by=v.principal.username, org=v.principal.org,
+                     party=form.get("party", "") or "youth")
         except StafetError as e:
             return error(request, 422, "Kontakten blev ikke registreret", redact(str(e)), v)
         all_duties(fresh=True)

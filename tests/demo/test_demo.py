@@ -45,7 +45,8 @@ def _state(cwd: Path) -> dict:
                   for t in ("handovers", "records", "youths", "source_files", "receipts",
                             "imported_packages")}
         statuses = sorted(db.execute("select id, status from handovers").fetchall())
-    return {"tables": tables, "handovers": statuses,
+        notices = sorted(db.execute("select package_id, step, rule from notices where status = 'sent'").fetchall())
+    return {"tables": tables, "handovers": statuses, "notices": notices,
             "outbox": sorted(p.name for p in (cwd / ".stafet" / "outbox").glob("*.eml")),
             "delivered": sorted(p.name for p in (cwd / ".stafet-demo" / "inbox").rglob("PKG-*.eml"))}
 
@@ -80,8 +81,10 @@ def test_second_run_adds_nothing(demo_run) -> None:
     _, runs, (first, second) = demo_run
     assert first == second
     assert len(first["outbox"]) == sum(1 for _, s in first["handovers"] if s == "acknowledged")
-    # every package and receipt crossed a real folder endpoint once
-    assert len(first["delivered"]) == 2 * len(first["outbox"])
+    # every package and receipt crossed a real folder endpoint once, and each duty notice
+    assert len(first["delivered"]) == 2 * len(first["outbox"]) + len(first["notices"])
+    assert {f"{pid}.eml" for pid, _, _ in first["notices"]} <= set(first["delivered"])
+    assert all(step == "notice" for _, step, _ in first["notices"])  # the second run told nobody again
     assert "handovers acknowledged" in runs[1].stdout
 
 

@@ -107,7 +107,8 @@ DROPOUT_CASES = [
 @pytest.mark.parametrize(("facts", "expected"), [c[1:] for c in DROPOUT_CASES],
                          ids=[c[0] for c in DROPOUT_CASES])
 def test_dropout_of_a_15_to_17_year_old(facts: YouthFacts, expected: dict[str, date]) -> None:
-    items = dropout_deadlines(facts, UU)
+    # the custody holder's contact has its own rule (tests/duties/test_duties_reach_people.py)
+    items = [i for i in dropout_deadlines(facts, UU) if i.rule != "dropout_contact_custody"]
     assert _due(items) == expected
     assert all(i.responsible == "uu-viborg" and i.youth == "Y1" for i in items)
     assert all(i.reference.startswith("dropout ") and "779008" in i.reference for i in items)
@@ -116,7 +117,7 @@ def test_dropout_of_a_15_to_17_year_old(facts: YouthFacts, expected: dict[str, d
 def test_two_dropouts_each_have_their_own_clock() -> None:
     facts = _facts(date(2010, 6, 1), ("dropout", date(2026, 1, 5)), ("dropout", date(2026, 3, 30)),
                    contacts=(date(2026, 1, 7),))
-    items = dropout_deadlines(facts, UU)
+    items = [i for i in dropout_deadlines(facts, UU) if i.rule != "dropout_contact_custody"]
     assert sorted((i.rule, i.due) for i in items) == [
         ("dropout_agreement", date(2026, 2, 4)),
         ("dropout_agreement", date(2026, 4, 29)),

@@ -169,7 +169,7 @@ def _item(demo: Demo, rule: str, status: str, due: str, over: int, left: int, re
           reference: str) -> dict[str, Any]:
     return {"rule": rule, "status": status, "due": due, "days_overdue": over, "days_left": left,
             "responsible": responsible, "youth": demo.pseudonym(cpr),
-            "masked_cpr": parse_cpr(cpr).masked, "reference": reference}
+            "masked_cpr": parse_cpr(cpr).masked, "reference": reference, "contact": ""}
 
 
 def _run(demo: Demo, *args: str) -> Any:
@@ -182,9 +182,22 @@ def _run(demo: Demo, *args: str) -> Any:
     return result
 
 
+FIRST_RULES = ("dropout_contact", "dropout_agreement", "followup_18_24", "transition_meeting", "handover_ack")
+"""The duty clock's first five rules; the issue-17 rules are asserted in their own test below."""
+
+
+def _first(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document with only the first five rules' items (and their counts)."""
+    items = [i for i in doc["items"] if i["rule"] in FIRST_RULES]
+    return doc | {"items": items, "counts": {st: sum(i["status"] == st for i in items)
+                                             for st in ("overdue", "due_soon")}}
+
+
 def test_deadlines_json_for_the_demo(demo: Demo) -> None:
     result = _run(demo, "--json")
-    doc = json.loads(result.stdout)
+    full = json.loads(result.stdout)
+    assert full["counts"] == {st: sum(i["status"] == st for i in full["items"]) for st in ("overdue", "due_soon")}
+    doc = _first(full)
     expected_items = [
         _item(demo, "transition_meeting", "overdue", "2025-09-30", 420, 0, "familie-viborg", "300908-5527",
               "case F-2240, no meeting date"),
@@ -237,12 +250,35 @@ def test_no_full_cpr_anywhere_in_the_output(demo: Demo) -> None:
         assert "-xxxx" in out
 
 
+def test_the_issue_17_duties_on_the_demo(demo: Demo) -> None:
+    """Custody holder, concern flag and the job centre's order: each item, reasoned from the records.
+
+    Custody: every 15–17 dropout with a UU in the network (five working days, like the youth's
+    contact; no registered custody contact exists). Concern flags of 18 Nov: three working days
+    → Monday 23 Nov. The active order UP-2026-0140 (2 Nov): first interview by 9 Nov, started by
+    its frist 1 Feb 2027 (open, so not listed). The 18–24 dropouts were all contacted.
+    """
+    doc = json.loads(_run(demo, "--json").stdout)
+    new = [(i["rule"], i["status"], i["due"], i["responsible"], i["masked_cpr"], i["reference"])
+           for i in doc["items"] if i["rule"] not in FIRST_RULES]
+    assert sorted(new) == sorted([
+        ("dropout_contact_custody", "overdue", "2026-10-27", "uu-viborg", "140410-xxxx", "dropout 2026-10-20 at 779008"),
+        ("dropout_contact_custody", "overdue", "2026-11-03", "uu-skive", "090809-xxxx", "dropout 2026-10-27 at 779008"),
+        ("first_interview", "overdue", "2026-11-09", "jobcenter-viborg", "090203-xxxx",
+         "order UP-2026-0140 active since 2026-11-02"),
+        ("concern_contact", "overdue", "2026-11-23", "uu-viborg", "211208-xxxx", "concern flag 2026-11-18 from 751001"),
+        ("concern_contact", "overdue", "2026-11-23", "uu-skive", "071109-xxxx", "concern flag 2026-11-18 from 779008"),
+        ("dropout_contact_custody", "overdue", "2026-11-23", "uu-viborg", "030409-xxxx", "dropout 2026-11-16 at 751001"),
+        ("dropout_contact_custody", "due_soon", "2026-11-27", "uu-viborg", "211208-xxxx", "dropout 2026-11-20 at 751001"),
+    ])
+
+
 def test_org_filter_shows_only_that_organisations_items(demo: Demo) -> None:
-    doc = json.loads(_run(demo, "--json", "--org", "uu-skive").stdout)
+    doc = _first(json.loads(_run(demo, "--json", "--org", "uu-skive").stdout))
     assert doc["org"] == "uu-skive"
     assert [(i["rule"], i["masked_cpr"]) for i in doc["items"]] == [("dropout_agreement", "090809-xxxx")]
     assert doc["counts"] == {"overdue": 0, "due_soon": 1}
-    doc = json.loads(_run(demo, "--json", "--org", "779008").stdout)
+    doc = _first(json.loads(_run(demo, "--json", "--org", "779008").stdout))
     assert [i["reference"] for i in doc["items"]] == ["package PKG-DEMO-0001 to uu-viborg (sent)"]
 
 
@@ -258,16 +294,19 @@ def test_unknown_org_and_bad_date_are_refused(demo: Demo) -> None:
 
 def test_table_output_names_rules_and_counts(demo: Demo) -> None:
     out = _run(demo).stdout
-    assert "5 overdue, 5 due within 7 days" in out
+    assert "11 overdue, 6 due within 7 days" in out  # the first five rules' 5 + 5, and the issue-17 ones
     for rule in ("dropout_contact", "dropout_agreement", "followup_18_24", "transition_meeting",
                  "handover_ack"):
         assert rule in out
 
 
 def test_compute_and_summary_for_the_flow(demo: Demo) -> None:
-    items = compute_deadlines(demo.ctx, TODAY)
+    every = compute_deadlines(demo.ctx, TODAY)
+    items = [i for i in every if i.rule in FIRST_RULES]
     summary = deadlines_summary(items)
     assert (summary["overdue"], summary["due_soon"]) == (5, 5)
+    assert {(i.rule, i.status) for i in every if i.rule not in FIRST_RULES and i.status == "open"} == {
+        ("order_start", "open")}
     # Open (later) items are computed too: the demo's own dropout youth (18, contacted 19 Nov)
     # and the 15–17 agreements not yet near.
     assert summary["open"] == 3

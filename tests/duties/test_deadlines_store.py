@@ -69,10 +69,17 @@ def test_a_corrected_plan_closes_the_deadline_and_withdrawn_records_count_not(tm
     with ctx.store.session() as s:
         ctx.store.upsert_records(s, [_dropout(), _plan()])
     assert _rules(compute_deadlines(ctx, TODAY)) == [("dropout_agreement", "open"),
-                                                      ("dropout_contact", "overdue")]
+                                                      ("dropout_contact", "overdue"),
+                                                      ("dropout_contact_custody", "overdue")]
     with ctx.store.session() as s:  # UU re-exports the same plan with a contact and an agreement
         assert [st for st, _ in ctx.store.upsert_records(
             s, [_plan("2026-11-23", agreement=date(2026, 11, 23))])] == ["updated"]
+    # the plan's contact is with the youth: the custody holder's contact is still owed
+    assert _rules(compute_deadlines(ctx, TODAY)) == [("dropout_contact_custody", "overdue")]
+    from stafet.duties.contacts import register_contact
+
+    register_contact(ctx, youth=ctx.vault.pseudonym(parse_cpr(CPR_A).digits), day=date(2026, 11, 23),
+                     form="telefon", by="anna", org="uu-viborg", party="custody_holder", today=TODAY)
     assert compute_deadlines(ctx, TODAY) == []
     with ctx.store.session() as s:  # the plan is withdrawn (consent withdrawn): its facts go
         s.execute(update(RecordRow).where(RecordRow.kind == "education_plan").values(withdrawn=True))
@@ -118,7 +125,7 @@ def test_handovers_by_status(tmp_path: Path) -> None:
         s.add(Handover(id="PKG-X", handover_key="kx", sender="751001", recipient="uu-viborg",
                        youth="0" * 32, status="sent", created_at=datetime(2026, 11, 22, 6),
                        sent_at=datetime(2026, 11, 22, 7)))
-    items = compute_deadlines(ctx, TODAY)
+    items = [i for i in compute_deadlines(ctx, TODAY) if i.rule == "handover_ack"]
     assert sorted(i.reference for i in items) == [
         "package PKG-0 to uu-viborg (pending)", "package PKG-1 to uu-viborg (sent)",
         "package PKG-2 to uu-viborg (failed)", "package PKG-X to uu-viborg (sent)"]

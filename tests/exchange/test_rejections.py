@@ -172,13 +172,17 @@ def test_revocation_by_stafet_keys_revoke_takes_effect(net):
     refused(net, eml, "revoked")
 
 
-def test_replay_of_an_imported_package(net):
+def test_the_same_package_again_is_a_duplicate_delivery(net):
+    """A resend (same package id, same signed content) is not an attack: it is answered, not refused."""
     eml = net.build().eml
     net.deliver("uu-viborg", "first.eml", eml)
     assert net.receive().imported == 1
     receipts = sorted(net.inbox("779008").glob("*.eml"))
     assert len(receipts) == 1
-    refused(net, eml, "replay")
+    net.deliver("uu-viborg", "again.eml", eml)
+    again_result = net.receive()
+    assert (again_result.imported, again_result.duplicates, again_result.rejected) == (0, 1, {})
+    assert not list((net.home("uu-viborg") / "rejected").glob("again.eml*"))  # nothing kept as refused
     # The sender is told again that it was imported (it may have lost the first receipt).
     again = sorted(set(net.inbox("779008").glob("*.eml")) - set(receipts))
     assert len(again) == 1

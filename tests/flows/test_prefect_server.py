@@ -371,7 +371,7 @@ def night(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def test_deployments_from_prefect_yaml(night: Night) -> None:
     deps = {d["name"]: d for d in night.deployments}
-    assert set(deps) == {"nightly-sync", "receive", "deadlines"}
+    assert set(deps) == {"nightly-sync", "receive", "deadlines", "statistics"}
     for d in deps.values():
         assert d["work_pool_name"] == "stafet"
         assert d["parameters"] == {"network": night.network}
@@ -388,6 +388,7 @@ def test_deployments_from_prefect_yaml(night: Night) -> None:
     assert cron["nightly-sync"][0]["cron"] == "0 2 * * *"
     assert cron["nightly-sync"][0]["timezone"] == "Europe/Copenhagen"
     assert cron["deadlines"][0]["cron"] == "0 7 * * *"
+    assert cron["statistics"][0]["cron"] == "0 6 1 * *"  # monthly, on the 1st
     assert cron["receive"][0]["interval"] == 900
 
 

@@ -161,13 +161,13 @@ def test_a_register_extract_is_read_on_the_day_it_is_ingested() -> None:
 
 def test_routing_and_the_deadline_clock_pass_over_the_new_kinds(store: Store, net: Network,
                                                                 tmp_path: Path) -> None:
-    """No rule routes pupils, registrations or interviews yet: stored, not sent, and nothing breaks."""
+    """No rule routes registrations or interviews yet (pupils: tests/duties/test_youth_register.py)."""
     from stafet.duties.deadlines import load_facts
     from stafet.duties.routing import default_rules, route
 
     for name in (GRUNDSKOLE, UNGEREGISTER, SAMTALER, "779008_haendelser_2026112102.csv"):
         assert not ingest_file(store, net, SAMPLES / name, now=NOW, home=tmp_path).rejected
-    new = {"pupil", "registration", "interview"}
+    new = {"registration", "interview"}
     assert not [r.id for r in default_rules() if new & set(r.kinds)]
     with store.session() as s:
         decisions = route(s, net, TODAY)

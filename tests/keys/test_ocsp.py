@@ -1,6 +1,7 @@
 """OCSP against a real responder (``openssl ocsp -index … -port``): fetched by the scheduled
 refresh, used from its cache by the receive path; good and revoked answers, stale or absent ones
-(``revocation_unknown``), and the night's refresh stage (counts only)."""
+(``revocation_unknown``), the night's refresh stage (counts only), and network.yaml's ``ocsp_url`` (asked
+for a certificate whose authorityInfoAccess names no responder; validated with key and line)."""
 
 from __future__ import annotations
 
@@ -89,3 +90,78 @@ def test_the_night_stage_refreshes_before_receiving_and_reports_counts_only(net,
     assert set(counts) == {"certificates", "ocsp", "crl", "failed", "nothing_to_fetch"}
     assert counts["certificates"] >= 2 and counts["ocsp"] == counts["certificates"] and counts["failed"] == 0
     assert sorted((net.home("uu-viborg") / "revocation").glob("*.ocsp"))
+
+
+def test_the_networks_ocsp_url_is_asked_for_certificates_that_name_no_responder(net, tmp_path):
+    from stafet.exchange.endpoints import refresh_revocation, trust_store
+
+    r = responder(net, tmp_path, None)
+    config = net.config()
+    config["ocsp_url"] = r.url  # network.yaml: the network's responder
+    net.write_config(config)
+    ctx = net.ctx("uu-viborg")
+    assert ctx.network.ocsp_url == r.url
+    try:
+        done = refresh_revocation(ctx)  # no URL passed: network.yaml's is used
+    finally:
+        r.stop()
+    assert done[format(net.key("779008").cert.serial_number, "x")] == "ocsp"
+    (net.root / "net" / "certs" / "crl.pem").unlink()  # only the cached OCSP answer is left
+    trust_store(ctx).check_certificate(net.key("779008").cert, dt.datetime.now(dt.UTC))
+    with pytest.raises(PackageRejected) as e:  # the responder does not know uu-viborg: no good answer
+        trust_store(ctx).check_certificate(net.key("uu-viborg").cert, dt.datetime.now(dt.UTC))
+    assert e.value.reason == "revocation_unknown"
+
+
+def test_a_responder_the_certificate_names_comes_before_the_networks(net, tmp_path):
+    from servers import free_port
+    from trust_crafting import issue
+
+    from keys.trust import refresh_revocation
+
+    r = responder(net, tmp_path, None)
+    dead = f"http://127.0.0.1:{free_port()}/"  # nothing listens here
+    ca = net.ca.ca_cert()
+    own = _with_aia(net, issue(net, "779008", key_encipherment=True).cert, r.url)
+    elsewhere = _with_aia(net, issue(net, "779008", key_encipherment=True).cert, dead)
+    try:
+        asked = refresh_revocation([(own, ca)], tmp_path / "c1", ocsp_url=dead, timeout=3)
+        not_asked = refresh_revocation([(elsewhere, ca)], tmp_path / "c2", ocsp_url=r.url, timeout=3)
+        fallback = refresh_revocation([(net.key("779008").cert, ca)], tmp_path / "c3", ocsp_url=r.url)
+    finally:
+        r.stop()
+    assert asked[format(own.serial_number, "x")] == "ocsp"  # its own AIA, not the dead network URL
+    assert not_asked[format(elsewhere.serial_number, "x")].startswith("ocsp failed")
+    assert fallback[format(net.key("779008").cert.serial_number, "x")] == "ocsp"  # names none: the network's
+    assert not (tmp_path / "c2").exists() or not list((tmp_path / "c2").glob("*.ocsp"))
+
+
+def _with_aia(net, cert, url: str):
+    """``cert`` re-issued by the network CA with an authorityInfoAccess naming the OCSP responder ``url``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import AuthorityInformationAccessOID
+
+    b = (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(cert.issuer)
+         .public_key(cert.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(cert.not_valid_before_utc).not_valid_after(cert.not_valid_after_utc))
+    for ext in cert.extensions:
+        b = b.add_extension(ext.value, critical=ext.critical)
+    b = b.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
+        AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(url))]), critical=False)
+    return b.sign(net.ca.ca_key(), hashes.SHA256())
+
+
+@pytest.mark.parametrize("value", ["ftp://ocsp.example/", "not a url", 42, "http://"])
+def test_a_bad_ocsp_url_in_network_yaml_is_named_with_its_line(net, value):
+    from stafet.core.config import load_network
+    from stafet.core.errors import ConfigError
+
+    config = net.config()
+    config["ocsp_url"] = value
+    net.write_config(config)
+    with pytest.raises(ConfigError) as e:
+        load_network(net.network_path)
+    line = next(i for i, text in enumerate(net.network_path.read_text().splitlines(), 1)
+                if text.startswith("ocsp_url:"))
+    assert f"ocsp_url (line {line}): must be an http:// or https:// URL" in str(e.value)

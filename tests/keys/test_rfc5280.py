@@ -9,7 +9,11 @@ RFC 4518 comparison (case, whitespace, string types; §7.1), chains deeper than 
 intermediates, CRL validation (issuer key, cRLSign, nextUpdate, grace), revocation of
 the end entity and of an issuing CA, revocation required for every certificate below the
 anchor, a CRL entry with a negative serial number (parsed, never a crash), weak
-signature hashes, key usage / extended key usage, name constraints and a required policy.
+signature hashes, key usage / extended key usage, name constraints (an intermediate's and the
+anchor's own) and a required policy;
+delta CRLs (one listing what its complete CRL does not, announced or not, stale or not; missing,
+wrongly signed, without its complete CRL) and issuing distribution points (user-only or CA-only
+scope, a distribution point name that matches the certificate's cRLDistributionPoints or not).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from trust_crafting import crl_dp, freshest_crl, idp, make_crl
 
 from keys.trust import ENCRYPT, SIGN, TrustStore
 from stafet.core.errors import PackageRejected
@@ -209,13 +214,23 @@ def crl_by(kind: str) -> Case:
     return Case(end.cert, [inter.cert], [root.cert], lists)
 
 
-def constrained(email: str) -> Case:
-    """The intermediate permits e-mail addresses under sikkermail.test.dk only (§4.2.1.10)."""
-    nc = x509.NameConstraints(permitted_subtrees=[x509.RFC822Name(".sikkermail.test.dk"),
-                                                  x509.RFC822Name("sikkermail.test.dk")],
-                              excluded_subtrees=None)
-    root = issue(name("stafet test root"), 0, None, ca=True)
-    inter = issue(name("stafet test CA 1"), 1, root, ca=True, extra=[(nc, True)])
+def constrained(email: str, *, on: str = "intermediate", excluded: bool = False,
+                policy: str | None = None) -> Case:
+    """``on`` the intermediate or the anchor: e-mail addresses under sikkermail.test.dk only
+    (§4.2.1.10), or (``excluded``) anything but under example.org. ``policy``: the intermediate
+    and the leaf carry it, and the network requires it (both sets of initial constraints apply).
+
+    An anchor's own nameConstraints are optional to enforce (§6.1.1 (b), RFC 5937): stafet
+    enforces them.
+    """
+    names = [x509.RFC822Name(".sikkermail.test.dk"), x509.RFC822Name("sikkermail.test.dk")]
+    nc = (x509.NameConstraints(permitted_subtrees=None, excluded_subtrees=[x509.RFC822Name("example.org")])
+          if excluded else x509.NameConstraints(permitted_subtrees=names, excluded_subtrees=None))
+    root = issue(name("stafet test root"), 0, None, ca=True, extra=[(nc, True)] if on == "anchor" else [])
+    pol = [(x509.CertificatePolicies([x509.PolicyInformation(ObjectIdentifier(policy), None)]), False)
+           ] if policy else []
+    inter = issue(name("stafet test CA 1"), 1, root, ca=True,
+                  extra=([(nc, True)] if on != "anchor" else []) + pol)
     sk = key(9)
     leaf = (x509.CertificateBuilder().subject_name(name("779008")).issuer_name(inter.subject)
             .public_key(sk.public_key()).serial_number(x509.random_serial_number())
@@ -223,9 +238,11 @@ def constrained(email: str) -> Case:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(ku("digital_signature", "key_encipherment"), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
-            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]), critical=False)
-            .sign(inter.key, hashes.SHA256()))
-    return Case(leaf, [inter.cert], [root.cert], [crl(root), crl(inter)])
+            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]), critical=False))
+    for ext, critical in pol:
+        leaf = leaf.add_extension(ext, critical=critical)
+    return Case(leaf.sign(inter.key, hashes.SHA256()), [inter.cert], [root.cert], [crl(root), crl(inter)],
+                {"required_policy": policy} if policy else {})
 
 
 def with_policy(policy: str | None, required: str) -> Case:
@@ -268,6 +285,54 @@ def encrypting(eku: list[ObjectIdentifier], *bits: str) -> Case:
     return c
 
 
+CA1_URL = "http://crl.test.dk/ca1.crl"
+CA1_DELTA_URL = "http://crl.test.dk/ca1-delta.crl"
+
+
+def delta(kind: str) -> Case:
+    """CA 1's complete CRL (number 1, freshestCRL naming its delta) and a delta CRL (number 2,
+    deltaCRLIndicator 1) listing the leaf, which the complete CRL does not (RFC 5280 §5.2.4, §6.3.3)."""
+    root = issue(name("stafet test root"), 0, None, ca=True)
+    inter = issue(name("stafet test CA 1"), 1, root, ca=True)
+    end = issue(name("779008"), 9, inter, ca=False)
+    announce = [] if kind == "no_freshest" else [(freshest_crl(CA1_DELTA_URL), False)]
+    base = make_crl(inter.subject, inter.key, number=1, now=NOW, extra=announce)
+
+    def delta_crl(revoked: list[x509.Certificate], **kw: Any) -> x509.CertificateRevocationList:
+        return make_crl(inter.subject, kw.pop("key", inter.key), revoked, number=2, now=NOW,
+                        extra=[(x509.DeltaCRLIndicator(1), True)], **kw)
+
+    lists = {"revokes": [base, delta_crl([end.cert])],
+             "no_freshest": [base, delta_crl([end.cert])],
+             "stale": [base, delta_crl([end.cert], last=-3 * DAY, nxt=-DAY)],
+             "empty": [base, delta_crl([])],
+             "missing": [base],
+             "other_key": [base, delta_crl([end.cert], key=key(7))],
+             "without_base": [delta_crl([end.cert])]}[kind]
+    return Case(end.cert, [inter.cert], [root.cert], [crl(root), *lists])
+
+
+def scoped(kind: str) -> Case:
+    """CRLs with an issuingDistributionPoint (RFC 5280 §5.2.5, §6.3.3 (b)(2)): user or CA
+    certificates only, a distribution point name matching the certificate's or not."""
+    root = issue(name("stafet test root"), 0, None, ca=True)
+    inter = issue(name("stafet test CA 1"), 1, root, ca=True)
+    dp = [] if kind == "named_no_dp" else [(crl_dp(CA1_URL), False)]
+    end = issue(name("779008"), 9, inter, ca=False, extra=dp)
+
+    def scope(node: Node, ext: x509.IssuingDistributionPoint) -> x509.CertificateRevocationList:
+        return make_crl(node.subject, node.key, now=NOW, extra=[(ext, True)])
+
+    lists = {"user_only_for_ca": [scope(root, idp(user_only=True)), crl(inter)],
+             "ca_only_for_ca": [scope(root, idp(ca_only=True)), crl(inter)],
+             "user_only_for_leaf": [crl(root), scope(inter, idp(user_only=True))],
+             "ca_only_for_leaf": [crl(root), scope(inter, idp(ca_only=True))],
+             "named": [crl(root), scope(inter, idp(CA1_URL))],
+             "named_other": [crl(root), scope(inter, idp("http://crl.test.dk/other.crl"))],
+             "named_no_dp": [crl(root), scope(inter, idp(CA1_URL))]}[kind]
+    return Case(end.cert, [inter.cert], [root.cert], lists)
+
+
 UNKNOWN_EXT = [(x509.UnrecognizedExtension(UNKNOWN, b"\x05\x00"), True)]
 SERVER_AUTH = [ExtendedKeyUsageOID.SERVER_AUTH]
 CASES: dict[str, tuple[Callable[[], Case], str | None]] = {
@@ -303,6 +368,18 @@ CASES: dict[str, tuple[Callable[[], Case], str | None]] = {
     "leaf-not-yet-valid": (lambda: standard(1, leaf={"days": (2, 30)}), "not_yet_valid"),
     "sha1-signed-leaf": (sha1_leaf, "weak_algorithm"),
     "email-outside-name-constraints": (lambda: constrained("779008@example.org"), "bad_path"),
+    "valid-email-inside-the-anchors-name-constraints": (lambda: constrained("779008@sikkermail.test.dk",
+                                                                            on="anchor"), None),
+    "email-outside-the-anchors-name-constraints": (lambda: constrained("779008@example.org", on="anchor"),
+                                                   "bad_path"),
+    "email-in-the-anchors-excluded-subtree": (lambda: constrained("779008@example.org", on="anchor",
+                                                                  excluded=True), "bad_path"),
+    "valid-email-outside-the-anchors-excluded-subtree": (lambda: constrained(
+        "779008@sikkermail.test.dk", on="anchor", excluded=True), None),
+    "valid-inside-the-anchors-name-constraints-with-a-required-policy": (lambda: constrained(
+        "779008@sikkermail.test.dk", on="anchor", policy=POLICY), None),
+    "outside-the-anchors-name-constraints-with-a-required-policy": (lambda: constrained(
+        "779008@example.org", on="anchor", policy=POLICY), "bad_path"),
     "required-policy-missing": (lambda: with_policy(None, POLICY), "bad_path"),
     "required-policy-other": (lambda: with_policy("1.2.3.4", POLICY), "bad_path"),
     # key usage
@@ -323,6 +400,26 @@ CASES: dict[str, tuple[Callable[[], Case], str | None]] = {
     "crl-past-next-update-and-grace": (lambda: crl_by("stale"), "revocation_unknown"),
     "crl-with-unknown-critical-extension": (lambda: crl_by("critical_ext"), "revocation_unknown"),
     "crl-not-yet-issued": (lambda: crl_by("future"), "revocation_unknown"),
+    # delta CRLs (§5.2.4, §6.3.3): what the delta lists is revoked, whether or not the complete
+    # CRL announces it and whether or not it is still fresh (revocation is final, §3.3)
+    "delta-crl-revokes-what-the-base-does-not": (lambda: delta("revokes"), "revoked"),
+    "delta-crl-revokes-base-announces-no-delta": (lambda: delta("no_freshest"), "revoked"),
+    "stale-delta-crl-revokes": (lambda: delta("stale"), "revoked"),
+    "valid-empty-delta-crl": (lambda: delta("empty"), None),
+    "delta-crl-announced-but-missing": (lambda: delta("missing"), "revocation_unknown"),
+    "delta-crl-signed-by-another-key": (lambda: delta("other_key"), "revocation_unknown"),
+    "delta-crl-without-its-complete-crl": (lambda: delta("without_base"), "revocation_unknown"),
+    # issuing distribution point scope (§5.2.5, §6.3.3 (b)(2))
+    "crl-only-user-certs-does-not-cover-a-ca-certificate": (lambda: scoped("user_only_for_ca"),
+                                                           "revocation_unknown"),
+    "valid-crl-only-ca-certs-covers-the-intermediate": (lambda: scoped("ca_only_for_ca"), None),
+    "valid-crl-only-user-certs-covers-the-leaf": (lambda: scoped("user_only_for_leaf"), None),
+    "crl-only-ca-certs-does-not-cover-the-leaf": (lambda: scoped("ca_only_for_leaf"), "revocation_unknown"),
+    "valid-idp-name-matches-the-crl-distribution-point": (lambda: scoped("named"), None),
+    "idp-name-does-not-match-the-crl-distribution-point": (lambda: scoped("named_other"),
+                                                           "revocation_unknown"),
+    "idp-name-and-a-certificate-without-crl-distribution-points": (lambda: scoped("named_no_dp"),
+                                                                   "revocation_unknown"),
 }
 
 
