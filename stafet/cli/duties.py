@@ -29,10 +29,12 @@ from rich.table import Table
 from stafet.core.errors import StafetError
 from stafet.store.contacts import FORMS, PARTIES
 
-NetworkOpt = Annotated[str | None, typer.Option("--network", "-n", envvar="STAFET_NETWORK",
-                                                help="network.yaml of the network")]
-HomeOpt = Annotated[Path | None, typer.Option("--home", envvar="STAFET_HOME",
-                                              help="stafet's data folder (default ./.stafet)")]
+NetworkOpt = Annotated[
+    str | None, typer.Option("--network", "-n", envvar="STAFET_NETWORK", help="network.yaml of the network")
+]
+HomeOpt = Annotated[
+    Path | None, typer.Option("--home", envvar="STAFET_HOME", help="stafet's data folder (default ./.stafet)")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON for scripts")]
 ByOpt = Annotated[str, typer.Option("--by", envvar="USER", help="who does it (audited)")]
 
@@ -66,8 +68,9 @@ def _day(value: str | None) -> dt.date:
 def acknowledge(
     package_id: Annotated[str | None, typer.Argument(help="the package id (X-Stafet-Package)")] = None,
     org: Annotated[str, typer.Option("--org", help="the receiving organisation (yours)")] = "",
-    file: Annotated[Path | None, typer.Option("--file", help="a package saved from a mail client (.eml)")]
-    = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="a package saved from a mail client (.eml)")
+    ] = None,
     waiting: Annotated[bool, typer.Option("--waiting", help="list packages waiting for a person")] = False,
     by: ByOpt = "",
     as_json: JsonOpt = False,
@@ -84,7 +87,9 @@ def acknowledge(
         if waiting:
             rows = awaiting(ctx, org)
             if as_json:
-                typer.echo(json.dumps({"format": "stafet.awaiting/1", "org": org, "packages": rows}, indent=2))
+                typer.echo(
+                    json.dumps({"format": "stafet.awaiting/1", "org": org, "packages": rows}, indent=2)
+                )
                 return
             t = Table(title=f"{len(rows)} package(s) for {org} waiting for a person's acknowledgement")
             for col in ("package", "sender", "imported"):
@@ -105,7 +110,9 @@ def acknowledge(
     if as_json:
         typer.echo(json.dumps(out))
     else:
-        typer.echo(f"package {done.package_id} acknowledged ({done.disposition}); the receipt went to {done.sender}")
+        typer.echo(
+            f"package {done.package_id} acknowledged ({done.disposition}); the receipt went to {done.sender}"
+        )
 
 
 def _read_cpr() -> str:
@@ -117,8 +124,9 @@ def _read_cpr() -> str:
 def register(app: typer.Typer) -> None:
     """Add ``acknowledge``, ``contact`` and ``notices`` to the CLI."""
     app.command("acknowledge")(acknowledge)
-    contact = typer.Typer(help="Contacts with a youth registered by a person: they close duties.",
-                          no_args_is_help=True)
+    contact = typer.Typer(
+        help="Contacts with a youth registered by a person: they close duties.", no_args_is_help=True
+    )
     app.add_typer(contact, name="contact")
     notices = typer.Typer(help="Duty notices and escalations to named people.", invoke_without_command=True)
     app.add_typer(notices, name="notices")
@@ -130,8 +138,12 @@ def register(app: typer.Typer) -> None:
         form: Annotated[str, typer.Option("--form", help=f"how: {' | '.join(FORMS)}")] = "samtale",
         party: Annotated[str, typer.Option("--party", help=f"with whom: {' | '.join(PARTIES)}")] = "youth",
         youth: Annotated[str | None, typer.Option("--youth", help="the youth's pseudonym")] = None,
-        by_cpr: Annotated[bool, typer.Option("--cpr", help="ask for the CPR (hidden prompt or stdin)")] = False,
-        note: Annotated[str, typer.Option("--note", help="a short note (CPR-shaped numbers are masked)")] = "",
+        by_cpr: Annotated[
+            bool, typer.Option("--cpr", help="ask for the CPR (hidden prompt or stdin)")
+        ] = False,
+        note: Annotated[
+            str, typer.Option("--note", help="a short note (CPR-shaped numbers are masked)")
+        ] = "",
         by: ByOpt = "",
         as_json: JsonOpt = False,
         network: NetworkOpt = None,
@@ -145,15 +157,18 @@ def register(app: typer.Typer) -> None:
             if by_cpr == bool(youth):
                 raise typer.BadParameter("give either --youth PSEUDONYM or --cpr")
             who = pseudonym_of_cpr(ctx, _read_cpr()) if by_cpr else str(youth)
-            done = register_contact(ctx, youth=who, day=_day(day), form=form, party=party, note=note,
-                                    by=by, org=org)
+            done = register_contact(
+                ctx, youth=who, day=_day(day), form=form, party=party, note=note, by=by, org=org
+            )
         except StafetError as e:
             _fail(e)
         if as_json:
             typer.echo(json.dumps(done))
         else:
-            typer.echo(f"contact {done['id']} registered: {done['org']} {done['day']} {done['form']} "
-                       f"with {done['party']} (youth {done['youth']}), by {done['by']}")
+            typer.echo(
+                f"contact {done['id']} registered: {done['org']} {done['day']} {done['form']} "
+                f"with {done['party']} (youth {done['youth']}), by {done['by']}"
+            )
 
     @contact.command("list")
     def contact_list(
@@ -168,13 +183,24 @@ def register(app: typer.Typer) -> None:
         try:
             ctx = _ctx(network, home)
             with ctx.store.session() as s:
-                rows = [{"id": c.id, "org": c.org, "day": c.day.isoformat(), "form": c.form, "party": c.party,
-                         "by": c.by, "at": c.at.replace(tzinfo=dt.UTC).isoformat()}
-                        for c in contacts.of_youth(s, youth)]
+                rows: list[dict[str, str]] = [
+                    {
+                        "id": str(c.id),
+                        "org": c.org,
+                        "day": c.day.isoformat(),
+                        "form": c.form,
+                        "party": c.party,
+                        "by": c.by,
+                        "at": c.at.replace(tzinfo=dt.UTC).isoformat(),
+                    }
+                    for c in contacts.of_youth(s, youth)
+                ]
         except StafetError as e:
             _fail(e)
         if as_json:
-            typer.echo(json.dumps({"format": "stafet.contacts/1", "youth": youth, "contacts": rows}, indent=2))
+            typer.echo(
+                json.dumps({"format": "stafet.contacts/1", "youth": youth, "contacts": rows}, indent=2)
+            )
             return
         t = Table(title=f"{len(rows)} registered contact(s)")
         for col in ("day", "org", "form", "party", "by", "at"):
@@ -186,7 +212,9 @@ def register(app: typer.Typer) -> None:
     @notices.callback()
     def notices_list(
         ctx_: typer.Context,
-        org: Annotated[str | None, typer.Option("--org", help="only notices sent to this organisation")] = None,
+        org: Annotated[
+            str | None, typer.Option("--org", help="only notices sent to this organisation")
+        ] = None,
         limit: Annotated[int, typer.Option("--limit", help="at most this many, newest first")] = 50,
         as_json: JsonOpt = False,
         network: NetworkOpt = None,
@@ -211,13 +239,16 @@ def register(app: typer.Typer) -> None:
         for col in ("day", "step", "rule", "recipient", "addressee", "status", "package"):
             t.add_column(col, no_wrap=col in ("day", "package"), overflow="fold")
         for r in rows:
-            t.add_row(r["day"], r["step"], r["rule"], r["recipient"], r["addressee"], r["status"], r["package_id"])
+            t.add_row(
+                r["day"], r["step"], r["rule"], r["recipient"], r["addressee"], r["status"], r["package_id"]
+            )
         Console().print(t)
 
     @notices.command("send")
     def notices_send(
-        today: Annotated[str | None, typer.Option("--today", help="judge as of YYYY-MM-DD (default: today)")]
-        = None,
+        today: Annotated[
+            str | None, typer.Option("--today", help="judge as of YYYY-MM-DD (default: today)")
+        ] = None,
         as_json: JsonOpt = False,
         network: NetworkOpt = None,
         home: HomeOpt = None,

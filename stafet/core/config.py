@@ -170,7 +170,7 @@ class Network:
         return None
 
     def coordinator(self) -> Organisation | None:
-        """The network coordinator (member kind ``coordinator``): escalations go there, notices come from it."""
+        """The network coordinator (member kind ``coordinator``): signs notices, gets escalations."""
         return next((o for o in self.members.values() if o.kind is OrgKind.COORDINATOR), None)
 
     def by_email(self, email: str) -> Organisation | None:
@@ -371,7 +371,7 @@ def load_network(path: str | Path | None = None) -> Network:
                 bad(f"{base}.previous_certificates[{j}]", f"file not found: {f}")
         for key in ("duty_address", "management_address"):
             if m.get(key) and not _EMAIL.match(str(m[key])):
-                bad(f"{base}.{key}", "not an e-mail address (where duty notices to this member are addressed)")
+                bad(f"{base}.{key}", "not an e-mail address (where duty notices to this member are addressed)")  # noqa: E501
         if m.get("acknowledge", "auto") not in ("auto", "person"):
             bad(f"{base}.acknowledge", "auto (stafet receive answers at once) or person (a person "
                 "acknowledges in the console or with stafet acknowledge)")

@@ -75,7 +75,7 @@ WINDOW_DAYS = 7
 
 RULES: dict[str, str] = {
     "dropout_contact": "UU contacts a 15–17-year-old and the parents within 5 working days of a dropout",
-    "dropout_contact_custody": "UU contacts the custody holder of a 15–17-year-old within 5 working days of a dropout",
+    "dropout_contact_custody": "UU contacts the custody holder of a 15–17-year-old within 5 working days of a dropout",  # noqa: E501
     "dropout_agreement": "a new agreement on education or activity within 30 days of a dropout (15–17)",
     "dropout_first_contact": "UU offers an 18–24-year-old who drops out a guidance interview",
     "concern_contact": "UU contacts the school's study counsellor when a concern flag arrives",
@@ -350,10 +350,10 @@ def dropout_deadlines(f: YouthFacts, guidance_for: GuidanceFor, contact_days: in
             out.append(Deadline("dropout_contact", f.youth, uu, add_working_days(ev.day, contact_days), ref,
                                 contact=f.counsellor))
         if not any(c >= ev.day for c in f.contacts_by(uu, "custody_holder")):
-            out.append(Deadline("dropout_contact_custody", f.youth, uu, add_working_days(ev.day, contact_days),
+            out.append(Deadline("dropout_contact_custody", f.youth, uu, add_working_days(ev.day, contact_days),  # noqa: E501
                                 ref, contact=f.counsellor))
         if not any(a >= ev.day for a in f.agreements):
-            out.append(Deadline("dropout_agreement", f.youth, uu, ev.day + timedelta(days=agreement_days), ref,
+            out.append(Deadline("dropout_agreement", f.youth, uu, ev.day + timedelta(days=agreement_days), ref,  # noqa: E501
                                 contact=f.counsellor))
     return out
 
@@ -449,7 +449,7 @@ def order_deadlines(f: YouthFacts, job_centre_for: JobCentreFor, today: date,
         if o.deadline is not None and not started:
             out.append(Deadline("order_start", f.youth, jc, o.deadline, ref, contact=o.caseworker))
         if not any(d >= o.status_date for d in f.interviews):
-            out.append(Deadline("first_interview", f.youth, jc, o.status_date + timedelta(days=interview_days),
+            out.append(Deadline("first_interview", f.youth, jc, o.status_date + timedelta(days=interview_days),  # noqa: E501
                                 ref, contact=o.caseworker))
     return out
 
@@ -494,7 +494,8 @@ def transition_deadlines(f: YouthFacts, family_for: Callable[[CaseFact], str], t
     Due on the 17th birthday ("senest ved det 17 år"): a meeting that day is in time.
     A meeting date closes the case once held, or when planned on or before the due
     date. Aftercare under SEL §76 alone needs no meeting ("Unge som bevilges efterværn jf.
-    SEL § 76 skal ikke på overleveringsmøder", seed 002): §85 support or a receiving unit does. Cases of youths aged 23 or more (aftercare ends at 23) are not tracked.
+    SEL § 76 skal ikke på overleveringsmøder", seed 002): §85 support or a receiving
+    unit does. Cases of youths aged 23 or more (aftercare ends at 23) are not tracked.
     """
     if age_on(f.birth_date, today) >= 23:
         return []
@@ -556,7 +557,7 @@ def _person(name: Any, email: Any) -> str:
 
 def _add_fact(f: YouthFacts, kind: str, p: dict[str, Any], origin_municipality: str) -> None:
     if kind in ("enrolment", "dropout", "completion", "concern_flag"):
-        day, inst, muni = date.fromisoformat(p["event_date"]), str(p["institution"]), str(p["home_municipality"])
+        day, inst, muni = date.fromisoformat(p["event_date"]), str(p["institution"]), str(p["home_municipality"])  # noqa: E501
         school = _person(p.get("contact_name"), p.get("contact_email"))
         if kind == "concern_flag":
             f.flags.append(FlagFact(day, inst, muni, school))
@@ -576,7 +577,7 @@ def _add_fact(f: YouthFacts, kind: str, p: dict[str, Any], origin_municipality: 
             f.interviews.add(date.fromisoformat(p["interview_date"]))
     elif kind == "education_order":
         f.orders.append((date.fromisoformat(p["status_date"]), str(p["status"])))
-        f.order_facts.append(OrderFact(str(p["order_id"]), str(p["status"]), date.fromisoformat(p["status_date"]),
+        f.order_facts.append(OrderFact(str(p["order_id"]), str(p["status"]), date.fromisoformat(p["status_date"]),  # noqa: E501
                                        _day(p.get("deadline")), origin_municipality or "",
                                        _person(p.get("caseworker_name"), p.get("caseworker_email"))))
     elif kind == "transition_case":
@@ -620,7 +621,7 @@ def _job_centre(network: Network) -> JobCentreFor:
     def find(municipality: str) -> str | None:
         if municipality not in cache:
             same = [o.id for o in centres if o.municipality == municipality]
-            cache[municipality] = same[0] if same else (centres[0].id if len(centres) == 1 and not municipality
+            cache[municipality] = same[0] if same else (centres[0].id if len(centres) == 1 and not municipality  # noqa: E501
                                                         else None)
         return cache[municipality]
 
@@ -635,7 +636,7 @@ def deadlines_from_facts(facts: Iterable[YouthFacts], network: Network, today: d
     out: list[Deadline] = []
     window = concern_window_days()
     for f in facts:
-        out += dropout_deadlines(f, guidance, cfg.clock("dropout_contact", 5), cfg.clock("dropout_agreement", 30))
+        out += dropout_deadlines(f, guidance, cfg.clock("dropout_contact", 5), cfg.clock("dropout_agreement", 30))  # noqa: E501
         out += first_contact_deadlines(f, guidance, today, cfg.clock("dropout_first_contact", 10))
         follow = followup_deadline(f, guidance, today)
         if follow is not None:
@@ -714,9 +715,32 @@ def to_document(items: Sequence[Deadline], *, network: str, today: date, org: st
     }
 
 
-__all__ = ["RULES", "WINDOW_DAYS", "CaseFact", "Deadline", "DutySettings", "FlagFact", "OrderFact",
-           "concern_deadlines", "duty_settings", "first_contact_deadlines", "order_deadlines",
-            "SchoolFact", "YouthFacts",
-           "add_working_days", "anniversary", "by_responsible", "classify", "compute_deadlines",
-           "deadlines_from_facts", "deadlines_summary", "dropout_deadlines", "followup_deadline",
-           "handover_deadline", "is_working_day", "load_facts", "to_document", "transition_deadlines"]
+__all__ = [
+    "RULES",
+    "WINDOW_DAYS",
+    "CaseFact",
+    "Deadline",
+    "DutySettings",
+    "FlagFact",
+    "OrderFact",
+    "SchoolFact",
+    "YouthFacts",
+    "add_working_days",
+    "anniversary",
+    "by_responsible",
+    "classify",
+    "compute_deadlines",
+    "concern_deadlines",
+    "deadlines_from_facts",
+    "deadlines_summary",
+    "dropout_deadlines",
+    "duty_settings",
+    "first_contact_deadlines",
+    "followup_deadline",
+    "handover_deadline",
+    "is_working_day",
+    "load_facts",
+    "order_deadlines",
+    "to_document",
+    "transition_deadlines",
+]

@@ -33,7 +33,7 @@ STEPS = ("notice", "coordinator", "management")
 
 DUTY_DA: dict[str, str] = {
     "dropout_contact": "Kontakt til den unge og forældrene inden 5 arbejdsdage efter afbrud (15–17 år)",
-    "dropout_contact_custody": "Kontakt til forældremyndighedens indehaver inden 5 arbejdsdage efter afbrud (15–17 år)",
+    "dropout_contact_custody": "Kontakt til forældremyndighedens indehaver inden 5 arbejdsdage efter afbrud (15–17 år)",  # noqa: E501
     "dropout_agreement": "Ny aftale om uddannelse eller aktivitet inden 30 dage efter afbrud (15–17 år)",
     "dropout_first_contact": "UU tilbyder den unge en vejledningssamtale efter afbrud (18–24 år)",
     "followup_18_24": "Opfølgning mindst to gange om året (18–24 år uden uddannelse)",
@@ -48,14 +48,18 @@ DUTY_DA: dict[str, str] = {
 """What each duty is, in Danish: the notice's body and the console's duties page."""
 
 ACT_DA: dict[str, str] = {
-    "handover_ack": ("Kvittér for pakken i konsollens indbakke eller med »stafet acknowledge PAKKE-ID«; "
-                     "er pakken læst i et mailprogram: »stafet acknowledge --file pakke.eml«."),
+    "handover_ack": (
+        "Kvittér for pakken i konsollens indbakke eller med »stafet acknowledge PAKKE-ID«; "
+        "er pakken læst i et mailprogram: »stafet acknowledge --file pakke.eml«."
+    ),
     "transition_meeting": "Registrér mødedatoen i fagsystemet; den kommer med næste eksport.",
     "order_start": "Følg op på pålægget; uddannelsesstart kommer med institutionens næste eksport.",
     "first_interview": "Hold samtalen; den kommer med jobcentrets næste samtale-eksport.",
 }
-DEFAULT_ACT = ("Registrér kontakten i konsollen (Pligter) eller med »stafet contact add«; "
-               "pligten lukkes, når kontakten er registreret eller kommer med næste eksport.")
+DEFAULT_ACT = (
+    "Registrér kontakten i konsollen (Pligter) eller med »stafet contact add«; "
+    "pligten lukkes, når kontakten er registreret eller kommer med næste eksport."
+)
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,15 @@ def duty_key(item: Deadline) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
-def plan_notices(items: Iterable[Deadline], sent: Mapping[tuple[str, str], date], settings: DutySettings,
-                 network: Network, today: date, *, hold: frozenset[str] = frozenset()) -> list[NoticePlan]:
+def plan_notices(
+    items: Iterable[Deadline],
+    sent: Mapping[tuple[str, str], date],
+    settings: DutySettings,
+    network: Network,
+    today: date,
+    *,
+    hold: frozenset[str] = frozenset(),
+) -> list[NoticePlan]:
     """The next step for each overdue duty, if one is due today.
 
     Args:
@@ -118,16 +129,39 @@ def plan_notices(items: Iterable[Deadline], sent: Mapping[tuple[str, str], date]
         since = date.fromordinal(item.due.toordinal() + 1)
         steps = settings.escalate.get(item.rule, {"coordinator": 3, "management": 5})
         if (key, "notice") not in sent:
-            out.append(NoticePlan(key, "notice", item, member.id,
-                                  item.contact or member.duty_address or member.email, since))
+            out.append(
+                NoticePlan(
+                    key, "notice", item, member.id, item.contact or member.duty_address or member.email, since
+                )
+            )
         elif (key, "coordinator") not in sent:
-            if coordinator is not None and add_working_days(sent[(key, "notice")], steps["coordinator"]) <= today:
-                out.append(NoticePlan(key, "coordinator", item, coordinator.id,
-                                      coordinator.duty_address or coordinator.email, since))
-        elif (key, "management") not in sent:
-            if add_working_days(sent[(key, "coordinator")], steps["management"]) <= today:
-                out.append(NoticePlan(key, "management", item, member.id,
-                                      member.management_address or member.duty_address or member.email, since))
+            if (
+                coordinator is not None
+                and add_working_days(sent[(key, "notice")], steps["coordinator"]) <= today
+            ):
+                out.append(
+                    NoticePlan(
+                        key,
+                        "coordinator",
+                        item,
+                        coordinator.id,
+                        coordinator.duty_address or coordinator.email,
+                        since,
+                    )
+                )
+        elif (key, "management") not in sent and add_working_days(
+            sent[(key, "coordinator")], steps["management"]
+        ) <= today:
+                out.append(
+                    NoticePlan(
+                        key,
+                        "management",
+                        item,
+                        member.id,
+                        member.management_address or member.duty_address or member.email,
+                        since,
+                    )
+                )
     return out
 
 

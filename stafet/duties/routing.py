@@ -108,7 +108,7 @@ def _parse_rules(text: str, name: str) -> tuple[Rule, ...]:
         if r.get("basis") == "consent" and not all(k in scopes for k in kinds):
             problems.append(f"{where}: a consent rule needs scopes for every kind")
         if not re.match(r"^(field:|guidance_of:|unit_of:|job_centre_of:)\w+$", str(r.get("recipient", ""))):
-            problems.append(f"{where}: recipient must be field:, guidance_of:, unit_of: or job_centre_of:<field>")
+            problems.append(f"{where}: recipient must be field:, guidance_of:, unit_of: or job_centre_of:<field>")  # noqa: E501
         if not re.match(r"^(field:\w+|\w+@file)$", str(r.get("sender", ""))):
             problems.append(f"{where}: sender must be field:<field> or <org kind>@file")
         if problems:
@@ -140,7 +140,7 @@ def _applies(rule: Rule, p: dict[str, Any], kind: str, born: date, today: date,
     if "active_order" in w and bool(link["order_municipality"] is not None) != bool(w["active_order"]):
         return False
     if "known_to_job_centre" in w and \
-            bool(link["order_municipality"] is not None or link["interview"]) != bool(w["known_to_job_centre"]):
+            bool(link["order_municipality"] is not None or link["interview"]) != bool(w["known_to_job_centre"]):  # noqa: E501
         return False
     if kind == "concern_flag" and "concern_max_age_days" in w and \
             (today - when) > timedelta(days=int(w["concern_max_age_days"])):

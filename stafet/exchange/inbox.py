@@ -360,7 +360,7 @@ def _store(ctx: Context, org_id: str, batch: list[Incoming]) -> None:
 
 def _duplicate(prior: Any, org_id: str, doc: HandoverDocument, digest: str) -> bool:
     """A handover this member imported before, byte for byte the same signed content."""
-    return prior is not None and prior.recipient == org_id and prior.sender == doc.sender and prior.digest == digest
+    return prior is not None and prior.recipient == org_id and prior.sender == doc.sender and prior.digest == digest  # noqa: E501
 
 
 def _receive_batch(ctx: Context, org_id: str, box: Any, batch: list[Incoming],

@@ -32,11 +32,19 @@ log = logging.getLogger("stafet.exchange")
 
 def _held_handovers(ctx: Context, items: Sequence[Deadline], resend_attempts: int) -> frozenset[str]:
     """Duty keys of unacknowledged handovers that will still be re-sent: no notice for them yet."""
-    ids = {i.reference.split()[1]: i for i in items if i.rule == "handover_ack" and i.reference.startswith("package ")}
+    ids = {
+        i.reference.split()[1]: i
+        for i in items
+        if i.rule == "handover_ack" and i.reference.startswith("package ")
+    }
     if not ids:
         return frozenset()
     with ctx.store.session() as s:
-        left = {h.id for h in outbox.of_statuses(s, ("sent",)) if h.id in ids and (h.resends or 0) < resend_attempts}
+        left = {
+            h.id
+            for h in outbox.of_statuses(s, ("sent",))
+            if h.id in ids and (h.resends or 0) < resend_attempts
+        }
     return frozenset(duty_key(ids[h]) for h in left)
 
 
@@ -44,11 +52,22 @@ def notice_document(ctx: Context, plan: NoticePlan, sender: str) -> NoticeDocume
     """The signed content of one notice (no CPR: a masked one and the pseudonym)."""
     i = plan.item
     return NoticeDocument(
-        package_id=new_package_id(), sender=sender, recipient=plan.recipient,
-        created=dt.datetime.now(dt.UTC).isoformat(), step=plan.step, rule=i.rule, duty=plan.duty,
-        youth_ref=i.youth, masked_cpr=i.masked_cpr, due=i.due.isoformat(), since=plan.since.isoformat(),
-        responsible=ctx.network.members[i.responsible].name, addressee=plan.addressee[:200],
-        reference=i.reference[:300], act=plan.act)
+        package_id=new_package_id(),
+        sender=sender,
+        recipient=plan.recipient,
+        created=dt.datetime.now(dt.UTC).isoformat(),
+        step=plan.step,
+        rule=i.rule,
+        duty=plan.duty,
+        youth_ref=i.youth,
+        masked_cpr=i.masked_cpr,
+        due=i.due.isoformat(),
+        since=plan.since.isoformat(),
+        responsible=ctx.network.members[i.responsible].name,
+        addressee=plan.addressee[:200],
+        reference=i.reference[:300],
+        act=plan.act,
+    )
 
 
 def send_notices(ctx: Context, today: dt.date, *, items: Sequence[Deadline] | None = None) -> dict[str, int]:
@@ -68,31 +87,54 @@ def send_notices(ctx: Context, today: dt.date, *, items: Sequence[Deadline] | No
         return counts
     coordinator = ctx.network.coordinator()
     if coordinator is None:  # a network without a coordinator: the duty clock still lists them
-        log.warning("%d overdue duties, and no notice is sent: network.yaml has no member of kind "
-                    "coordinator to sign them (add one: stafet network add-member)", len(overdue))
+        log.warning(
+            "%d overdue duties, and no notice is sent: network.yaml has no member of kind "
+            "coordinator to sign them (add one: stafet network add-member)",
+            len(overdue),
+        )
         return counts | {"no_coordinator": len(overdue)}
     if not ctx.keys.keys(coordinator.id):
-        raise ConfigError(f"duty notices are signed by the coordinator {coordinator.id}, and the data folder "
-                          f"{ctx.home} holds no key for it: run the night where its key is")
+        raise ConfigError(
+            f"duty notices are signed by the coordinator {coordinator.id}, and the data folder "
+            f"{ctx.home} holds no key for it: run the night where its key is"
+        )
     key = ctx.keys.current(coordinator.id)
     with ctx.store.session() as s:
         sent = notices.first_sent(s, [duty_key(i) for i in overdue])
-    plans = plan_notices(overdue, sent, settings, ctx.network, today,
-                         hold=_held_handovers(ctx, overdue, settings.resend_attempts))
+    plans = plan_notices(
+        overdue,
+        sent,
+        settings,
+        ctx.network,
+        today,
+        hold=_held_handovers(ctx, overdue, settings.resend_attempts),
+    )
     for plan in plans:
         with ctx.store.session() as s:
-            row = notices.claim(s, duty_key=plan.duty_key, step=plan.step, rule=plan.item.rule,
-                                youth=plan.item.youth, responsible=plan.item.responsible,
-                                recipient=plan.recipient, addressee=plan.addressee[:200], due=plan.item.due,
-                                day=today)
+            row = notices.claim(
+                s,
+                duty_key=plan.duty_key,
+                step=plan.step,
+                rule=plan.item.rule,
+                youth=plan.item.youth,
+                responsible=plan.item.responsible,
+                recipient=plan.recipient,
+                addressee=plan.addressee[:200],
+                due=plan.item.due,
+                day=today,
+            )
             row_id = row.id if row is not None else None
         if row_id is None:
             continue
         try:
             doc = notice_document(ctx, plan, coordinator.id)
-            built = build_package(doc, sender=coordinator, sender_key=key,
-                                  recipient=ctx.network.member(plan.recipient),
-                                  recipient_cert=recipient_certificate(ctx, plan.recipient))
+            built = build_package(
+                doc,
+                sender=coordinator,
+                sender_key=key,
+                recipient=ctx.network.member(plan.recipient),
+                recipient_cert=recipient_certificate(ctx, plan.recipient),
+            )
             outlet_for(ctx, plan.recipient, coordinator.email).put(f"{doc.package_id}.eml", built.eml)
         except StafetError as e:
             with ctx.store.session() as s:
@@ -109,12 +151,24 @@ def send_notices(ctx: Context, today: dt.date, *, items: Sequence[Deadline] | No
 def notice_listing(ctx: Context, *, recipient: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
     """The latest notices (no CPR: the youth by pseudonym), newest first."""
     with ctx.store.session() as s:
-        return [{"id": n.id, "step": n.step, "rule": n.rule, "youth": n.youth, "responsible": n.responsible,
-                 "recipient": n.recipient, "addressee": n.addressee, "due": n.due.isoformat(),
-                 "day": n.day.isoformat(), "status": n.status, "package_id": n.package_id,
-                 "sent_at": n.sent_at.replace(tzinfo=dt.UTC).isoformat() if n.sent_at else None,
-                 "last_error": n.last_error}
-                for n in notices.listing(s, recipient=recipient, limit=limit)]
+        return [
+            {
+                "id": n.id,
+                "step": n.step,
+                "rule": n.rule,
+                "youth": n.youth,
+                "responsible": n.responsible,
+                "recipient": n.recipient,
+                "addressee": n.addressee,
+                "due": n.due.isoformat(),
+                "day": n.day.isoformat(),
+                "status": n.status,
+                "package_id": n.package_id,
+                "sent_at": n.sent_at.replace(tzinfo=dt.UTC).isoformat() if n.sent_at else None,
+                "last_error": n.last_error,
+            }
+            for n in notices.listing(s, recipient=recipient, limit=limit)
+        ]
 
 
 __all__ = ["notice_document", "notice_listing", "send_notices"]

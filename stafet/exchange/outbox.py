@@ -195,7 +195,7 @@ def send_pending(ctx: Context, *, recipients: list[str] | None = None,
     return result
 
 
-def resend_unacknowledged(ctx: Context, *, max_resends: int, now: dt.datetime | None = None) -> dict[str, int]:
+def resend_unacknowledged(ctx: Context, *, max_resends: int, now: dt.datetime | None = None) -> dict[str, int]:  # noqa: E501
     """Send again, as they are, the packages whose receipt is overdue (``ack_limit_hours``).
 
     Same package id and bytes: the receiver sees a duplicate delivery and answers it again

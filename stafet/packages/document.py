@@ -248,7 +248,7 @@ class NoticeDocument:
         """As the schema's JSON."""
         return {"type": "notice", "package_id": self.package_id, "sender": self.sender,
                 "recipient": self.recipient, "created": self.created,
-                "notice": {"step": self.step, "rule": self.rule, "duty": self.duty, "youth_ref": self.youth_ref,
+                "notice": {"step": self.step, "rule": self.rule, "duty": self.duty, "youth_ref": self.youth_ref,  # noqa: E501
                            "masked_cpr": self.masked_cpr, "due": self.due, "since": self.since,
                            "responsible": self.responsible, "addressee": self.addressee,
                            "reference": self.reference, "act": self.act}}

@@ -23,26 +23,35 @@ PARTIES = ("youth", "custody_holder", "school_counsellor")
 """Whom the contact reached: the youth, the custody holder (under 18), the school's study counsellor."""
 
 
-def add(s: Session, *, youth: str, org: str, day: dt.date, form: str, note: str, by: str,
-        party: str = "youth") -> ContactRow:
+def add(
+    s: Session, *, youth: str, org: str, day: dt.date, form: str, note: str, by: str, party: str = "youth"
+) -> ContactRow:
     """Register a contact; audited as ``contact.registered`` (the note is not in the audit)."""
     row = ContactRow(youth=youth, org=org, day=day, form=form, party=party, note=note, by=by, at=utcnow())
     s.add(row)
     s.flush()
-    audit.append(s, by, "contact.registered", f"youth:{youth}",
-                 {"org": org, "day": day.isoformat(), "form": form, "party": party, "contact": row.id})
+    audit.append(
+        s,
+        by,
+        "contact.registered",
+        f"youth:{youth}",
+        {"org": org, "day": day.isoformat(), "form": form, "party": party, "contact": row.id},
+    )
     return row
 
 
 def by_youth(s: Session) -> dict[str, set[tuple[dt.date, str, str]]]:
     """Every youth's registered contacts as ``(day, org, party)``."""
     out: dict[str, set[tuple[dt.date, str, str]]] = defaultdict(set)
-    for youth, day, org, party in s.execute(select(ContactRow.youth, ContactRow.day, ContactRow.org,
-                                                   ContactRow.party)):
+    for youth, day, org, party in s.execute(
+        select(ContactRow.youth, ContactRow.day, ContactRow.org, ContactRow.party)
+    ):
         out[youth].add((day, org, party))
     return dict(out)
 
 
 def of_youth(s: Session, youth: str) -> list[ContactRow]:
     """A youth's registered contacts, oldest first."""
-    return list(s.scalars(select(ContactRow).where(ContactRow.youth == youth).order_by(ContactRow.day, ContactRow.id)))
+    return list(
+        s.scalars(select(ContactRow).where(ContactRow.youth == youth).order_by(ContactRow.day, ContactRow.id))
+    )

@@ -89,7 +89,7 @@ def _templates() -> Environment:
     env.filters["state"] = lambda st: STATE_DA.get(st, st)
     env.filters["duty"] = lambda st: DUTY_DA.get(st, st)
     env.filters["masked"] = shown
-    env.filters["duty_rule"] = lambda r: (lambda t: t[:1].upper() + t[1:])(DUTY_RULE_DA.get(r, r))
+    env.filters["duty_rule"] = lambda r: _capital(DUTY_RULE_DA.get(r, str(r)))
     env.globals["contact_forms"] = CONTACT_FORMS_DA
     env.globals["party_of"] = lambda rule: PARTY_OF.get(rule, "youth")
     env.filters["qstatus"] = lambda st: QUARANTINE_DA.get(st, st)
@@ -105,6 +105,10 @@ def _when(v: Any) -> str:
     if isinstance(v, dt.date):
         return v.strftime("%d-%m-%Y")
     return str(v)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _page_no(request: Request) -> int:

@@ -45,7 +45,7 @@ def _state(cwd: Path) -> dict:
                   for t in ("handovers", "records", "youths", "source_files", "receipts",
                             "imported_packages")}
         statuses = sorted(db.execute("select id, status from handovers").fetchall())
-        notices = sorted(db.execute("select package_id, step, rule from notices where status = 'sent'").fetchall())
+        notices = sorted(db.execute("select package_id, step, rule from notices where status = 'sent'").fetchall())  # noqa: E501
     return {"tables": tables, "handovers": statuses, "notices": notices,
             "outbox": sorted(p.name for p in (cwd / ".stafet" / "outbox").glob("*.eml")),
             "delivered": sorted(p.name for p in (cwd / ".stafet-demo" / "inbox").rglob("PKG-*.eml"))}

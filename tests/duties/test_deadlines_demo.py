@@ -196,7 +196,7 @@ def _first(doc: dict[str, Any]) -> dict[str, Any]:
 def test_deadlines_json_for_the_demo(demo: Demo) -> None:
     result = _run(demo, "--json")
     full = json.loads(result.stdout)
-    assert full["counts"] == {st: sum(i["status"] == st for i in full["items"]) for st in ("overdue", "due_soon")}
+    assert full["counts"] == {st: sum(i["status"] == st for i in full["items"]) for st in ("overdue", "due_soon")}  # noqa: E501
     doc = _first(full)
     expected_items = [
         _item(demo, "transition_meeting", "overdue", "2025-09-30", 420, 0, "familie-viborg", "300908-5527",
@@ -262,14 +262,14 @@ def test_the_issue_17_duties_on_the_demo(demo: Demo) -> None:
     new = [(i["rule"], i["status"], i["due"], i["responsible"], i["masked_cpr"], i["reference"])
            for i in doc["items"] if i["rule"] not in FIRST_RULES]
     assert sorted(new) == sorted([
-        ("dropout_contact_custody", "overdue", "2026-10-27", "uu-viborg", "140410-xxxx", "dropout 2026-10-20 at 779008"),
-        ("dropout_contact_custody", "overdue", "2026-11-03", "uu-skive", "090809-xxxx", "dropout 2026-10-27 at 779008"),
+        ("dropout_contact_custody", "overdue", "2026-10-27", "uu-viborg", "140410-xxxx", "dropout 2026-10-20 at 779008"),  # noqa: E501
+        ("dropout_contact_custody", "overdue", "2026-11-03", "uu-skive", "090809-xxxx", "dropout 2026-10-27 at 779008"),  # noqa: E501
         ("first_interview", "overdue", "2026-11-09", "jobcenter-viborg", "090203-xxxx",
          "order UP-2026-0140 active since 2026-11-02"),
-        ("concern_contact", "overdue", "2026-11-23", "uu-viborg", "211208-xxxx", "concern flag 2026-11-18 from 751001"),
-        ("concern_contact", "overdue", "2026-11-23", "uu-skive", "071109-xxxx", "concern flag 2026-11-18 from 779008"),
-        ("dropout_contact_custody", "overdue", "2026-11-23", "uu-viborg", "030409-xxxx", "dropout 2026-11-16 at 751001"),
-        ("dropout_contact_custody", "due_soon", "2026-11-27", "uu-viborg", "211208-xxxx", "dropout 2026-11-20 at 751001"),
+        ("concern_contact", "overdue", "2026-11-23", "uu-viborg", "211208-xxxx", "concern flag 2026-11-18 from 751001"),  # noqa: E501
+        ("concern_contact", "overdue", "2026-11-23", "uu-skive", "071109-xxxx", "concern flag 2026-11-18 from 779008"),  # noqa: E501
+        ("dropout_contact_custody", "overdue", "2026-11-23", "uu-viborg", "030409-xxxx", "dropout 2026-11-16 at 751001"),  # noqa: E501
+        ("dropout_contact_custody", "due_soon", "2026-11-27", "uu-viborg", "211208-xxxx", "dropout 2026-11-20 at 751001"),  # noqa: E501
     ])
 
 

@@ -94,7 +94,7 @@ def test_no_canary_in_package_headers_or_names(night: Path) -> None:
     assert len(packages) >= 20
     for p in packages:
         headers = read_headers(p.read_bytes())
-        assert headers.get("Subject", "").startswith(("Overlevering", "Kvittering", "Tilbagekald", "Påmindelse om pligt", "stafet"))
+        assert headers.get("Subject", "").startswith(("Overlevering", "Kvittering", "Tilbagekald", "Påmindelse om pligt", "stafet"))  # noqa: E501
         assert not _hits(" ".join(f"{k}: {v}" for k, v in headers.items())), p.name
         assert not _hits(p.name)
 
