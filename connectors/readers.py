@@ -323,6 +323,13 @@ class CsvReader:
                             f"(at position{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))})")
         if dupes:
             problems.append("duplicate columns: " + ", ".join(dupes))
+        others = [d for d in (",", ";", "\t", "|") if d != self.delimiter]
+        wrong = next((d for d in others if (missing or unknown) and sum(  # split on d, the columns appear
+            c.strip().strip('"') in self.columns for n in names for c in n.split(d)) >= 2), None)
+        if wrong is not None:  # names the delimiters only, never a cell
+            shown = {"\t": "tab"}.get(wrong, wrong)
+            problems.append(f"the header holds '{shown}': is the file separated by '{shown}'? the "
+                            f"{self.name} format separates columns by '{self.delimiter}'")
         if problems:
             raise FileRejected(f"header does not match the {self.name} format: " + "; ".join(problems),
                                file=file, row=1, rule="header")

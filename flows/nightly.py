@@ -10,18 +10,19 @@ hung peer. Prefect task timeouts cannot interrupt blocking I/O in worker threads
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from stafet import night
-from stafet.core.errors import StafetError, TransientError
+from stafet.core.errors import ConfigError, StafetError, TransientError
 from stafet.core.logs import protect_all_handlers
 
 
@@ -92,9 +93,9 @@ def ingest_source(network: str, source: str) -> list[dict[str, Any]]:
 
 
 @task(name="route", **_common)
-def route(network: str) -> dict[str, int]:
-    """Routing decisions → handovers."""
-    return _contained(night.route, network)
+def route(network: str, today: dt.date | None = None) -> dict[str, int]:
+    """Routing decisions → handovers (as of ``today``; default the real today)."""
+    return _contained(night.route, network, today)
 
 
 @task(name="send", retries=3, retry_delay_seconds=exponential_backoff(5),
@@ -128,21 +129,31 @@ def receive_task(network: str, orgs: list[str], home: str = "") -> dict[str, Any
 
 
 @task(name="deadlines", **_common)
-def deadlines_task(network: str) -> dict[str, int]:
+def deadlines_task(network: str, today: dt.date | None = None) -> dict[str, int]:
     """The duty clock (counts only)."""
-    return _contained(night.deadlines, network)
+    return _contained(night.deadlines, network, today)
 
 
 @task(name="notices", **_common)
-def notices_task(network: str) -> dict[str, int]:
+def notices_task(network: str, today: dt.date | None = None) -> dict[str, int]:
     """Resends of unacknowledged packages, duty notices and escalations (counts only)."""
-    return _contained(night.notices, network)
+    return _contained(night.notices, network, today)
 
 
 @task(name="report", **_common)
-def report_task(network: str) -> str:
+def report_task(network: str, today: dt.date | None = None) -> str:
     """Write the nightly HTML report; its path is the result."""
-    return _contained(night.report, network)
+    return _contained(night.report, network, today)
+
+
+def _day(day: str | None) -> dt.date | None:
+    """The ``day`` parameter (``YYYY-MM-DD``, a past night to re-run) as a date; none is today."""
+    if not day:
+        return None
+    try:
+        return dt.date.fromisoformat(day)
+    except ValueError:
+        raise ConfigError(f"day must be a date as YYYY-MM-DD (got {len(day)} characters)") from None
 
 
 def _receive_pass(network: str, failures: list[str]) -> dict[str, Any]:
@@ -165,13 +176,15 @@ def _receive_pass(network: str, failures: list[str]) -> dict[str, Any]:
 
 @flow(name="nightly-sync", persist_result=False, log_prints=False,
       task_runner=_threads())
-def nightly_sync(network: str) -> dict[str, Any]:
+def nightly_sync(network: str, day: str | None = None) -> dict[str, Any]:
     """Pull → validate/map/store → route → send → fresh OCSP/CRLs → receipts → report → notices.
 
-    One failing source or endpoint does not stop the others; the run fails at the
-    end, naming the parts that failed.
+    ``day`` (``YYYY-MM-DD``) re-runs a past night: routing, the duty clock, the report and
+    the notices judge by that date instead of today. One failing source or endpoint does
+    not stop the others; the run fails at the end, naming the parts that failed.
     """
     protect_all_handlers()
+    today = _day(day)
     logger = get_run_logger()
     failures: list[str] = []
     files: list[dict[str, Any]] = []
@@ -180,7 +193,7 @@ def nightly_sync(network: str) -> dict[str, Any]:
             files.extend(ingest_fut.result())
         except Exception as e:
             failures.append(f"source {name}: {_why(e)}")
-    routed = route(network)
+    routed = route(network, today)
     sent: dict[str, Any] = {}
     send_futures = [(",".join(b), send.with_options(tags=[f"endpoint:{r}" for r in b]).submit(network, b))
                     for b in _batches(night.pending_recipients(network))]
@@ -205,14 +218,14 @@ def nightly_sync(network: str) -> dict[str, Any]:
     waiting = night.unacknowledged(network)
     clock: dict[str, int] = {}
     try:
-        clock = deadlines_task(network)
-        report_path = report_task(network)
+        clock = deadlines_task(network, today)
+        report_path = report_task(network, today)
     except Exception as e:
         failures.append(f"deadlines/report: {_why(e)}")
         report_path = ""
     told: dict[str, int] = {}
     try:  # after the report: a notice that cannot be sent does not hide the night's figures
-        told = notices_task(network)
+        told = notices_task(network, today)
     except Exception as e:
         failures.append(f"notices: {_why(e)}")
     summary = {
@@ -248,6 +261,8 @@ def nightly_sync(network: str) -> dict[str, Any]:
                           description="Handovers per routing rule and status: counts only.")
     create_table_artifact(key="nightly-per-recipient", table=night.handover_counts(network, "recipient"),
                           description="Handovers per recipient and status: counts only.")
+    create_markdown_artifact(key="nightly-summary", markdown=night.night_markdown(summary, files, failures),
+                             description="The night: counts, report links and failures; no personal data.")
     logger.info("nightly: %s files, %s sent, %s acknowledged, %s unacknowledged",
                 summary["files"], summary["sent"], summary["acknowledged"], summary["unacknowledged"])
     if failures:
@@ -256,10 +271,10 @@ def nightly_sync(network: str) -> dict[str, Any]:
 
 
 @flow(name="deadlines", persist_result=False)
-def deadlines(network: str) -> dict[str, int]:
-    """Every morning: the duty clock on its own, as a counts-only artifact."""
+def deadlines(network: str, day: str | None = None) -> dict[str, int]:
+    """Every morning: the duty clock on its own (as of ``day``, ``YYYY-MM-DD``; default today)."""
     protect_all_handlers()
-    counts = deadlines_task(network)
+    counts = deadlines_task(network, _day(day))
     create_table_artifact(key="deadlines", table=[{"what": k, "count": v} for k, v in counts.items()],
                           description="Deadlines per rule and status: counts only, no personal data.")
     return counts

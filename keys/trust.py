@@ -743,7 +743,46 @@ def fetch_ocsp(cert: x509.Certificate, issuer: x509.Certificate, url: str, *, ti
         ok = False
     if not ok:
         raise TransientError(f"the OCSP responder at {url[:100]} gave no usable answer")
+    if not _ocsp_signed_by(resp, issuer):  # never let a forged answer replace a good cached one
+        raise TransientError(f"the OCSP answer from {url[:100]} is not signed by the issuer or its "
+                             "delegated OCSP responder")
     return data
+
+
+def _ocsp_signed_by(resp: ocsp.OCSPResponse, issuer: x509.Certificate) -> bool:
+    """The response is signed by ``issuer``, or by a responder certificate it issued for OCSP signing.
+
+    A first check before a fetched answer enters the cache (RFC 6960 §4.2.2.2); the receive
+    path validates the cached answer in full (pyhanko-certvalidator's ``verify_ocsp_response``).
+    """
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    signers = [issuer]
+    for c in resp.certificates:
+        try:
+            c.verify_directly_issued_by(issuer)
+            eku = c.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
+            continue
+        if ExtendedKeyUsageOID.OCSP_SIGNING in eku:
+            signers.append(c)
+    algorithm = resp.signature_hash_algorithm
+    if algorithm is None:
+        return False
+    for c in signers:
+        key = c.public_key()
+        try:
+            if isinstance(key, rsa.RSAPublicKey):
+                key.verify(resp.signature, resp.tbs_response_bytes, padding.PKCS1v15(), algorithm)
+            elif isinstance(key, ec.EllipticCurvePublicKey):
+                key.verify(resp.signature, resp.tbs_response_bytes, ec.ECDSA(algorithm))
+            else:
+                continue
+            return True
+        except InvalidSignature:
+            continue
+    return False
 
 
 def fetch_crl(url: str, *, timeout: float = 10.0, issuer: x509.Certificate | None = None,

@@ -122,7 +122,8 @@ def source_for(file_name: str) -> Source:
     if len(hits) != 1:
         why = "no source's file-name pattern matches" if not hits else \
             f"several sources match ({', '.join(s.name for s in hits)})"
-        raise FileRejected(f"cannot tell the source of the file: {why}", file=file_name, rule="source")
+        raise FileRejected(f"cannot tell the source of the file: {why}; name it with --source NAME "
+                           f"(known: {', '.join(sorted(all_sources()))})", file=file_name, rule="source")
     return hits[0]
 
 

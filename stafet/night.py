@@ -64,8 +64,14 @@ def _source(ctx: Context, name: str) -> SourceConfig:
 
 
 def ingest_source(network: str, name: str) -> list[dict[str, Any]]:
-    """Pull and ingest every waiting file of one source; one summary dict per file."""
+    """Pull and ingest every waiting file of one source; one summary dict per file.
+
+    As ``stafet ingest`` does, each file gets the steward's validation report
+    (``$STAFET_HOME/reports/file-….html``, its path under ``"report"``; the night's Data
+    Docs in ``reports/night-<date>/datadocs``). A file refused unread has none.
+    """
     from stafet.ingest.pipeline import ingest_inbox
+    from stafet.reports.validation import docs_dir, write_file_report
     from transports import open_inbox
 
     _notify("ingest", name)
@@ -73,7 +79,54 @@ def ingest_source(network: str, name: str) -> list[dict[str, Any]]:
     src = _source(ctx, name)
     inbox = open_inbox(ctx.network.locate(src.location), **ctx.network.sftp_login(src),
                        max_bytes=ctx.network.max_bytes(src))
-    return [asdict(r) for r in ingest_inbox(ctx.store, ctx.network, inbox, src)]
+    docs = docs_dir(f"night-{utcnow():%Y-%m-%d}", ctx.home)
+    out = []
+    for r in ingest_inbox(ctx.store, ctx.network, inbox, src, docs_dir=docs):
+        item = asdict(r)
+        item["report"] = ""
+        if r.sha256 and not r.duplicate_file:
+            try:  # the rows are stored: a report that cannot be written does not undo the ingest
+                item["report"] = str(write_file_report(ctx.store, r, home=ctx.home))
+            except OSError as e:
+                log.warning("validation report of %s not written: %s", r.sha256[:16], type(e).__name__)
+        out.append(item)
+    return out
+
+
+def night_markdown(summary: dict[str, Any], files: list[dict[str, Any]], failures: list[str]) -> str:
+    """The night in markdown for a Prefect artifact: counts, ids and report links; no names, no CPR.
+
+    Files are named by their report's id (``file-<sha256 prefix>``), never by their file
+    name (names carry dates that look like CPRs); failures are the flow's own texts
+    (stafet's errors are CPR-redacted, other errors reach it as their type only).
+    """
+    from stafet.core.redaction import redact
+    from stafet.reports.validation import file_report_name
+
+    def link(path: str, text: str) -> str:
+        return f"[{text}]({Path(path).resolve().as_uri()})" if path else text
+
+    lines = ["# stafet: natten", "",
+             f"**{summary.get('files', 0)}** filer, **{summary.get('rows', 0)}** rækker: "
+             f"{summary.get('accepted', 0)} accepteret, **{summary.get('quarantined', 0)}** i karantæne, "
+             f"{summary.get('rejected_files', 0)} filer afvist. "
+             f"{summary.get('sent', 0)} pakker sendt, {summary.get('acknowledged', 0)} kvitteret, "
+             f"{summary.get('unacknowledged', 0)} venter på kvittering "
+             f"({summary.get('overdue', 0)} over fristen).",
+             "", "Natlig rapport: " + link(str(summary.get("report") or ""), "nightly report"), "",
+             "## Valideringsrapporter (dataansvarlig)", ""]
+    if files:
+        lines += ["| rapport | kilde | rækker | accepteret | karantæne | afvist |",
+                  "|---|---|---:|---:|---:|---|"]
+        for f in files:
+            rid = file_report_name(f["sha256"]) if f.get("sha256") else "(ikke læst)"
+            lines.append(f"| {link(f.get('report', ''), rid)} | {f['source']} | {f['rows']} | "
+                         f"{f['accepted']} | {f['quarantined']} | {'ja' if f['rejected'] else ''} |")
+    else:
+        lines.append("Ingen nye filer.")
+    lines += ["", f"## Fejl ({len(failures)})", ""]
+    lines += [f"- {redact(x)[:300]}" for x in failures] or ["Ingen."]
+    return "\n".join(lines) + "\n"
 
 
 def route(network: str, today: dt.date | None = None) -> dict[str, int]:
@@ -107,10 +160,11 @@ def pending_recipients(network: str) -> list[str]:
         return outbox.pending_recipients(s)
 
 
-def send(network: str, recipients: list[str]) -> dict[str, Any]:
-    """Send the pending handovers to ``recipients``."""
+def send(network: str, recipients: list[str], claimant: str = "",
+         takeover: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Send the pending handovers to ``recipients`` (claimed for ``claimant`` on PostgreSQL)."""
     _notify("send", ", ".join(recipients))
-    r = send_pending(context(network), recipients=recipients)
+    r = send_pending(context(network), recipients=recipients, claimant=claimant, takeover=tuple(takeover))
     return {"sent": r.sent, "held": r.held, "retry_later": r.retry_later, "failed": r.failed,
             "errors": list(r.errors.values())}
 
@@ -179,11 +233,14 @@ def unacknowledged(network: str, now: dt.datetime | None = None) -> list[dict[st
 
 
 def deadlines(network: str, today: dt.date | None = None) -> dict[str, int]:
-    """The duty clock: counts per rule and status (no personal data)."""
+    """The duty clock: counts per rule and status (no personal data); writes the console's snapshot."""
     _notify("deadlines")
     from stafet.duties.deadlines import compute_deadlines, deadlines_summary
+    from stafet.duties.snapshot import write_snapshot
 
-    items = compute_deadlines(context(network), today or dt.date.today())
+    ctx, day = context(network), today or dt.date.today()
+    items = compute_deadlines(ctx, day)
+    write_snapshot(ctx, day, items)  # the day's duties as the console shows them (stafet.store.duty_items)
     return deadlines_summary(items)
 
 

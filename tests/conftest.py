@@ -12,6 +12,8 @@ process, and are stopped by PID:
 * ``postgres_url`` (session): a SQLAlchemy URL; ``$STAFET_TEST_POSTGRES_URL`` if set,
   else a throwaway cluster.
 * ``prefect_server`` (session): ``prefect server start`` on 127.0.0.1.
+* ``demo_net`` / ``demo_relay`` (per test): a fresh copy of the demo network (keys made once
+  per session): ``(path, context)`` / ``(path, home, demo folder)``.
 
 A real peer that cannot start **fails** the tests that need it (``make test`` must not
 go green without it). Only ``STAFET_TEST_ALLOW_SKIP=1`` turns that into a skip, with the
@@ -165,6 +167,27 @@ def demo_net(demo_template: Path, tmp_path: Path,
     night.context.cache_clear()
     path = str(tmp_path / "n" / "demo" / "network.yaml")
     yield path, night.context(path)
+    night.context.cache_clear()
+
+
+@pytest.fixture
+def demo_relay(demo_template: Path, tmp_path: Path,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path, Path]]:
+    """(network.yaml path, this node's home, the demo folder) on a fresh copy of the demo network.
+
+    The folder holds the members' inboxes (``inbox/<org>``) and UU Skive's own node
+    (``members/uu-skive``); ``STAFET_HOME`` is this node's home.
+    """
+    import shutil
+
+    from stafet import night
+
+    monkeypatch.setenv("STAFET_KEY_PASSPHRASE", "test-passphrase")
+    shutil.copytree(demo_template, tmp_path / "n")
+    home, folder = tmp_path / "n" / "home", tmp_path / "n" / "demo"
+    monkeypatch.setenv("STAFET_HOME", str(home))
+    night.context.cache_clear()
+    yield str(folder / "network.yaml"), home, folder
     night.context.cache_clear()
 
 

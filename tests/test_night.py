@@ -9,8 +9,7 @@ from stafet import night
 from stafet.context import open_context
 from stafet.core.cpr import parse_cpr
 from stafet.core.models import ConcernFlag, Dropout, Provenance
-from stafet.core.vault import load_secret
-from stafet.demo.network import member_home, setup_demo
+from stafet.demo.network import member_home
 from stafet.exchange.inbox import process_inbox
 from stafet.store.schema import Handover, ImportedPackage, ImportedRecordRow, RecordRow
 
@@ -22,17 +21,10 @@ def _event(cls, cpr, muni, inst="779008", **kw):
 
 
 @pytest.fixture
-def network(tmp_path, monkeypatch):
-    monkeypatch.setenv("STAFET_KEY_PASSPHRASE", "test-passphrase")
-    home = tmp_path / "home"
-    demo = tmp_path / "demo"
-    path = setup_demo(demo, home, drop_samples=False, bits=2048)
-    load_secret(home, create=True)
-    load_secret(member_home(demo, "uu-skive"), create=True)
-    monkeypatch.setenv("STAFET_HOME", str(home))
-    night.context.cache_clear()
-    yield str(path), home, demo
-    night.context.cache_clear()
+def network(demo_relay):
+    """The demo network on a fresh copy (tests/conftest.py's ``demo_relay``)."""
+    path, home, folder = demo_relay
+    return path, home, folder
 
 
 def test_dropouts_go_to_the_uu_of_the_home_municipality_and_close(network) -> None:
@@ -84,3 +76,23 @@ def test_a_package_delivered_again_is_a_duplicate_answered_again(network) -> Non
     assert not (home / "rejected" / pkg.name).exists()  # a duplicate delivery is not a refusal
     assert night.receive(path, "779008")["acknowledged"] == 1
     assert night.outbox_counts(path) == {"acknowledged": 1}
+
+
+def test_the_nights_markdown_names_reports_by_id_and_lists_failures(tmp_path) -> None:
+    page = tmp_path / "file-0123abcd.99887766.html"
+    page.write_text("x")
+    files = [{"sha256": "0123abcd99887766" + "0" * 48, "source": "easy-a", "rows": 4, "accepted": 3,
+              "quarantined": 1, "rejected": False, "report": str(page),
+              "file": "779008_haendelser_2026112102.csv"},
+             {"sha256": "", "source": "familie", "rows": 0, "accepted": 0, "quarantined": 0, "rejected": True,
+              "report": "", "file": "familie_791_overgange_20261121.csv"}]
+    failures = ["source familie: FileRejected: too big (file=x.csv)", "send to uu-viborg: RuntimeError",
+                "receive uu-thy: DataError: bad row 120308-4127"]
+    md = night.night_markdown({"files": 2, "rows": 4, "accepted": 3, "quarantined": 1, "rejected_files": 1,
+                               "report": ""}, files, failures)
+    assert f"| [file-0123abcd.99887766]({page.resolve().as_uri()}) | easy-a | 4 | 3 | 1 |  |" in md
+    assert "| (ikke læst) | familie | 0 | 0 | 0 | ja |" in md
+    assert "## Fejl (3)" in md and "- send to uu-viborg: RuntimeError" in md
+    assert "120308-4127" not in md and "******-****" in md          # a CPR in a failure text is redacted
+    assert "haendelser" not in md and "overgange" not in md         # ids, never file names
+    assert "## Fejl (0)\n\nIngen." in night.night_markdown({}, [], [])

@@ -3,39 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from stafet.cli.common import HomeOpt, JsonOpt, NetworkOpt, echo_json
+from stafet.cli.common import open_ctx as _ctx
+from stafet.cli.common import read_cpr as _read_cpr
 from stafet.core.errors import ConfigError, StafetError
 
 console = Console()
+ActorOpt = Annotated[str, typer.Option("--actor", envvar="USER", help="who does it (for the audit log)")]
 
 
-def _ctx(network: str | None, home: Path | None):  # type: ignore[no-untyped-def]
-    from stafet.context import open_context, prepare_environment
-    from stafet.core.config import stafet_home
-
-    h = (home or stafet_home()).resolve()
-    prepare_environment(h)
-    return open_context(network, home=h)
-
-
-def _read_cpr() -> str:
-    """A CPR from a hidden prompt on a terminal, else the first line of standard input."""
-    import sys
-
-    if sys.stdin is not None and not sys.stdin.isatty():
-        return sys.stdin.readline().strip()
-    return str(typer.prompt("CPR", hide_input=True))
-
-
-NetworkOpt = Annotated[str | None, typer.Option("--network", "-n", envvar="STAFET_NETWORK")]
-HomeOpt = Annotated[Path | None, typer.Option("--home", envvar="STAFET_HOME")]
+def _invalid_reason(why: str) -> str:
+    """An English code for :func:`stafet.duties.consent.validity`'s Danish reason."""
+    if "forkert part" in why:
+        return "wrong_signer"
+    if "slutdato" in why:
+        return "no_end_date"
+    return "invalid"
 
 
 def register(app: typer.Typer) -> None:
@@ -47,17 +36,19 @@ def register(app: typer.Typer) -> None:
 
     @consent.command("add")
     def add(ref: Annotated[str, typer.Option(help="the consent's reference")],
-            signed_by: Annotated[str, typer.Option(help="ung | foraelder | vaerge")],
+            signed_by: Annotated[str, typer.Option(
+                help="ung | foraelder | vaerge | ung+tovholder (co-signed, 18+)")],
             signed: Annotated[str, typer.Option(help="signing date YYYY-MM-DD")],
             valid_to: Annotated[str, typer.Option("--to", help="last valid day (required)")],
             recipients: Annotated[str, typer.Option(help="org ids or kinds, separated by |")],
             scopes: Annotated[str, typer.Option(help="record kinds covered, separated by |")],
-            valid_from: Annotated[str | None, typer.Option("--from")] = None,
-            signer_name: Annotated[str, typer.Option()] = "",
-            situation: Annotated[str, typer.Option()] = "",
+            valid_from: Annotated[str | None, typer.Option(
+                "--from", help="first valid day (default: the signing date)")] = None,
+            signer_name: Annotated[str, typer.Option(help="the signer's name")] = "",
+            situation: Annotated[str, typer.Option(help="the situation the consent is for (free text)")] = "",
             cpr: Annotated[str | None, typer.Option(hidden=True, help="refused: see the command's help")]
             = None,
-            actor: Annotated[str, typer.Option(envvar="USER")] = "operator",
+            actor: ActorOpt = "operator",
             network: NetworkOpt = None, home: HomeOpt = None) -> None:
         """Record a signed consent (the paper form, typed in).
 
@@ -100,8 +91,9 @@ def register(app: typer.Typer) -> None:
         console.print(f"consent {ref} recorded" + (f" — [red]invalid: {why}[/red]" if why else ""))
 
     @consent.command("withdraw")
-    def withdraw(ref: str, on: Annotated[str | None, typer.Option(help="date, default today")] = None,
-                 actor: Annotated[str, typer.Option(envvar="USER")] = "operator",
+    def withdraw(ref: Annotated[str, typer.Argument(help="the consent's reference")],
+                 on: Annotated[str | None, typer.Option(help="date, default today")] = None,
+                 actor: ActorOpt = "operator",
                  network: NetworkOpt = None, home: HomeOpt = None) -> None:
         """Withdraw a consent: stop unsent handovers now, notify those who received data."""
         from stafet.exchange.withdrawals import withdraw_consent
@@ -117,8 +109,11 @@ def register(app: typer.Typer) -> None:
 
     @consent.command("list")
     def list_(network: NetworkOpt = None, home: HomeOpt = None,
-              as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-        """All consents with their computed status today."""
+              as_json: JsonOpt = False) -> None:
+        """All consents with their computed status today.
+
+        JSON: ``status`` valid | invalid | withdrawn | expired | not_yet_valid; ``valid_from``, ``valid_to``.
+        """
         from stafet.duties.consent import validity
         from stafet.store import consents
 
@@ -129,44 +124,63 @@ def register(app: typer.Typer) -> None:
             for c, born in consents.with_birth_dates(s):
                 p = c.payload
                 why = validity(p, born)
-                if not why and c.withdrawn_date and c.withdrawn_date <= today:
-                    why = f"tilbagekaldt {c.withdrawn_date}"
-                elif not why and today > dt.date.fromisoformat(p["valid_to"]):
-                    why = f"udløbet {p['valid_to']}"
-                elif not why and today < dt.date.fromisoformat(p["valid_from"]):
-                    why = f"ikke gyldigt endnu (fra {p['valid_from']})"
+                status, reason, shown = "valid", "", "gyldigt"
+                if why:
+                    status, reason, shown = "invalid", _invalid_reason(why), why
+                elif c.withdrawn_date and c.withdrawn_date <= today:
+                    status, shown = "withdrawn", f"tilbagekaldt {c.withdrawn_date}"
+                elif today > dt.date.fromisoformat(p["valid_to"]):
+                    status, shown = "expired", f"udløbet {p['valid_to']}"
+                elif today < dt.date.fromisoformat(p["valid_from"]):
+                    status, shown = "not_yet_valid", f"ikke gyldigt endnu (fra {p['valid_from']})"
                 rows.append({"ref": c.ref, "youth": c.youth, "signed_by": p["signed_by"],
-                             "valid": f"{p['valid_from']}..{p['valid_to']}",
+                             "valid_from": p["valid_from"], "valid_to": p["valid_to"],
                              "recipients": p.get("recipients", []), "scopes": p.get("scopes", []),
-                             "status": why or "gyldigt"})
+                             "status": status, "reason": reason, "withdrawn_date": c.withdrawn_date,
+                             "_shown": shown})
         if as_json:
-            console.print_json(json.dumps(rows))
+            echo_json([{k: v for k, v in r.items() if k != "_shown"} for r in rows])
             return
-        t = Table(title="consents")
-        for col in ("ref", "youth", "signed_by", "valid", "recipients", "scopes", "status"):
-            t.add_column(col, overflow="fold")
+        t = Table(title="samtykker")
+        for col in ("ref", "ung", "underskrevet af", "gyldigt fra", "gyldigt til", "modtagere", "omfang",
+                    "status"):
+            t.add_column(col, no_wrap=col in ("ref", "gyldigt fra", "gyldigt til"), overflow="fold")
         for r in rows:
-            t.add_row(*[", ".join(v) if isinstance(v, list) else str(v) for v in r.values()])
+            t.add_row(r["ref"], r["youth"], r["signed_by"], r["valid_from"], r["valid_to"],
+                      ", ".join(r["recipients"]), ", ".join(r["scopes"]), r["_shown"])
         console.print(t)
 
     @consent.command("show")
-    def show(ref: str, network: NetworkOpt = None, home: HomeOpt = None) -> None:
+    def show(ref: Annotated[str, typer.Argument(help="the consent's reference")],
+             as_json: JsonOpt = False, network: NetworkOpt = None, home: HomeOpt = None) -> None:
         """One consent, and the handovers made under it."""
+        from stafet.cli.common import fail
         from stafet.store import consents, outbox
 
         ctx = _ctx(network, home)
         with ctx.store.session() as s:
             c = consents.get(s, ref)
             if c is None:
-                console.print(f"[red]no consent {ref}[/red]")
-                raise typer.Exit(2)
-            console.print_json(json.dumps({**c.payload, "youth": c.youth,
-                                           "withdrawn_date": str(c.withdrawn_date or "")}))
-            for h in outbox.under_consent(s, ref):
-                console.print(f"  {h.id} → {h.recipient}: {h.status} {h.last_error}")
+                fail(f"no consent {ref!r}: see `stafet consent list`")
+            doc = {**c.payload, "youth": c.youth, "withdrawn_date": c.withdrawn_date,
+                   "handovers": [{"id": h.id, "recipient": h.recipient, "status": h.status,
+                                  "last_error": h.last_error} for h in outbox.under_consent(s, ref)]}
+        if as_json:
+            echo_json(doc)
+            return
+        t = Table(title=f"samtykke {ref}", show_header=False)
+        t.add_column("hvad", style="bold", no_wrap=True)
+        t.add_column("værdi", overflow="fold")
+        for k, v in doc.items():
+            if k != "handovers":
+                t.add_row(k, ", ".join(v) if isinstance(v, list | tuple) else str(v if v is not None else ""))
+        console.print(t)
+        for h in doc["handovers"]:
+            console.print(f"  {h['id']} → {h['recipient']}: {h['status']} {h['last_error']}", highlight=False,
+                          soft_wrap=True)
 
     @youth.command("show")
-    def youth_show(pseudonym: Annotated[str | None, typer.Argument()] = None,
+    def youth_show(pseudonym: Annotated[str | None, typer.Argument(help="the youth's pseudonym")] = None,
                    by_cpr: Annotated[bool, typer.Option("--cpr", help="ask for the CPR (hidden, or stdin)")]
                    = False,
                    actor: Annotated[str, typer.Option(envvar="USER", help="who is looking (audited)")]

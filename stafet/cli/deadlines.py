@@ -6,8 +6,9 @@ the full CPR is never shown), the rule, the due date, the days overdue and the
 responsible organisation.
 
 Options: ``--org ORG`` (only that organisation's items), ``--json``, ``--today
-YYYY-MM-DD`` (judge as of that day; default the local date), ``--network``,
-``--home``. Exit code 0 (also when items are overdue), 2 on a configuration error.
+YYYY-MM-DD`` (judge as of that day; default the local date), ``--refresh`` (also write
+the day's duty snapshot the console shows, as the night does), ``--network``, ``--home``.
+Exit code 0 (also when items are overdue), 2 on a configuration error.
 
 JSON output (``--json``), format ``stafet.deadlines/1``; keys and their order are
 stable, new keys may be added, none is removed or renamed within version 1::
@@ -40,59 +41,47 @@ stable, new keys may be added, none is removed or renamed within version 1::
 
 from __future__ import annotations
 
-import json
-import os
-from datetime import date
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from stafet.core.errors import ConfigError, StafetError
-
-
-def _parse_day(value: str | None) -> date:
-    if not value:
-        return date.today()
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter("must be a date YYYY-MM-DD") from None
+from stafet.cli.common import HomeOpt, JsonOpt, NetworkOpt, check_org, echo_json, fail, open_ctx
+from stafet.cli.common import day as _parse_day
+from stafet.core.errors import StafetError
 
 
 def deadlines(
     org: Annotated[str | None, typer.Option("--org", help="only this organisation's items")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="stable JSON (format stafet.deadlines/1)")] = False,
+    as_json: JsonOpt = False,
     today: Annotated[str | None, typer.Option("--today", help="judge as of YYYY-MM-DD (default: today)")]
     = None,
-    network: Annotated[str | None, typer.Option("--network", "-n", envvar="STAFET_NETWORK",
-                                                help="network.yaml of the network")] = None,
-    home: Annotated[Path | None, typer.Option("--home", envvar="STAFET_HOME",
-                                              help="stafet's data folder (default ./.stafet)")] = None,
+    network: NetworkOpt = None,
+    home: HomeOpt = None,
+    refresh: Annotated[bool, typer.Option("--refresh", help="also write the day's duty snapshot the console "
+                                                            "shows (as the night does)")] = False,
 ) -> None:
-    """Overdue deadlines and those due within 7 days: dropouts, follow-ups, transitions, handovers."""
+    """Overdue deadlines and those due within 7 days: dropouts, follow-ups, transitions, handovers.
+
+    ``--json``: stable JSON, format stafet.deadlines/1.
+    """
     day = _parse_day(today)
-    from stafet.context import open_context, prepare_environment
-    from stafet.core.config import stafet_home
     from stafet.duties.deadlines import RULES, WINDOW_DAYS, compute_deadlines, to_document
 
-    h = (home or stafet_home()).resolve()
-    os.environ["STAFET_HOME"] = str(h)
-    prepare_environment(h)
-    err = Console(stderr=True)
     try:
-        ctx = open_context(network, home=h)
-        if org is not None and org not in ctx.network.members:
-            raise ConfigError(f"unknown organisation {org!r}", network=ctx.network.name)
+        ctx = open_ctx(network, home)
+        check_org(ctx.network, org)
         items = compute_deadlines(ctx, day)
+        if refresh:
+            from stafet.duties.snapshot import write_snapshot
+
+            write_snapshot(ctx, day, items)
     except StafetError as e:
-        err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
-        raise typer.Exit(2) from None
+        fail(e)
     doc = to_document(items, network=ctx.network.name, today=day, org=org, window_days=WINDOW_DAYS)
     if as_json:
-        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        echo_json(doc)
         return
     out = Console()
     c = doc["counts"]

@@ -16,53 +16,23 @@ Exit code 0, 2 on a refusal or configuration error (the message says what to do)
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from stafet.cli.common import ByOpt, HomeOpt, JsonOpt, LimitOpt, NetworkOpt, check_org, echo_json
+from stafet.cli.common import day as _day
+from stafet.cli.common import fail as _fail
+from stafet.cli.common import open_ctx as _ctx
+from stafet.cli.common import read_cpr as _read_cpr
 from stafet.core.errors import StafetError
 from stafet.store.contacts import FORMS, PARTIES
 
-NetworkOpt = Annotated[
-    str | None, typer.Option("--network", "-n", envvar="STAFET_NETWORK", help="network.yaml of the network")
-]
-HomeOpt = Annotated[
-    Path | None, typer.Option("--home", envvar="STAFET_HOME", help="stafet's data folder (default ./.stafet)")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="JSON for scripts")]
-ByOpt = Annotated[str, typer.Option("--by", envvar="USER", help="who does it (audited)")]
-
-
-def _ctx(network: str | None, home: Path | None) -> Any:
-    from stafet.context import open_context, prepare_environment
-    from stafet.core.config import stafet_home
-
-    h = (home or stafet_home()).resolve()
-    os.environ["STAFET_HOME"] = str(h)
-    prepare_environment(h)
-    return open_context(network, home=h)
-
-
-def _fail(e: Exception) -> None:
-    from stafet.core.redaction import redact
-
-    Console(stderr=True).print(f"[red]error:[/red] {redact(str(e))}", markup=True, highlight=False)
-    raise typer.Exit(2)
-
-
-def _day(value: str | None) -> dt.date:
-    if not value:
-        return dt.date.today()
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter("must be a date YYYY-MM-DD") from None
+Form = Literal[FORMS]  # type: ignore[valid-type]
+Party = Literal[PARTIES]  # type: ignore[valid-type]
 
 
 def acknowledge(
@@ -84,12 +54,11 @@ def acknowledge(
         raise typer.BadParameter("--org is required (the organisation that received the package)")
     try:
         ctx = _ctx(network, home)
+        check_org(ctx.network, org)
         if waiting:
             rows = awaiting(ctx, org)
             if as_json:
-                typer.echo(
-                    json.dumps({"format": "stafet.awaiting/1", "org": org, "packages": rows}, indent=2)
-                )
+                echo_json({"format": "stafet.awaiting/1", "org": org, "packages": rows})
                 return
             t = Table(title=f"{len(rows)} package(s) for {org} waiting for a person's acknowledgement")
             for col in ("package", "sender", "imported"):
@@ -108,17 +77,11 @@ def acknowledge(
         _fail(e)
     out = {"package_id": done.package_id, "sender": done.sender, "disposition": done.disposition}
     if as_json:
-        typer.echo(json.dumps(out))
+        echo_json(out)
     else:
         typer.echo(
             f"package {done.package_id} acknowledged ({done.disposition}); the receipt went to {done.sender}"
         )
-
-
-def _read_cpr() -> str:
-    if sys.stdin is not None and not sys.stdin.isatty():
-        return sys.stdin.readline().strip()
-    return str(typer.prompt("CPR", hide_input=True))
 
 
 def register(app: typer.Typer) -> None:
@@ -135,8 +98,8 @@ def register(app: typer.Typer) -> None:
     def contact_add(
         org: Annotated[str, typer.Option("--org", help="the organisation that had the contact")],
         day: Annotated[str, typer.Option("--date", help="the day of the contact, YYYY-MM-DD")],
-        form: Annotated[str, typer.Option("--form", help=f"how: {' | '.join(FORMS)}")] = "samtale",
-        party: Annotated[str, typer.Option("--party", help=f"with whom: {' | '.join(PARTIES)}")] = "youth",
+        form: Annotated[Form, typer.Option("--form", help="how the contact was made")] = "samtale",
+        party: Annotated[Party, typer.Option("--party", help="with whom")] = "youth",
         youth: Annotated[str | None, typer.Option("--youth", help="the youth's pseudonym")] = None,
         by_cpr: Annotated[
             bool, typer.Option("--cpr", help="ask for the CPR (hidden prompt or stdin)")
@@ -154,6 +117,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             ctx = _ctx(network, home)
+            check_org(ctx.network, org)
             if by_cpr == bool(youth):
                 raise typer.BadParameter("give either --youth PSEUDONYM or --cpr")
             who = pseudonym_of_cpr(ctx, _read_cpr()) if by_cpr else str(youth)
@@ -163,7 +127,7 @@ def register(app: typer.Typer) -> None:
         except StafetError as e:
             _fail(e)
         if as_json:
-            typer.echo(json.dumps(done))
+            echo_json(done)
         else:
             typer.echo(
                 f"contact {done['id']} registered: {done['org']} {done['day']} {done['form']} "
@@ -191,16 +155,14 @@ def register(app: typer.Typer) -> None:
                         "form": c.form,
                         "party": c.party,
                         "by": c.by,
-                        "at": c.at.replace(tzinfo=dt.UTC).isoformat(),
+                        "at": c.at.replace(tzinfo=dt.UTC).isoformat(),  # naive in the store: UTC
                     }
                     for c in contacts.of_youth(s, youth)
                 ]
         except StafetError as e:
             _fail(e)
         if as_json:
-            typer.echo(
-                json.dumps({"format": "stafet.contacts/1", "youth": youth, "contacts": rows}, indent=2)
-            )
+            echo_json({"format": "stafet.contacts/1", "youth": youth, "contacts": rows})
             return
         t = Table(title=f"{len(rows)} registered contact(s)")
         for col in ("day", "org", "form", "party", "by", "at"):
@@ -215,7 +177,7 @@ def register(app: typer.Typer) -> None:
         org: Annotated[
             str | None, typer.Option("--org", help="only notices sent to this organisation")
         ] = None,
-        limit: Annotated[int, typer.Option("--limit", help="at most this many, newest first")] = 50,
+        limit: LimitOpt = 50,
         as_json: JsonOpt = False,
         network: NetworkOpt = None,
         home: HomeOpt = None,
@@ -227,13 +189,12 @@ def register(app: typer.Typer) -> None:
 
         try:
             ctx = _ctx(network, home)
-            if org is not None:
-                ctx.network.member(org)
+            check_org(ctx.network, org)
             rows = notice_listing(ctx, recipient=org, limit=limit)
         except StafetError as e:
             _fail(e)
         if as_json:
-            typer.echo(json.dumps({"format": "stafet.notices/1", "notices": rows}, indent=2))
+            echo_json({"format": "stafet.notices/1", "notices": rows})
             return
         t = Table(title=f"{len(rows)} notice(s), newest first")
         for col in ("day", "step", "rule", "recipient", "addressee", "status", "package"):
@@ -266,6 +227,6 @@ def register(app: typer.Typer) -> None:
             _fail(e)
         out = {"resent": resent["resent"], **told}
         if as_json:
-            typer.echo(json.dumps(out))
+            echo_json(out)
         else:
             typer.echo(", ".join(f"{k}: {v}" for k, v in out.items()))

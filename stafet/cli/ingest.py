@@ -6,7 +6,6 @@ Great Expectations is imported only when rows are validated (ingest, release), s
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -15,6 +14,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from stafet.cli.common import (
+    DEFAULT_LIMIT,
+    HomeOpt,
+    JsonOpt,
+    LimitOpt,
+    NetworkOpt,
+    SinceOpt,
+    echo_json,
+    more_line,
+)
+from stafet.cli.common import fail as _fail
+from stafet.cli.common import open_ctx as _ctx
 from stafet.core.errors import StafetError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,24 +35,24 @@ if TYPE_CHECKING:  # pragma: no cover
 console = Console()
 err = Console(stderr=True)
 
-NetworkOpt = Annotated[str | None, typer.Option("--network", "-n", envvar="STAFET_NETWORK",
-                                                help="network.yaml of the network")]
-HomeOpt = Annotated[Path | None, typer.Option("--home", envvar="STAFET_HOME", help="stafet's data folder")]
+QidArg = Annotated[int, typer.Argument(metavar="ID", help="the quarantined row's id (quarantine list)")]
 ActorOpt = Annotated[str, typer.Option("--actor", envvar="USER", help="who decides (for the audit log)")]
 
 
-def _ctx(network: str | None, home: Path | None) -> Context:
-    from stafet.context import open_context, prepare_environment
-    from stafet.core.config import stafet_home
+def _rows_expected(path: Path) -> int | None:
+    """The data rows a CSV file holds (its lines less the header), for a percentage and time left.
 
-    h = (home or stafet_home()).resolve()
-    prepare_environment(h)
-    return open_context(network, home=h)
-
-
-def _fail(e: StafetError) -> None:
-    err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
-    raise typer.Exit(2)
+    Counted on the bytes, without parsing (a quoted line break counts twice: an estimate); None for
+    XML and what cannot be read, where the bar shows rows only.
+    """
+    if path.suffix.lower() != ".csv":
+        return None
+    try:
+        with path.open("rb") as f:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except OSError:
+        return None
+    return max(lines - 1, 1)
 
 
 def _ingest_all(ctx: Context, paths: list[Path], source: str | None, show_progress: bool,
@@ -54,13 +65,21 @@ def _ingest_all(ctx: Context, paths: list[Path], source: str | None, show_progre
             results.append(ingest_file(ctx.store, ctx.network, p, source=source, home=ctx.home,
                                        docs_dir=docs_dir))
         return results
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                  TextColumn("{task.completed:,} rows"), TimeElapsedColumn(), console=err,
-                  transient=False) as progress:
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                  TextColumn("{task.completed:,} rows"), TimeElapsedColumn(), TextColumn("left"),
+                  TimeRemainingColumn(), console=err, transient=False) as progress:
         for p in paths:
-            task = progress.add_task(p.name, total=None)
+            task = progress.add_task(p.name, total=_rows_expected(p))
 
             def advance(n: int, t: Any = task) -> None:
                 progress.update(t, completed=n)
@@ -102,7 +121,7 @@ def register(app: typer.Typer) -> None:
             _fail(e)
             return
         if as_json:
-            console.print_json(json.dumps([r.summary() for r in results]))
+            echo_json([r.summary() for r in results])
         else:
             t = Table(title="ingest")
             for c in ("file", "source", "rows", "accepted", "duplicates", "updated", "quarantined", "result"):
@@ -121,34 +140,47 @@ def register(app: typer.Typer) -> None:
     @quarantine.command("list")
     def q_list(show_all: Annotated[bool, typer.Option("--all", help="also decided rows")] = False,
                file: Annotated[str | None, typer.Option(help="only rows of this source file")] = None,
-               as_json: Annotated[bool, typer.Option("--json")] = False,
-               network: NetworkOpt = None, home: HomeOpt = None) -> None:
-        """List quarantined rows (open ones unless --all). CPRs are masked."""
+               limit: LimitOpt = DEFAULT_LIMIT, since: SinceOpt = None,
+               as_json: JsonOpt = False, network: NetworkOpt = None, home: HomeOpt = None) -> None:
+        """List quarantined rows (open ones unless --all), the newest --limit of them. CPRs are masked."""
+        from stafet.cli.common import iso, page
+        from stafet.cli.common import since as parse_since
         from stafet.store import quarantine as quarantined
 
+        after = parse_since(since)
         try:
             ctx = _ctx(network, home)
         except StafetError as e:
             _fail(e)
             return
         with ctx.store.session() as s:
+            found = [q for q in quarantined.listing(s, show_all=show_all, file=file)
+                     if after is None or q.created_at is None or q.created_at >= after]
+            shown, total = page(found, limit)
             rows = [{"id": q.id, "source": q.source, "file": q.source_file, "row": q.row,
-                     "masked_cpr": q.masked_cpr, "rule": q.rule, "status": q.status}
-                    for q in quarantined.listing(s, show_all=show_all, file=file)]
+                     "masked_cpr": q.masked_cpr, "rule": q.rule, "status": q.status,
+                     "created_at": iso(q.created_at)} for q in shown]
         if as_json:
-            console.print_json(json.dumps(rows))
+            echo_json(rows)  # a plain list, as before; --limit/--since page it
             return
-        t = Table(title=f"quarantine ({len(rows)})")
+        t = Table(title=f"quarantine ({total})" if total == len(rows)
+                  else f"quarantine ({len(rows)} of {total})")
         for c in ("id", "source", "file", "row", "masked_cpr", "rule", "status"):
-            t.add_column(c)
+            t.add_column(c, no_wrap=c in ("id", "masked_cpr", "status"), overflow="fold")
         for r in rows:
             t.add_row(*(str(r[c]) for c in ("id", "source", "file", "row", "masked_cpr", "rule", "status")))
         console.print(t)
+        more_line(len(rows), total, console)
+        if rows:
+            console.print("next: stafet quarantine show ID (why), then release --fix FIELD=VALUE or "
+                          "reject --reason",
+                          highlight=False)
 
     @quarantine.command("show")
-    def q_show(qid: Annotated[int, typer.Argument(metavar="ID")],
+    def q_show(qid: QidArg,
                reveal: Annotated[bool, typer.Option(help="show the CPR in clear (audited)")] = False,
-               actor: ActorOpt = "steward", network: NetworkOpt = None, home: HomeOpt = None) -> None:
+               actor: ActorOpt = "steward", as_json: JsonOpt = False,
+               network: NetworkOpt = None, home: HomeOpt = None) -> None:
         """Show one quarantined row: why, where, and its raw fields (CPR masked unless --reveal)."""
         from stafet.core.redaction import mask
         from stafet.ingest.quarantine import quarantined_fields
@@ -162,7 +194,7 @@ def register(app: typer.Typer) -> None:
                     raise StafetError("no such quarantined row", id=qid)
                 fields = quarantined_fields(ctx.store, q)
                 info: dict[str, Any] = {"id": q.id, "source": q.source, "file": q.source_file, "row": q.row,
-                                        "masked_cpr": q.masked_cpr, "rules": q.rule, "why": q.reason,
+                                        "masked_cpr": q.masked_cpr, "rule": q.rule, "why": q.reason,
                                         "status": q.status, "decided_by": q.decided_by,
                                         "decision": q.decision}
                 if reveal:
@@ -171,10 +203,25 @@ def register(app: typer.Typer) -> None:
             _fail(e)
             return
         info["fields"] = fields if reveal else {k: mask(v) for k, v in fields.items()}
-        console.print_json(json.dumps(info, ensure_ascii=False))
+        if as_json:
+            echo_json(info)
+            return
+        t = Table(title=f"quarantined row {info['id']}: {info['source']} {info['file']} row {info['row']}",
+                  show_header=False)
+        t.add_column("what", style="bold", no_wrap=True)
+        t.add_column("value", overflow="fold")
+        for key in ("masked_cpr", "rule", "why", "status", "decided_by", "decision"):
+            if info[key] not in (None, ""):
+                t.add_row(key, str(info[key]))
+        for k, v in info["fields"].items():
+            t.add_row(f"  {k}", "" if v is None else str(v))
+        console.print(t)
+        if info["status"] == "open":
+            console.print(f"next: stafet quarantine release {qid} --fix FIELD=VALUE, or "
+                          f"stafet quarantine reject {qid} --reason …", highlight=False)
 
     @quarantine.command("release")
-    def q_release(qid: Annotated[int, typer.Argument(metavar="ID")],
+    def q_release(qid: QidArg,
                   fix: Annotated[list[str] | None, typer.Option(help="FIELD=VALUE correction (repeatable)")]
                   = None,
                   actor: ActorOpt = "steward", network: NetworkOpt = None, home: HomeOpt = None) -> None:
@@ -203,7 +250,7 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(1)
 
     @quarantine.command("reject")
-    def q_reject(qid: Annotated[int, typer.Argument(metavar="ID")],
+    def q_reject(qid: QidArg,
                  reason: Annotated[str, typer.Option(help="why the row is not to be stored")],
                  actor: ActorOpt = "steward", network: NetworkOpt = None, home: HomeOpt = None) -> None:
         """Decide that a quarantined row is not to be stored, with the steward's reason."""

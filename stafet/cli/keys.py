@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from stafet.cli.common import JsonOpt, check_org, echo_json
+from stafet.cli.common import fail as _fail
 from stafet.core.errors import ConfigError, StafetError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,6 +40,7 @@ HomeOpt = Annotated[Path | None, typer.Option("--home", envvar="STAFET_HOME",
                                               help="stafet's data folder (default ./.stafet)")]
 BitsOpt = Annotated[int, typer.Option("--bits", min=2048, help="RSA key size")]
 DaysOpt = Annotated[int, typer.Option("--days", min=1, help="certificate lifetime in days")]
+OrgArg = Annotated[str, typer.Argument(help="the organisation id (a member of the network)")]
 
 
 def register(app: typer.Typer) -> None:
@@ -53,18 +55,18 @@ def _store(home: Path | None) -> KeyStore:
     return KeyStore((home or stafet_home()).resolve())
 
 
-def _network(network: str | None) -> Network | None:
-    """The network configuration if one is named or ``./network.yaml`` exists; else None."""
-    from stafet.core.config import load_network
+def _network(network: str | None, org: str | None = None) -> Network | None:
+    """The network configuration if one is named or ``./network.yaml`` exists; else None.
 
-    if network is None and not Path("network.yaml").exists():
+    With ``org``: that organisation must be a member of it (no certificate for a non-member).
+    """
+    from stafet.core.config import load_network, network_path
+
+    if network is None and not network_path().exists():
         return None
-    return load_network(network)
-
-
-def _fail(e: StafetError) -> None:
-    err.print(f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+    net = load_network(network)
+    check_org(net, org, "ORG")
+    return net
 
 
 def _publish(net: Network | None, org: str, cert: x509.Certificate) -> str:
@@ -103,13 +105,13 @@ def init_ca(home: HomeOpt = None,
 
 
 @keys_app.command("new")
-def new(org: str, home: HomeOpt = None, network: NetworkOpt = None,
+def new(org: OrgArg, home: HomeOpt = None, network: NetworkOpt = None,
         name: Annotated[str, typer.Option(help="organisation name (default: from the network)")] = "",
         email: Annotated[str, typer.Option(help="sikker-mail address (default: from the network)")] = "",
         bits: BitsOpt = 3072) -> None:
     """Make a new RSA key and a CSR for ORG, to order a certificate from a CA (e.g. OCES)."""
     try:
-        net = _network(network)
+        net = _network(network, org)
         member = net.members.get(org) if net else None
         ks = _store(home)
         ks.new_key(org, display=name or (member.name if member else ""),
@@ -123,7 +125,7 @@ def new(org: str, home: HomeOpt = None, network: NetworkOpt = None,
 
 
 @keys_app.command("import")
-def import_(org: str, cert: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+def import_(org: OrgArg, cert: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
                                                             help="the certificate (PEM or DER)")],
             home: HomeOpt = None, network: NetworkOpt = None,
             anchor: Annotated[list[Path] | None, typer.Option(
@@ -135,7 +137,7 @@ def import_(org: str, cert: Annotated[Path, typer.Argument(exists=True, dir_okay
     from cryptography import x509
 
     try:
-        net = _network(network)
+        net = _network(network, org)
         paths = list(anchor or (net.trust_anchors if net else ()))
         if not paths:
             raise ConfigError("no trust anchor: pass --anchor FILE or --network with trust_anchors")
@@ -150,10 +152,10 @@ def import_(org: str, cert: Annotated[Path, typer.Argument(exists=True, dir_okay
 
 
 @keys_app.command("issue")
-def issue(org: str, home: HomeOpt = None, network: NetworkOpt = None, days: DaysOpt = 730) -> None:
+def issue(org: OrgArg, home: HomeOpt = None, network: NetworkOpt = None, days: DaysOpt = 730) -> None:
     """Let the network CA sign ORG's pending CSR; the key becomes ORG's current key."""
     try:
-        net = _network(network)
+        net = _network(network, org)
         cert = _store(home).issue(org, days=days)
         published = _publish(net, org, cert)
     except StafetError as e:
@@ -162,11 +164,11 @@ def issue(org: str, home: HomeOpt = None, network: NetworkOpt = None, days: Days
 
 
 @keys_app.command("rotate")
-def rotate(org: str, home: HomeOpt = None, network: NetworkOpt = None, days: DaysOpt = 730,
+def rotate(org: OrgArg, home: HomeOpt = None, network: NetworkOpt = None, days: DaysOpt = 730,
            bits: BitsOpt = 3072) -> None:
     """New key and certificate for ORG; the old key still decrypts until its certificate expires."""
     try:
-        net = _network(network)
+        net = _network(network, org)
         ks = _store(home)
         old = ks.keys(org)
         key = ks.rotate(org, bits=bits, days=days)
@@ -204,7 +206,7 @@ def revoke(target: Annotated[str, typer.Argument(
 
 
 @keys_app.command("list")
-def list_(home: HomeOpt = None, network: NetworkOpt = None) -> None:
+def list_(home: HomeOpt = None, network: NetworkOpt = None, as_json: JsonOpt = False) -> None:
     """Every certificate and pending key, with days to expiry (warns under 30 days), and the CRLs."""
     from keys import WARN_DAYS
 
@@ -213,6 +215,12 @@ def list_(home: HomeOpt = None, network: NetworkOpt = None) -> None:
         net = _network(network)
     except StafetError as e:
         _fail(e)
+    if as_json:
+        echo_json({"format": "stafet.keys/1", "warn_days": WARN_DAYS,
+                   "items": [{"org": i.org, "serial": i.serial, "subject": i.subject, "valid_to": i.not_after,
+                              "days_left": i.days_left, "warn": i.warn, "state": i.state} for i in items],
+                   "crls": [str(p) for p in (net.crls if net is not None else ())]})
+        return
     t = Table(title=f"keys (warn under {WARN_DAYS} days)")
     for col in ("organisation", "serial", "subject", "expires", "days left", "state"):
         t.add_column(col, overflow="fold")

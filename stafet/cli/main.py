@@ -6,7 +6,7 @@ them, so ``stafet --help`` and quick commands start fast.
 
 from __future__ import annotations
 
-import json
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -16,10 +16,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from stafet.cli.common import (
+    DEFAULT_LIMIT,
+    HandoverStatus,
+    JsonOpt,
+    LimitOpt,
+    SinceOpt,
+    StafetGroup,
+    check_org,
+    echo_json,
+    more_line,
+    setup_verbosity,
+)
 from stafet.core.errors import StafetError
+from stafet.core.models import OrgKind
 
 app = typer.Typer(help="stafet: we do not let go of a young person before someone else has taken over.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=StafetGroup)
 outbox_app = typer.Typer(help="The sender's outbox: handovers and their state.", no_args_is_help=True)
 app.add_typer(outbox_app, name="outbox")
 console = Console(stderr=False)
@@ -32,14 +45,16 @@ HomeOpt = Annotated[Path | None, typer.Option("--home", envvar="STAFET_HOME",
 
 
 def _home(home: Path | None) -> Path:
-    from stafet.core.config import stafet_home
+    from stafet.cli.common import home_dir
 
-    h = (home or stafet_home()).resolve()
-    os.environ["STAFET_HOME"] = str(h)
-    from stafet.context import prepare_environment
+    return home_dir(home)  # a file where the folder should be: an error naming it, no traceback
 
-    prepare_environment(h)
-    return h
+
+def _net(network: str | None) -> str:
+    """The network.yaml to use (``--network``, ``$STAFET_NETWORK``, ``./network.yaml``, the demo's)."""
+    from stafet.core.config import network_path
+
+    return str(network_path(network))
 
 
 def _fail(e: StafetError) -> None:
@@ -50,12 +65,10 @@ def _fail(e: StafetError) -> None:
 
 
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    import logging
-
-    from stafet.core.logs import setup_logging
-
-    setup_logging(logging.DEBUG if verbose else logging.WARNING)
+def _main(verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="stafet's debug lines on stderr (third-party libraries stay at warnings)")]
+        = False) -> None:
+    setup_verbosity(verbose)
 
 
 @app.command()
@@ -64,6 +77,7 @@ def demo(home: HomeOpt = None,
          = Path(".stafet-demo")) -> None:
     """Run the whole relay on the demo network: ingest, route, send, receive, receipts."""
     h = _home(home)
+    from stafet.core.config import note_network
     from stafet.demo.network import OWN_NODE, member_home, setup_demo
 
     demo_dir = demo_dir.resolve()
@@ -72,8 +86,10 @@ def demo(home: HomeOpt = None,
         from stafet.core.vault import load_secret
 
         load_secret(h, create=True)
+        note_network(h, Path(network))  # commands run from here without --network find the demo
         for org in OWN_NODE:
             load_secret(member_home(demo_dir, org), create=True)
+            note_network(member_home(demo_dir, org), Path(network))
         from flows.nightly import nightly_sync, receive
 
         console.print("[bold]1. nightly-sync[/bold]: ingest → route → send → receipts")
@@ -102,32 +118,64 @@ def demo(home: HomeOpt = None,
     table.add_row("member inboxes", str(demo_dir / "inbox"))
     table.add_row("network configuration", network)
     console.print(table)
+    from stafet.demo.chains import show_chains  # duties reach people: notices, escalation, job centre
+
+    show_chains(console, night.context(network), dt.date.today())
     from stafet.demo.users import show_demo_logins  # the console's accounts, one per role
 
     show_demo_logins(h, console)
+    from stafet.demo.tour import show_tour
+
+    show_tour(console, h, member_home(demo_dir, OWN_NODE[0]))
+    waiting = night.unacknowledged(network)
+    if waiting:  # a handover is done when its receipt is back: the demo did not finish the relay
+        for w in waiting:
+            err.print(f"[red]ikke kvitteret:[/red] {w['id']} {w['sender']} → {w['recipient']} "
+                      f"({w['status']})", highlight=False)
+        err.print("Demoen sendte overleveringer der ikke blev kvitteret. Se `stafet outbox list` og "
+                  f"modtagerens indbakke under {demo_dir / 'inbox'}; afvist post ligger i "
+                  f"{h / 'rejected'} med årsag. Start forfra med `make clean && make demo`.",
+                  highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command()
 def send(network: NetworkOpt = None, home: HomeOpt = None,
-         to: Annotated[list[str] | None, typer.Option("--to", help="only these recipients")] = None) -> None:
+         to: Annotated[list[str] | None, typer.Option("--to", help="only these recipients (repeatable)")]
+         = None,
+         as_json: JsonOpt = False) -> None:
     """Route and send pending handovers now."""
     _home(home)
     from stafet import night
 
     try:
-        routed = night.route(network or "network.yaml")
-        net = network or "network.yaml"
+        net = _net(network)
+        for org in to or []:
+            check_org(night.context(net).network, org, "--to")
+        routed = night.route(net)
         result = night.send(net, to or night.pending_recipients(net))
     except StafetError as e:
         _fail(e)
-    console.print_json(json.dumps({"routing": routed, **result}))
+    if as_json:
+        echo_json({"routing": routed, **result})
+        return
+    console.print(f"routed: {routed.get('planned', 0)} new handover(s), {routed.get('held', 0)} held, "
+                  f"{routed.get('existing', 0)} already planned", highlight=False)
+    console.print(f"sent: {result['sent']}   held: {result['held']}   retry later: {result['retry_later']}"
+                  f"   failed: {result['failed']}", highlight=False)
+    for failure in result["errors"]:
+        err.print(f"  [red]failed:[/red] {failure}", highlight=False, soft_wrap=True)
+    if result["failed"] or result["retry_later"]:
+        console.print("next: see `stafet outbox list --status failed`; `stafet outbox retry ID` once the "
+                      "cause is fixed", highlight=False)
 
 
 @app.command()
 def receive(org: Annotated[str, typer.Option("--org", help="the organisation that receives")],
             network: NetworkOpt = None, home: HomeOpt = None,
             inbox: Annotated[str | None, typer.Option(help="folder:PATH or sftp://… (default: "
-                                                      "the org's endpoint)")] = None) -> None:
+                                                      "the org's endpoint)")] = None,
+            as_json: JsonOpt = False) -> None:
     """Decrypt, verify and import waiting packages, and send signed receipts."""
     h = _home(home)
     from stafet.context import open_context
@@ -135,19 +183,30 @@ def receive(org: Annotated[str, typer.Option("--org", help="the organisation tha
 
     try:
         ctx = open_context(network, home=h)
+        check_org(ctx.network, org)
         r = process_inbox(ctx, org, location=inbox)
     except StafetError as e:
         _fail(e)
-    console.print_json(json.dumps({"imported": r.imported, "receipts_sent": r.receipts_sent,
-                                   "acknowledged": r.acknowledged, "withdrawn": r.withdrawn,
-                                   "rejected": r.rejected}))
+    counts = {"imported": r.imported, "receipts_sent": r.receipts_sent, "acknowledged": r.acknowledged,
+              "withdrawn": r.withdrawn, "rejected": r.rejected}
+    if as_json:
+        echo_json(counts)
+    else:
+        console.print(f"{org}: imported {r.imported}, receipts sent {r.receipts_sent}, acknowledged "
+                      f"{r.acknowledged}, withdrawn {r.withdrawn}, rejected {len(r.rejected)}",
+                      highlight=False)
+        for name, reason in r.rejected.items():
+            err.print(f"  [red]rejected:[/red] {name}: {reason}", highlight=False, soft_wrap=True)
+        if r.rejected:
+            err.print(f"next: the refused packages are in {h / 'rejected'} with their reason",
+                      highlight=False, soft_wrap=True)
     if r.rejected:
         raise typer.Exit(1)
 
 
 @app.command()
 def status(network: NetworkOpt = None, home: HomeOpt = None,
-           as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+           as_json: JsonOpt = False) -> None:
     """One screen: outbox, oldest unacknowledged, quarantine, deadlines, certificates."""
     h = _home(home)
     from stafet.context import open_context
@@ -158,7 +217,7 @@ def status(network: NetworkOpt = None, home: HomeOpt = None,
     except StafetError as e:
         _fail(e)
     if as_json:
-        console.print_json(json.dumps(st))
+        echo_json(st)
         return
     t = Table(title=f"stafet — {st['network']}: outbox per sending organisation")
     cols = ["pending", "sent", "acknowledged", "failed", "held", "cancelled"]
@@ -194,28 +253,44 @@ def status(network: NetworkOpt = None, home: HomeOpt = None,
 
 @outbox_app.command("list")
 def outbox_list(network: NetworkOpt = None, home: HomeOpt = None,
-                status_: Annotated[str | None, typer.Option("--status")] = None) -> None:
-    """List handovers (id, recipient, status, attempts, last error)."""
+                status_: Annotated[HandoverStatus | None, typer.Option(
+                    "--status", help="only handovers in this state")] = None,
+                limit: LimitOpt = DEFAULT_LIMIT, since: SinceOpt = None, as_json: JsonOpt = False) -> None:
+    """List handovers (id, recipient, status, attempts, last error), the newest --limit of them."""
+    from stafet.cli.common import iso
+    from stafet.cli.common import since as parse_since
+
     h = _home(home)
     from stafet.context import open_context
     from stafet.store import outbox
 
+    after = parse_since(since)
     try:
         ctx = open_context(network, home=h)
     except StafetError as e:
         _fail(e)
-    t = Table()
-    for c in ("package", "sender", "recipient", "rule", "status", "attempts", "last error"):
-        t.add_column(c, overflow="fold")
     with ctx.store.session() as s:
-        for row in outbox.listing(s, status_):
-            t.add_row(row.id, row.sender, row.recipient, row.rule, row.status, str(row.attempts),
-                      row.last_error[:120])
+        rows, total = outbox.listing_page(s, status_, after, limit)
+        items: list[dict[str, Any]] = [
+                 {"id": r.id, "sender": r.sender, "recipient": r.recipient, "rule": r.rule,
+                  "status": r.status, "attempts": r.attempts, "last_error": r.last_error,
+                  "created_at": iso(r.created_at), "sent_at": iso(r.sent_at)} for r in rows]
+    if as_json:
+        echo_json({"format": "stafet.outbox/1", "total": total, "count": len(items), "items": items})
+        return
+    t = Table(title=f"outbox: {len(items)} of {total} handover(s)")
+    for c in ("package", "sender", "recipient", "rule", "status", "attempts", "last error"):
+        t.add_column(c, no_wrap=c in ("package", "recipient", "rule", "status"), overflow="fold")
+    for i in items:
+        t.add_row(i["id"], i["sender"], i["recipient"], i["rule"], i["status"], str(i["attempts"]),
+                  i["last_error"][:120])
     console.print(t)
+    more_line(len(items), total, console)
 
 
 @outbox_app.command("retry")
-def outbox_retry(handover_id: str, network: NetworkOpt = None, home: HomeOpt = None) -> None:
+def outbox_retry(handover_id: Annotated[str, typer.Argument(help="the handover's package id")],
+                 network: NetworkOpt = None, home: HomeOpt = None) -> None:
     """Re-queue a failed handover after its cause was fixed."""
     h = _home(home)
     from stafet.context import open_context
@@ -234,12 +309,28 @@ def outbox_retry(handover_id: str, network: NetworkOpt = None, home: HomeOpt = N
 @app.command("run")
 def run(what: Annotated[str, typer.Argument(help="nightly | receive | deadlines")],
         network: NetworkOpt = None, home: HomeOpt = None,
-        org: Annotated[str | None, typer.Option("--org")] = None) -> None:
+        org: Annotated[str | None, typer.Option("--org", help="the receiving organisation (receive)")] = None,
+        day: Annotated[str | None, typer.Option(
+            "--day", help="re-run a past night: judge by this day, YYYY-MM-DD (nightly, deadlines)")] = None,
+        as_json: JsonOpt = False) -> None:
     """Run a flow locally on an ephemeral Prefect (no server needed)."""
     _home(home)
+    if what not in ("nightly", "receive", "deadlines"):
+        err.print(f"error: unknown flow {what!r}: run nightly | deadlines | receive --org ORG")
+        raise typer.Exit(2)
+    if day:
+        from stafet.cli.common import day as parse_day
+
+        day = parse_day(day).isoformat()  # a bad date is refused before Prefect starts
+    from stafet.core.config import load_network
+
+    net = _net(network)
+    try:
+        check_org(load_network(net), org)
+    except StafetError as e:
+        _fail(e)
     from flows import nightly
 
-    net = network or "network.yaml"
     result: Any
     from contextlib import nullcontext
 
@@ -256,19 +347,50 @@ def run(what: Annotated[str, typer.Argument(help="nightly | receive | deadlines"
         night.observers.append(show)
     try:
         with status:
-            result = _run_flow(nightly, what, net, org)
+            from stafet.ops.ephemeral import bind_temporary_server
+
+            bind_temporary_server()  # a killed run leaves no temporary Prefect server behind
+            result = _run_flow(nightly, what, net, org, day)
     except StafetError as e:
         _fail(e)
     finally:
         night.observers.clear()
-    console.print_json(json.dumps(result, default=str))
+    if as_json:
+        echo_json(result)
+        return
+    _show_result(what, result)
 
 
-def _run_flow(nightly: Any, what: str, net: str, org: str | None) -> Any:
+def _show_result(what: str, result: Any) -> None:
+    """A flow's result for people: one line per figure, nested ones indented."""
+    def lines(value: Any, depth: int) -> None:
+        pad = "  " * depth
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, dict | list) and v:
+                    console.print(f"{pad}{k}:", highlight=False)
+                    lines(v, depth + 1)
+                else:
+                    console.print(f"{pad}{k}: {v if v not in ({}, []) else '-'}", highlight=False,
+                                  soft_wrap=True)
+        elif isinstance(value, list):
+            for v in value:
+                if isinstance(v, dict | list):
+                    lines(v, depth + 1)
+                else:
+                    console.print(f"{pad}- {v}", highlight=False, soft_wrap=True)
+        else:
+            console.print(f"{pad}{value}", highlight=False, soft_wrap=True)
+
+    console.print(f"[bold]{what}[/bold] done", highlight=False)
+    lines(result, 1)
+
+
+def _run_flow(nightly: Any, what: str, net: str, org: str | None, day: str | None = None) -> Any:
     if what == "deadlines":
-        return nightly.deadlines(net)
+        return nightly.deadlines(net, day)
     if what == "nightly":
-        return nightly.nightly_sync(net)
+        return nightly.nightly_sync(net, day)
     if what == "receive" and org:
         return nightly.receive(net, org)
     err.print("run: nightly | deadlines | receive --org ORG")
@@ -280,7 +402,7 @@ app.add_typer(network_app, name="network")
 
 
 @network_app.command("show")
-def network_show(network: NetworkOpt = None) -> None:
+def network_show(network: NetworkOpt = None, as_json: JsonOpt = False) -> None:
     """Validate network.yaml and list its members."""
     from stafet.core.config import load_network
 
@@ -288,6 +410,12 @@ def network_show(network: NetworkOpt = None) -> None:
         net = load_network(network)
     except StafetError as e:
         _fail(e)
+    if as_json:
+        echo_json({"format": "stafet.network/1", "network": net.name,
+                   "members": [{"id": m.id, "kind": m.kind.value, "name": m.name,
+                                "municipality": m.municipality, "endpoint": m.endpoint}
+                               for m in net.members.values()]})
+        return
     t = Table(title=f"network {net.name}")
     for c in ("id", "kind", "name", "municipality", "endpoint"):
         t.add_column(c)
@@ -299,9 +427,8 @@ def network_show(network: NetworkOpt = None) -> None:
 @network_app.command("add-member")
 def network_add_member(
         org: Annotated[str, typer.Argument(help="organisation id (institutions: 6-digit number)")],
-        kind: Annotated[str, typer.Option(help="guidance|institution|primary_school|job_centre|"
-                                               "family_services|social_services")],
-        name: Annotated[str, typer.Option()],
+        kind: Annotated[str, typer.Option(help="the member's kind: " + " | ".join(k.value for k in OrgKind))],
+        name: Annotated[str, typer.Option(help="the organisation's name")],
         municipality: Annotated[str, typer.Option(help="3-digit municipality number")],
         endpoint: Annotated[str, typer.Option(help="folder:PATH | sftp://user@host/path | smtp://host:port")],
         email: Annotated[str, typer.Option(help="sikker-mail address")],
@@ -331,7 +458,8 @@ def _register_optional() -> None:
 
     for mod in ("stafet.cli.ingest", "stafet.cli.keys", "stafet.cli.consent", "stafet.cli.deadlines",
                 "stafet.cli.web", "stafet.cli.youth_register",
-                "stafet.cli.statistics", "stafet.cli.duties"):
+                "stafet.cli.statistics", "stafet.cli.duties", "stafet.cli.coordinator",
+                "stafet.cli.inquiries", "stafet.cli.report", "stafet.cli.ops"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:

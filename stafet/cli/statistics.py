@@ -12,8 +12,6 @@ every file 0600). Without ``--json`` it prints a short Danish summary and the pa
 
 from __future__ import annotations
 
-import json
-import os
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -23,47 +21,38 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from stafet.cli.common import HomeOpt, JsonOpt, NetworkOpt, echo_json, fail, open_ctx
 from stafet.core.errors import StafetError
 
 
 def statistics(
     from_month: Annotated[str, typer.Option("--from", help="first month, YYYY-MM")],
     to_month: Annotated[str, typer.Option("--to", help="last month, YYYY-MM")],
-    as_json: Annotated[bool, typer.Option("--json", help="print the JSON document (stafet.statistics/1)")]
-    = False,
+    as_json: JsonOpt = False,
     out: Annotated[Path | None, typer.Option(
         "--out", help="folder for HTML, JSON and CSV (default $STAFET_HOME/reports/statistics-FROM_TO)")]
     = None,
     today: Annotated[str | None, typer.Option("--today", help="judge as of YYYY-MM-DD (default: today)")]
     = None,
-    network: Annotated[str | None, typer.Option("--network", "-n", envvar="STAFET_NETWORK",
-                                                help="network.yaml of the network")] = None,
-    home: Annotated[Path | None, typer.Option("--home", envvar="STAFET_HOME",
-                                              help="stafet's data folder (default ./.stafet)")] = None,
+    network: NetworkOpt = None,
+    home: HomeOpt = None,
 ) -> None:
     """Statistics per institution and municipality per month (counts under 5 suppressed)."""
-    from stafet.context import open_context, prepare_environment
-    from stafet.core.config import stafet_home
     from stafet.reports.statistics import Period, compute_statistics, to_document, write_outputs
 
-    err = Console(stderr=True)
     try:
         day = date.fromisoformat(today) if today else None
     except ValueError:
         raise typer.BadParameter("must be a date YYYY-MM-DD", param_hint="--today") from None
-    h = (home or stafet_home()).resolve()
-    os.environ["STAFET_HOME"] = str(h)
-    prepare_environment(h)
     try:
         period = Period.parse(from_month, to_month)
-        ctx = open_context(network, home=h)
+        ctx = open_ctx(network, home)
         stats = compute_statistics(ctx, period, today=day)
         paths = write_outputs(stats, out or ctx.home / "reports" / f"statistics-{period.label()}")
     except StafetError as e:
-        err.print(f"[red]fejl:[/red] {escape(str(e))}", markup=True, highlight=False)
-        raise typer.Exit(2) from None
+        fail(e)
     if as_json:
-        typer.echo(json.dumps(to_document(stats), ensure_ascii=False, indent=2))
+        echo_json(to_document(stats))
         return
     con = Console()
     t = Table(title=f"Statistik {stats.network} {period.first:%Y-%m} – {period.last:%Y-%m}")

@@ -6,26 +6,25 @@ terminal (or read from ``$STAFET_USER_PASSWORD`` for scripts), never taken as ar
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from stafet.cli.common import HomeOpt, JsonOpt, NetworkOpt, echo_json, home_dir
 from stafet.core.errors import StafetError
+from stafet.store.users import ROLES
 
 console = Console()
 err = Console(stderr=True)
 users_app = typer.Typer(help="The console's local accounts.", no_args_is_help=True)
 
-NetworkOpt = Annotated[str | None, typer.Option("--network", "-n", envvar="STAFET_NETWORK",
-                                                help="network.yaml of the network")]
-HomeOpt = Annotated[Path | None, typer.Option("--home", envvar="STAFET_HOME",
-                                              help="stafet's data folder (default ./.stafet)")]
+Role = Literal[ROLES]  # type: ignore[valid-type]  # the store's one list of roles
+UserArg = Annotated[str, typer.Argument(help="the account's user name")]
 
 
 def _fail(message: str) -> None:
@@ -34,12 +33,12 @@ def _fail(message: str) -> None:
 
 
 def _store(home: Path | None):  # type: ignore[no-untyped-def]
-    from stafet.core.config import database_url, stafet_home
+    from stafet.core.config import database_url
     from stafet.core.vault import Vault, load_secret
     from stafet.store import Store
 
-    h = (home or stafet_home()).resolve()
     try:
+        h = home_dir(home)
         return Store(database_url(h), Vault(load_secret(h)))
     except StafetError as e:
         _fail(str(e))
@@ -112,8 +111,8 @@ def web(network: NetworkOpt = None, home: HomeOpt = None,
 
 
 @users_app.command("add")
-def users_add(username: str,
-              role: Annotated[str, typer.Option(help="steward | counsellor | coordinator | operations")],
+def users_add(username: UserArg,
+              role: Annotated[Role, typer.Option(help="what the account may do")],
               org: Annotated[str, typer.Option(help="the member organisation (counsellor; steward of an "
                                                     "organisation's sources)")] = "",
               source: Annotated[list[str] | None, typer.Option(help="a steward's source (repeat); none: all "
@@ -138,7 +137,7 @@ def users_add(username: str,
 
 
 @users_app.command("disable")
-def users_disable(username: str, home: HomeOpt = None) -> None:
+def users_disable(username: UserArg, home: HomeOpt = None) -> None:
     """Disable an account (its sessions end at once)."""
     from stafet.store import users
 
@@ -153,7 +152,7 @@ def users_disable(username: str, home: HomeOpt = None) -> None:
 
 
 @users_app.command("enable")
-def users_enable(username: str, home: HomeOpt = None) -> None:
+def users_enable(username: UserArg, home: HomeOpt = None) -> None:
     """Enable a disabled account again."""
     from stafet.store import users
 
@@ -168,7 +167,7 @@ def users_enable(username: str, home: HomeOpt = None) -> None:
 
 
 @users_app.command("reset")
-def users_reset(username: str, home: HomeOpt = None) -> None:
+def users_reset(username: UserArg, home: HomeOpt = None) -> None:
     """Set a new password (lifts a lockout, ends every session of the account)."""
     from stafet.store import users
 
@@ -184,7 +183,7 @@ def users_reset(username: str, home: HomeOpt = None) -> None:
 
 
 @users_app.command("list")
-def users_list(home: HomeOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def users_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """The accounts: role, organisation, sources, disabled or locked."""
     from stafet.store import users
 
@@ -196,7 +195,7 @@ def users_list(home: HomeOpt = None, as_json: Annotated[bool, typer.Option("--js
                  "locked_until": u.locked_until.isoformat() + "+00:00" if u.locked_until else None,
                  "created_at": u.created_at.isoformat() + "+00:00"} for u in users.listing(s)]
     if as_json:
-        console.print_json(json.dumps(rows))
+        echo_json(rows)
         return
     t = Table(title="console accounts")
     for c in ("user", "name", "role", "organisation", "sources", "state"):

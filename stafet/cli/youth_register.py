@@ -39,18 +39,15 @@ JSON output (``--json``), format ``stafet.opsporing/1``; keys stable within vers
 
 from __future__ import annotations
 
-import json
-import os
-from datetime import date
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from stafet.core.errors import ConfigError, StafetError
+from stafet.cli.common import HomeOpt, JsonOpt, NetworkOpt, check_org, echo_json, fail, open_ctx
+from stafet.cli.common import day as _parse_day
+from stafet.core.errors import StafetError
 
 TITLES = {"15-17": "opsporing (15-17 år, uddannelsespligt)", "18-24": "målgruppen 18-24 år (opfølgning)",
           "ikke-parat": "elever vurderet ikke uddannelsesparate"}
@@ -59,49 +56,31 @@ ACTIVITY_DA = {"enrolment": "optagelse", "dropout": "afbrud", "completion": "gen
                "interview": "jobcentersamtale", "grundskole_end": "grundskole afsluttet", "": "ukendt"}
 
 
-def _parse_day(value: str | None) -> date:
-    if not value:
-        return date.today()
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter("skal være en dato ÅÅÅÅ-MM-DD") from None
-
-
 def opsporing(
-    group: Annotated[str, typer.Option("--group", help="15-17 (opsporing), 18-24 or ikke-parat")] = "15-17",
+    group: Annotated[Literal["15-17", "18-24", "ikke-parat"],
+                     typer.Option("--group", help="15-17 (opsporing), 18-24 or ikke-parat")] = "15-17",
     org: Annotated[str | None, typer.Option("--org", help="only this UU's youths")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="stable JSON (format stafet.opsporing/1)")] = False,
+    as_json: JsonOpt = False,
     today: Annotated[str | None, typer.Option("--today", help="judge as of YYYY-MM-DD (default: today)")]
     = None,
-    network: Annotated[str | None, typer.Option("--network", "-n", envvar="STAFET_NETWORK",
-                                                help="network.yaml of the network")] = None,
-    home: Annotated[Path | None, typer.Option("--home", envvar="STAFET_HOME",
-                                              help="stafet's data folder (default ./.stafet)")] = None,
+    network: NetworkOpt = None,
+    home: HomeOpt = None,
 ) -> None:
     """The youths UU must find: registered 15-17-year-olds in no education, activity or UU contact."""
     day = _parse_day(today)
-    from stafet.context import open_context, prepare_environment
-    from stafet.core.config import stafet_home
     from stafet.duties.youth_register import GROUPS, opsporing_list, to_document
 
-    if group not in GROUPS:
+    if group not in GROUPS:  # the Literal above and the duty's groups are one list
         raise typer.BadParameter(f"skal være en af {', '.join(GROUPS)}", param_hint="--group")
-    h = (home or stafet_home()).resolve()
-    os.environ["STAFET_HOME"] = str(h)
-    prepare_environment(h)
-    err = Console(stderr=True)
     try:
-        ctx = open_context(network, home=h)
-        if org is not None and org not in ctx.network.members:
-            raise ConfigError(f"unknown organisation {org!r}", network=ctx.network.name)
+        ctx = open_ctx(network, home)
+        check_org(ctx.network, org)
         items = opsporing_list(ctx, day, org=org, group=group)
     except StafetError as e:
-        err.print(f"[red]fejl:[/red] {escape(str(e))}", markup=True, highlight=False)
-        raise typer.Exit(2) from None
+        fail(e)
     doc = to_document(items, network=ctx.network.name, today=day, group=group, org=org)
     if as_json:
-        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        echo_json(doc)
         return
     t = Table(title=f"{TITLES[group]} pr. {day.isoformat()}: {doc['count']} unge")
     for col in ("UU", "kommune", "ung", "CPR", "alder", "seneste aktivitet", "dage siden"):

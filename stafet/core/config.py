@@ -20,6 +20,7 @@ import yaml
 
 from stafet.core.errors import ConfigError
 from stafet.core.models import Organisation, OrgKind
+from stafet.core.secrets import SecretSpec, find_secret
 
 
 def stafet_home() -> Path:
@@ -93,11 +94,22 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def database_url(home: Path | None = None) -> str:
-    """``$STAFET_DATABASE_URL``, default SQLite at ``$STAFET_HOME/stafet.db``."""
+    """``$STAFET_DATABASE_URL``, else the Secret block ``$STAFET_DATABASE_URL_BLOCK``, else SQLite.
+
+    The block is how the deployments of ``prefect.yaml`` get it (never in clear in their
+    environment); a block that is named must exist. SQLite lives at ``$STAFET_HOME/stafet.db``.
+    """
     url = os.environ.get("STAFET_DATABASE_URL")
     if url:
         return url
+    if os.environ.get(DATABASE_URL.block_env):
+        return find_secret(DATABASE_URL, home or stafet_home()).value
     return f"sqlite:///{(home or stafet_home()) / 'stafet.db'}"
+
+
+DATABASE_URL = SecretSpec(what="database URL", env="STAFET_DATABASE_URL",
+                          block_env="STAFET_DATABASE_URL_BLOCK", file="database-url")
+"""Where the database URL is looked for when ``STAFET_DATABASE_URL_BLOCK`` names a block."""
 
 
 SFTP_LOGIN = ("host_key", "identity", "passphrase")
@@ -290,16 +302,55 @@ def _positive_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
+# `stafet demo` notes its network here, in each home it makes (the hub's and a member's own node),
+# so that after `make demo` every command run from the clone finds the demo network.
+NETWORK_MARKER = "network-path"
+_announced: set[Path] = set()
+
+
+def network_path(path: str | Path | None = None, home: Path | None = None) -> Path:
+    """Which ``network.yaml`` to use.
+
+    ``path``, else ``$STAFET_NETWORK``, else ``./network.yaml``, else the network noted in
+    ``$STAFET_HOME/network-path`` (written by ``stafet demo``). The last one is said on
+    stderr (once per process), never taken silently.
+    """
+    given = path or os.environ.get("STAFET_NETWORK")
+    if given:
+        return Path(given).resolve()
+    local = Path("network.yaml").resolve()
+    marker = (home or stafet_home()) / NETWORK_MARKER
+    if local.exists() or not marker.is_file():
+        return local
+    noted = Path(marker.read_text(encoding="utf-8").strip())
+    if not noted.is_file():
+        return local
+    if noted not in _announced:
+        _announced.add(noted)
+        import sys
+
+        print(f"stafet: bruger netværket {noted} (noteret af `stafet demo` i {marker}; "
+              "vælg et andet med --network eller STAFET_NETWORK)", file=sys.stderr)
+    return noted
+
+
+def note_network(home: Path, network: Path) -> Path:
+    """Note ``network`` in ``home`` as the one to use when none is named (:func:`network_path`)."""
+    marker = home / NETWORK_MARKER
+    write_private(marker, f"{network.resolve()}\n".encode())
+    return marker
+
+
 def load_network(path: str | Path | None = None) -> Network:
-    """Load and validate ``network.yaml`` (``--network`` or ``$STAFET_NETWORK``).
+    """Load and validate ``network.yaml`` (``--network``, ``$STAFET_NETWORK``, see :func:`network_path`).
 
     Raises:
         ConfigError: listing every problem, each as ``key (line N): what is wrong``.
     """
-    p = Path(path or os.environ.get("STAFET_NETWORK", "network.yaml")).resolve()
+    p = network_path(path)
     if not p.exists():
         raise ConfigError(f"network configuration not found: {p} (looked at --network, "
-                          "STAFET_NETWORK, ./network.yaml)")
+                          f"STAFET_NETWORK, ./network.yaml, $STAFET_HOME/{NETWORK_MARKER})")
     doc = _Lines(p.read_text(encoding="utf-8"), p.name)
     data, problems = doc.data, []
 

@@ -301,6 +301,26 @@ class Interview(Record):
     caseworker_email: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tovholder(Record):
+    """The youth's one coordinator (tovholder), set by a person: the organisation and the named person.
+
+    Thy: "For hver enkelt ung udnævnes en gennemgående tovholder blandt samarbejdspartnerne."
+    One per youth (the natural key is empty: a new one replaces the old, audited); its
+    provenance's source is ``person`` — no source system's export carries it, so nothing
+    from outside ever overwrites it (:mod:`stafet.duties.coordinator`).
+    """
+
+    kind: ClassVar[str] = "tovholder"
+    key_fields: ClassVar[tuple[str, ...]] = ()
+
+    org: str  # the organisation id of the coordinator (a member of the network)
+    name: str  # the coordinator's name
+    email: str = ""
+    since: date
+    set_by: str  # the person who registered it
+
+
 @dataclass(frozen=True, slots=True)
 class RecordKind:
     """One kind of canonical record: its model, its Danish name, the consent scope it travels under.
@@ -331,6 +351,7 @@ RECORD_KINDS: tuple[RecordKind, ...] = (
     RecordKind(Pupil, "Grundskoleelev"),
     RecordKind(Registration, "Folkeregistrering"),
     RecordKind(Interview, "Jobcentersamtale"),
+    RecordKind(Tovholder, "Tovholder"),
 )
 """The registry of record kinds, the one place a kind is listed: :data:`RECORD_TYPES`, the
 packages' Danish names (``KIND_DA``), routing's history scopes (``SCOPE_KINDS``) are read

@@ -26,6 +26,11 @@ HUB_HOSTED = ["779008", "751001", "uu-viborg", "jobcenter-viborg", "familie-vibo
               "uu-thy", "koordinator"]
 OWN_NODE = ["uu-skive"]
 
+# The demo-only export with rows that break rules: an unknown event type (AFBRUDT), a CPR
+# with no such date (31 February), and a dropout with a 2-digit municipality, an unknown
+# reason code and a decimal point instead of a comma.
+BAD_ROWS_FILE = "779008_haendelser_2026112202.csv"
+
 MEMBERS = [
     ("uu-viborg", "guidance", "UU Viborg", "791", ["791"]),
     ("uu-skive", "guidance", "UU Skive", "779", ["779"]),
@@ -39,10 +44,11 @@ MEMBERS = [
 ]
 
 # Drop folder → the files the source system drops there: the published samples
-# (FORMATS.md) plus two demo-only files (a plan with support needs and a consent
-# that covers the plan but not the support needs: a partial handover).
+# (FORMATS.md) plus three demo-only files (a plan with support needs and a consent
+# that covers the plan but not the support needs: a partial handover; and an EASY-A
+# export whose three rows each break a rule, for the quarantine and the steward's report).
 SOURCES = {
-    "easy-a": ["779008_haendelser_2026112102.csv"],
+    "easy-a": ["779008_haendelser_2026112102.csv", BAD_ROWS_FILE],
     "gymnasium": ["751001_elevhaendelser_202611210200.xml"],
     "jobcenter": ["jobcenter_791_paalaeg_20261121.csv"],
     "uu-planer": ["uu_791_planer_20261120.xml", "uu_791_planer_20261121.xml"],

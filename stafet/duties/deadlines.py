@@ -61,7 +61,7 @@ from stafet.core.config import Network
 from stafet.core.cpr import age_on
 from stafet.core.errors import DataError
 from stafet.core.models import OrgKind
-from stafet.duties import youth_register
+from stafet.duties import moves, youth_register
 from stafet.duties.routing import concern_window_days
 from stafet.store import Session, outbox, records, youths
 from stafet.store import contacts as contact_store
@@ -83,6 +83,7 @@ RULES: dict[str, str] = {
     "order_start": "a youth with an education order has started education by the order's deadline",
     "first_interview": "the job centre holds the first interview within 7 days of an education order",
     **youth_register.RULES,
+    **moves.RULES,
     "followup_18_24": "UU follows up at least twice a year on an 18–24-year-old not in education",
     "transition_meeting": "the family department holds the transition meeting no later than age 17",
     "handover_ack": "a handover is acknowledged by its receiver within the network's limit",
@@ -524,13 +525,16 @@ def handover_deadline(h: Handover, ack_limit_hours: float) -> Deadline:
 
 
 # --- the store query ----------------------------------------------------------------
+FACT_KINDS = ("enrolment", "dropout", "completion", "education_plan", "education_order", "transition_case",
+              "concern_flag", "interview")
+"""The record kinds the rules read."""
+
+
 def load_facts(s: Session) -> dict[str, YouthFacts]:
     """Gather every youth's rule-relevant facts from the store (withdrawn records skipped)."""
     facts: dict[str, YouthFacts] = {}
     births = youths.births(s)
-    kinds = ("enrolment", "dropout", "completion", "education_plan", "education_order", "transition_case",
-             "concern_flag", "interview")
-    rows = records.live_facts(s, kinds)
+    rows = records.live_facts(s, FACT_KINDS)
     for rid, kind, youth, p, origin_municipality in rows:
         f = facts.get(youth)
         if f is None:
@@ -541,6 +545,25 @@ def load_facts(s: Session) -> dict[str, YouthFacts]:
             raise DataError("stored record does not fit its kind", rule="deadline_facts",
                             record=rid, kind=kind) from None
     for youth, registered in contact_store.by_youth(s).items():
+        if youth in facts:
+            facts[youth].registered |= registered
+    return facts
+
+
+def load_facts_of(s: Session, youth_ids: Sequence[str]) -> dict[str, YouthFacts]:
+    """:func:`load_facts` for the named youths only (one youth after a contact; a batch of the snapshot)."""
+    facts: dict[str, YouthFacts] = {}
+    births = youths.births_of(s, youth_ids)
+    for rid, kind, youth, p, origin_municipality in records.live_facts_of(s, FACT_KINDS, youth_ids):
+        f = facts.get(youth)
+        if f is None:
+            f = facts[youth] = YouthFacts(youth, births[youth])
+        try:
+            _add_fact(f, kind, p, origin_municipality)
+        except (KeyError, TypeError, ValueError):
+            raise DataError("stored record does not fit its kind", rule="deadline_facts",
+                            record=rid, kind=kind) from None
+    for youth, registered in contact_store.by_youth_of(s, youth_ids).items():
         if youth in facts:
             facts[youth].registered |= registered
     return facts
@@ -648,6 +671,21 @@ def deadlines_from_facts(facts: Iterable[YouthFacts], network: Network, today: d
     return out
 
 
+def other_deadlines(s: Session, network: Network, today: date) -> list[Deadline]:
+    """The open items that do not come from a youth's own records (unclassified).
+
+    The register's duties, moves and unacknowledged handovers. Every such source of items
+    belongs here, so the console's snapshot (``stafet.duties.snapshot``, which walks the
+    youths' records in batches) has the same items as :func:`compute_deadlines`.
+    """
+    items = [Deadline(*d) for d in youth_register.register_deadlines(s, network, today)]
+    items += [Deadline(*d) for d in moves.due_items(moves.moves_of(s, network, today),
+                                                   outbox.of_rule(s, moves.RULE))]
+    for h in outbox.of_statuses(s, HANDOVER_OPEN):
+        items.append(handover_deadline(h, network.ack_limit_hours))
+    return items
+
+
 def compute_deadlines(ctx: Context, today: date, *, window_days: int = WINDOW_DAYS) -> list[Deadline]:
     """Every open deadline on ``today``: overdue, due soon and open, sorted (:func:`sort_key`).
 
@@ -661,9 +699,7 @@ def compute_deadlines(ctx: Context, today: date, *, window_days: int = WINDOW_DA
     """
     with ctx.store.session() as s:
         items = deadlines_from_facts(load_facts(s).values(), ctx.network, today)
-        items += [Deadline(*d) for d in youth_register.register_deadlines(s, ctx.network, today)]
-        for h in outbox.of_statuses(s, HANDOVER_OPEN):
-            items.append(handover_deadline(h, ctx.network.ack_limit_hours))
+        items += other_deadlines(s, ctx.network, today)
         masked: dict[str, str] = {}
         for youth in sorted({i.youth for i in items}):
             try:
@@ -740,7 +776,9 @@ __all__ = [
     "handover_deadline",
     "is_working_day",
     "load_facts",
+    "load_facts_of",
     "order_deadlines",
+    "other_deadlines",
     "to_document",
     "transition_deadlines",
 ]

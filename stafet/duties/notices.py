@@ -44,6 +44,8 @@ DUTY_DA: dict[str, str] = {
     "order_start": "Den unge er startet på uddannelse inden uddannelsespålæggets frist",
     "first_interview": "1. samtale med sagsbehandleren inden 7 dage efter pålægget",
     "grundskole_transition": "UU har kontakt med eleven fra ½ år før afslutningen af grundskolen",
+    "move_handover": ("Den nye UU har kvitteret for den unge, der er flyttet "
+                      "(indtil da har den gamle UU ansvaret)"),
 }
 """What each duty is, in Danish: the notice's body and the console's duties page."""
 

@@ -26,6 +26,7 @@ from stafet.core.cpr import age_on
 from stafet.core.errors import ConfigError
 from stafet.core.models import HISTORY_SCOPES, Organisation, OrgKind
 from stafet.duties import consent as consent_rules
+from stafet.duties.moves import targets as move_targets
 from stafet.store import Session, records, youths
 from stafet.store import consents as consent_store
 
@@ -50,6 +51,7 @@ class Rule:
     scopes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     history: tuple[str, ...] = ()
     units: dict[str, str] = field(default_factory=dict)
+    situation: str = ""  # consent rules: the situation a consent must be for ("" = any)
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,12 @@ def _parse_rules(text: str, name: str) -> tuple[Rule, ...]:
                     problems.append(f"{where}: unknown consent scope {sc!r} for {k}")
         if r.get("basis") == "consent" and not all(k in scopes for k in kinds):
             problems.append(f"{where}: a consent rule needs scopes for every kind")
+        for k in r.get("history") or ():
+            if k not in RECORD_TYPES:
+                problems.append(f"{where}: unknown record kind {k!r} in history")
+        if r.get("situation") is not None and (r.get("basis") != "consent"
+                                               or not str(r["situation"]).strip()):
+            problems.append(f"{where}: situation is a non-empty text, on a consent rule only")
         if not re.match(r"^(field:|guidance_of:|unit_of:|job_centre_of:)\w+$", str(r.get("recipient", ""))):
             problems.append(f"{where}: recipient must be field:, guidance_of:, unit_of: or job_centre_of:<field>")  # noqa: E501
         if not re.match(r"^(field:\w+|\w+@file)$", str(r.get("sender", ""))):
@@ -116,7 +124,8 @@ def _parse_rules(text: str, name: str) -> tuple[Rule, ...]:
         rules.append(Rule(id=r["id"], kinds=kinds, when=dict(r.get("when") or {}), sender=r["sender"],
                           recipient=r["recipient"], basis=r["basis"], legal_basis=" ".join(
                               str(r["legal_basis"]).split()), scopes=scopes,
-                          history=tuple(r.get("history") or ()), units=dict(r.get("units") or {})))
+                          history=tuple(r.get("history") or ()), units=dict(r.get("units") or {}),
+                          situation=" ".join(str(r.get("situation") or "").split())))
     if not rules and not problems:
         problems.append(f"{name}: no rules")
     if problems:
@@ -131,7 +140,12 @@ def _applies(rule: Rule, p: dict[str, Any], kind: str, born: date, today: date,
              link: dict[str, Any] = NO_LINK) -> bool:
     """Whether the rule's ``when`` holds for a record (``link``: the youth's ties to a job centre)."""
     w = rule.when
-    event = p.get("event_date") or p.get("status_date") or p.get("updated")
+    if "inquiry" in w and bool(link.get("inquiry")) != bool(w["inquiry"]):
+        return False  # a rule for answering inquiries only (:func:`answer_decisions`)
+    if "moved" in w and bool(p.get("moved_to") and p.get("move_day")
+                             and date.fromisoformat(p["move_day"]) <= today) != bool(w["moved"]):
+        return False  # a move known, into a known municipality, on or before today
+    event = p.get("event_date") or p.get("status_date") or p.get("updated") or p.get("move_day")
     when = date.fromisoformat(event) if event else today
     if "age_under" in w and age_on(born, when) >= int(w["age_under"]):
         return False
@@ -209,14 +223,21 @@ def route(s: Session, network: Network, today: date,
     births: dict[str, date] = {}
     refs: dict[tuple[str, str, str, str], str] = {}
     out: list[Decision] = []
+    moved = move_targets((rid, youth, payload) for rid, kind, youth, payload, *_ in rows
+                          if kind == "registration") if "registration" in by_kind else {}
     for rid, kind, youth, payload, origin_municipality, born in rows:
         births[youth] = born
+        if rid in moved:  # routing reads where the youth moved to and when (move_targets)
+            payload = {**payload, "moved_to": moved[rid][0], "move_day": moved[rid][1].isoformat()}
         for rule in by_kind[kind]:
             link = links.get(youth, NO_LINK)
             if not _applies(rule, payload, kind, born, today, link):
                 continue
             sender = _sender(rule, network, payload, origin_municipality)
             recipient = _recipient(rule, network, payload, sender, link)
+            if "moved" in rule.when and sender is not None and recipient is not None \
+                    and sender.id == recipient.id:
+                continue  # moved between two municipalities the same UU serves: nobody to hand over to
             if sender is None or recipient is None:
                 reason = ("modtager findes ikke i netværket" if recipient is None
                           else "afsender findes ikke i netværket")
@@ -239,6 +260,44 @@ def route(s: Session, network: Network, today: date,
     return out
 
 
+INQUIRY_LINK: dict[str, Any] = {**NO_LINK, "inquiry": True}
+
+
+def answer_decisions(s: Session, network: Network, youth: str, guidance: str, asker: str, today: date,
+                     rules: tuple[Rule, ...] | None = None) -> list[Decision]:
+    """What the UU ``guidance`` may tell ``asker`` about ``youth`` in answer to an inquiry (issue 18).
+
+    The same rules as a handover: every decision :func:`route` makes today from ``guidance``
+    to ``asker`` about the youth, and the rules for inquiries only (``when: {inquiry: true}``,
+    the asker as recipient) decided like any other rule on duty or consent. Held decisions
+    are returned too (their reason says why there is no basis); none at all: no rule applies.
+    """
+    rules = rules or default_rules()
+    out = [d for d in route(s, network, today, rules)
+           if d.youth == youth and d.sender == guidance and d.recipient == asker]
+    asked = [r for r in rules if r.when.get("inquiry")]
+    kinds = sorted({k for r in asked for k in r.kinds})
+    recipient = network.members.get(asker)
+    if not asked or recipient is None:
+        return out
+    rows = [r for r in records.routable(s, kinds) if r[2] == youth]
+    for rule in asked:
+        ids = [rid for rid, kind, _, p, muni, born in rows if kind in rule.kinds
+               and _applies(rule, p, kind, born, today, INQUIRY_LINK)
+               and (snd := _sender(rule, network, p, muni)) is not None and snd.id == guidance]
+        if not ids:
+            continue
+        key = (rule.id, guidance, asker, youth)
+        if rule.basis == "duty":
+            out.append(Decision(guidance, asker, youth, tuple(ids), rule.id, rule.legal_basis))
+            continue
+        kinds_of = {rid: kind for rid, kind, *_ in rows}
+        ref = next((str(p["consent_ref"]) for rid, _, _, p, *_ in rows
+                    if rid in ids and p.get("consent_ref")), "")
+        out.append(_consent_decision(s, network, rule, key, ids, kinds_of, rows[0][5], today, ref))
+    return out
+
+
 def needed_scopes(rule: Rule, kinds: set[str]) -> set[str]:
     """Every consent scope the rule's records would need for a full handover."""
     return {sc for k in kinds for sc in rule.scopes.get(k, ())}
@@ -250,7 +309,8 @@ def _consent_decision(s: Session, network: Network, rule: Rule, key: tuple[str, 
     recipient = network.members[key[2]]
     kinds = {kinds_of[i] for i in ids}
     needed = needed_scopes(rule, kinds)
-    verdict = consent_rules.best(consents_of(s, key[3]), born, recipient, needed, today, ref)
+    verdict = consent_rules.best(consents_of(s, key[3]), born, recipient, needed, today, ref,
+                                 rule.situation)
     base = {rule.scopes[k][0] for k in kinds}
     if not verdict.usable or not base <= verdict.covered:
         reason = verdict.reason or "samtykke dækker ikke " + ", ".join(
@@ -276,9 +336,14 @@ class Scope:
 
 
 def package_scope(s: Session, network: Network, rule_id: str, youth: str, recipient: str,
-                  kinds: set[str], consent_ref: str, today: date) -> Scope:
-    """Re-check the legal basis at send time: a withdrawn or expired consent stops the send."""
-    rule = {r.id: r for r in default_rules()}.get(rule_id)
+                  kinds: set[str], consent_ref: str, today: date,
+                  rules: tuple[Rule, ...] | None = None) -> Scope:
+    """Re-check the legal basis at send time: a withdrawn or expired consent stops the send.
+
+    ``rules``: the rule table (default: :func:`default_rules`); a rule's ``situation`` is
+    checked again here too.
+    """
+    rule = {r.id: r for r in rules or default_rules()}.get(rule_id)
     if rule is None:
         return Scope(False, f"ukendt regel {rule_id}")
     if rule.basis == "duty":
@@ -287,7 +352,7 @@ def package_scope(s: Session, network: Network, rule_id: str, youth: str, recipi
     consents = [c for c in consents_of(s, youth) if c["ref"] == consent_ref]
     needed = needed_scopes(rule, kinds)
     verdict = consent_rules.best(consents, born, network.member(recipient), needed | {"historik"},
-                                 today, consent_ref)
+                                 today, consent_ref, rule.situation)
     base = {rule.scopes[k][0] for k in kinds if k in rule.scopes}
     if not verdict.usable:
         return Scope(False, verdict.reason)

@@ -1,4 +1,4 @@
-"""The receiving side: a pass over an organisation's inbox — handovers, receipts, notices.
+"""The receiving side: a pass over an organisation's inbox — handovers, receipts, notices, inquiries, answers.
 
 Each file is opened and checked (:func:`stafet.packages.package.open_package`, on worker
 processes when the inbox is large: :mod:`stafet.packages.opening`), what it carries is
@@ -20,11 +20,14 @@ from stafet.core.cpr import parse_cpr
 from stafet.core.errors import ConfigError, FileRejected, PackageRejected, StafetError, TransientError
 from stafet.core.models import Provenance, record_from_payload
 from stafet.exchange.endpoints import inbox_location, trust_store, write_durably
+from stafet.exchange.inquiries import check_answer, mark_answered, receive_inquiry
 from stafet.exchange.receipts import accept, answer_refusal, send_receipt
 from stafet.exchange.withdrawals import apply_notice
 from stafet.packages.document import (
+    AnswerDocument,
     Document,
     HandoverDocument,
+    InquiryDocument,
     NoticeDocument,
     ReceiptDocument,
     WithdrawalDocument,
@@ -51,6 +54,7 @@ class InboxResult:
     withdrawn: int = 0
     duplicates: int = 0  # a package delivered again (a resend) and already imported: answered again
     notices: int = 0  # duty notices received (a person reads them)
+    inquiries: int = 0  # inquiries received for a person at this UU to answer (issue 18)
     awaiting: int = 0  # imported, the receipt waits for a person (member option acknowledge: person)
     rejected: dict[str, str] = field(default_factory=dict)  # file → reason code
     receipt_errors: dict[str, str] = field(default_factory=dict)  # file → why its receipt was not sent
@@ -64,7 +68,7 @@ class Incoming:
     data: bytes
     opened: Opened | None = None
     refused: PackageRejected | None = None
-    outcome: str = ""  # imported | withdrawn | acknowledged | duplicate | notice | failed
+    outcome: str = ""  # imported | withdrawn | acknowledged | duplicate | notice | inquiry | failed
     count: int = 0
 
 
@@ -127,7 +131,8 @@ def bad_content(e: BaseException, package: str | None = None) -> PackageRejected
                            package=package)
 
 
-def _records_to_import(doc: HandoverDocument, imported_at: dict[str, dt.datetime]) -> list[Prepared]:
+def _records_to_import(doc: HandoverDocument | AnswerDocument,
+                       imported_at: dict[str, dt.datetime]) -> list[Prepared]:
     """Check a handover for import — not a replay, every record fits its kind — and return its records.
 
     ``imported_at``: package id → when, for the ids the caller knows imported (the store's,
@@ -163,8 +168,8 @@ def _records_to_import(doc: HandoverDocument, imported_at: dict[str, dt.datetime
 
 
 def _write_imports(ctx: Context, s: Session, org_id: str,
-                   checked: list[tuple[HandoverDocument, str, list[Prepared]]]) -> None:
-    """Write checked handovers: their records apart from source records, each package's row and audit entry.
+                   checked: list[tuple[HandoverDocument | AnswerDocument, str, list[Prepared]]]) -> None:
+    """Write checked handovers and answers: records apart from source records, package rows, audit.
 
     A received record is kept under its recipient and package (:mod:`stafet.store.imported`);
     it never updates a source record, whatever its key.
@@ -319,12 +324,12 @@ def _store(ctx: Context, org_id: str, batch: list[Incoming]) -> None:
         imported_at = inbox.imported_at(s, ids)
         prior = inbox.imports(s, ids) if imported_at else {}
         batch_digests: dict[str, tuple[str, str]] = {}  # handovers imported earlier in this batch
-        checked: list[tuple[HandoverDocument, str, list[Prepared]]] = []
+        checked: list[tuple[HandoverDocument | AnswerDocument, str, list[Prepared]]] = []
         for item, doc in docs:
             if doc is None or item.opened is None:
                 continue
             try:
-                if isinstance(doc, HandoverDocument) and (
+                if isinstance(doc, HandoverDocument | AnswerDocument) and (
                         _duplicate(prior.get(doc.package_id), org_id, doc, item.opened.digest)
                         or batch_digests.get(doc.package_id) == (doc.sender, item.opened.digest)):
                     item.outcome = "duplicate"  # the same package delivered again (a resend)
@@ -336,7 +341,11 @@ def _store(ctx: Context, org_id: str, batch: list[Incoming]) -> None:
                     ctx.store.audit(s, f"receive:{org_id}", "notice.received", f"package:{doc.package_id}",
                                     {"sender": doc.sender, "step": doc.step, "rule": doc.rule})
                     continue
-                if isinstance(doc, HandoverDocument):
+                if isinstance(doc, InquiryDocument):  # kept for a person at this UU to answer
+                    item.outcome = receive_inquiry(ctx, s, org_id, doc, item.opened.digest)
+                    continue
+                if isinstance(doc, HandoverDocument | AnswerDocument):
+                    asked = check_answer(ctx, s, org_id, doc) if isinstance(doc, AnswerDocument) else None
                     try:
                         recs = _records_to_import(doc, imported_at)  # pure: nothing written yet
                     except PackageRejected:
@@ -344,6 +353,8 @@ def _store(ctx: Context, org_id: str, batch: list[Incoming]) -> None:
                     except Exception as e:
                         raise bad_content(e, doc.package_id) from None
                     checked.append((doc, item.opened.digest, recs))
+                    if asked is not None and isinstance(doc, AnswerDocument):
+                        mark_answered(s, asked, doc, item.opened.digest)
                     batch_digests[doc.package_id] = (doc.sender, item.opened.digest)
                     item.outcome, item.count = "imported", len(recs)
                     continue
@@ -358,7 +369,7 @@ def _store(ctx: Context, org_id: str, batch: list[Incoming]) -> None:
         _write_imports(ctx, s, org_id, checked)
 
 
-def _duplicate(prior: Any, org_id: str, doc: HandoverDocument, digest: str) -> bool:
+def _duplicate(prior: Any, org_id: str, doc: HandoverDocument | AnswerDocument, digest: str) -> bool:
     """A handover this member imported before, byte for byte the same signed content."""
     return prior is not None and prior.recipient == org_id and prior.sender == doc.sender and prior.digest == digest  # noqa: E501
 
@@ -389,9 +400,11 @@ def _receive_batch(ctx: Context, org_id: str, box: Any, batch: list[Incoming],
                 result.awaiting += 1
             else:
                 result.duplicates += 1
-        elif item.outcome in ("imported", "withdrawn", "duplicate"):
+        elif item.outcome in ("imported", "withdrawn", "duplicate", "inquiry"):
             if item.outcome == "imported":
                 result.imported += 1
+            elif item.outcome == "inquiry":
+                result.inquiries += 1
             elif item.outcome == "duplicate":
                 result.duplicates += 1
             else:
@@ -424,7 +437,8 @@ def _refuse(ctx: Context, org_id: str, box: Any, name: str, data: bytes, opened:
         doc = opened.document if opened is not None else None
     except Exception:  # a document that cannot even be read: nobody to answer
         doc = None
-    if opened is not None and isinstance(doc, HandoverDocument | WithdrawalDocument):
+    if opened is not None and isinstance(doc, HandoverDocument | WithdrawalDocument | InquiryDocument
+                                         | AnswerDocument):
         answer_refusal(ctx, org_id, doc, opened.digest, e)
     box.reject(name, reason=str(e))
 

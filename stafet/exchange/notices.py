@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stafet.context import Context
-from stafet.core.errors import ConfigError, StafetError
+from stafet.core.errors import StafetError
 from stafet.duties.deadlines import Deadline, compute_deadlines, duty_settings
 from stafet.duties.notices import NoticePlan, duty_key, plan_notices
 from stafet.exchange.endpoints import outlet_for, recipient_certificate
@@ -74,10 +74,8 @@ def send_notices(ctx: Context, today: dt.date, *, items: Sequence[Deadline] | No
     """Plan and send today's notices and escalations; counts per step, failures and skips.
 
     A network without a coordinator member sends none (``no_coordinator``: how many were
-    not told; the duty clock still lists them).
-
-    Raises:
-        ConfigError: this data folder holds no key for the coordinator (notices are signed by it).
+    not told; the duty clock still lists them); neither does a node that does not hold the
+    coordinator's key (``not_this_node``: a member's own node — the hub tells).
     """
     settings = duty_settings()
     items = list(items) if items is not None else compute_deadlines(ctx, today)
@@ -93,11 +91,10 @@ def send_notices(ctx: Context, today: dt.date, *, items: Sequence[Deadline] | No
             len(overdue),
         )
         return counts | {"no_coordinator": len(overdue)}
-    if not ctx.keys.keys(coordinator.id):
-        raise ConfigError(
-            f"duty notices are signed by the coordinator {coordinator.id}, and the data folder "
-            f"{ctx.home} holds no key for it: run the night where its key is"
-        )
+    if not ctx.keys.keys(coordinator.id):  # a member's own node: the hub, which holds the key, tells
+        log.info("%d overdue duties: notices are sent by the node that holds the coordinator's key (%s), "
+                 "not this one (%s)", len(overdue), coordinator.id, ctx.home)
+        return counts | {"not_this_node": len(overdue)}
     key = ctx.keys.current(coordinator.id)
     with ctx.store.session() as s:
         sent = notices.first_sent(s, [duty_key(i) for i in overdue])

@@ -56,9 +56,12 @@ def _history(rows: list[RecordRow]) -> tuple[HistoryEntry, ...]:
     out = []
     for r in rows:
         p = r.payload
-        when = p.get("event_date") or p.get("updated") or p.get("status_date") or ""
+        when = p.get("event_date") or p.get("updated") or p.get("status_date") or p.get("since") or ""
         what = p.get("programme_name") or p.get("goal_name") or p.get("target_education") or ""
-        out.append(HistoryEntry(date=str(when), kind=r.kind, org=str(p.get("institution", "")),
+        if r.kind == "tovholder":  # the youth's coordinator, set by a person
+            what = " ".join(str(p.get(k) or "") for k in ("name", "email")).strip()
+        org = p.get("institution") or p.get("org") or ""
+        out.append(HistoryEntry(date=str(when), kind=r.kind, org=str(org),
                                 summary=f"{KIND_DA.get(r.kind, r.kind)} {what}".strip()))
     return tuple(sorted(out, key=lambda h: h.date))
 
@@ -155,12 +158,17 @@ class SendResult:
 
 
 def send_pending(ctx: Context, *, recipients: list[str] | None = None,
-                 now: dt.datetime | None = None) -> SendResult:
-    """Steps 2–4 for every due pending handover; one failing endpoint never blocks the others."""
+                 now: dt.datetime | None = None, claimant: str = "",
+                 takeover: tuple[str, ...] = ()) -> SendResult:
+    """Steps 2–4 for every due pending handover; one failing endpoint never blocks the others.
+
+    On PostgreSQL the handovers are claimed for ``claimant`` first (:func:`stafet.store.outbox.due`):
+    a concurrent send never gets the same ones; ``takeover`` names dead claimants whose rows may be taken.
+    """
     now = now or utcnow()
     result = SendResult()
     with ctx.store.session() as s:
-        due = outbox.due(s, now, recipients)
+        due = outbox.due(s, now, recipients, claimant=claimant, takeover=takeover)
     for h in due:
         try:
             data, _ = build_outbox_package(ctx, h)

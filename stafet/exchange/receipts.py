@@ -2,7 +2,8 @@
 
 A handover is done when its receipt is back: :func:`accept` checks that the receipt is
 for a package we sent, from its recipient, with the digest of what was sent, and only
-then closes the handover.
+then closes the handover. Inquiries and answers are receipted the same way
+(:func:`stafet.exchange.inquiries.accept_receipt`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ import logging
 from stafet.context import Context
 from stafet.core.errors import PackageRejected, StafetError
 from stafet.exchange.endpoints import outlet_for, recipient_certificate
-from stafet.packages.document import HandoverDocument, ReceiptDocument, WithdrawalDocument
+from stafet.exchange.inquiries import accept_receipt
+from stafet.packages.document import (
+    AnswerDocument,
+    HandoverDocument,
+    InquiryDocument,
+    ReceiptDocument,
+    WithdrawalDocument,
+)
 from stafet.packages.package import build_package, new_package_id
 from stafet.store import Session, inbox, outbox
 
@@ -40,6 +48,11 @@ def accept(s: Session, org_id: str, receipt: ReceiptDocument) -> str:
     handover's new status, or ``duplicate`` when it was acknowledged already.
     """
     h = outbox.get(s, receipt.for_package)
+    if h is None:  # an inquiry or an answer we sent (issue 18)?
+        outcome = accept_receipt(s, org_id, receipt.for_package, receipt.sender, receipt.digest,
+                                 receipt.disposition)
+        if outcome is not None:
+            return outcome
     if h is None or h.sender != org_id:
         raise PackageRejected("receipt_unknown", "a receipt for a package we did not send",
                               package=receipt.for_package)
@@ -55,9 +68,10 @@ def accept(s: Session, org_id: str, receipt: ReceiptDocument) -> str:
                               receipt_id=receipt.package_id, actor=f"receive:{org_id}")
 
 
-def answer_refusal(ctx: Context, org_id: str, doc: HandoverDocument | WithdrawalDocument, digest: str,
+def answer_refusal(ctx: Context, org_id: str,
+                   doc: HandoverDocument | WithdrawalDocument | InquiryDocument | AnswerDocument, digest: str,
                    e: PackageRejected) -> None:
-    """Tell a verified sender why we refused (a handover or a withdrawal notice).
+    """Tell a verified sender why we refused (a handover, a withdrawal notice, an inquiry or an answer).
 
     A replay of what we imported is re-acknowledged.
     """

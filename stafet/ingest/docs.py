@@ -1,19 +1,25 @@
-"""Data Docs: Great Expectations' own pages for a run, built from counts only.
+"""Data Docs: the pages of a run's Great Expectations validation, built from counts only.
 
 What goes into a page is a :class:`DocsTally`: per file and expectation, the
 expectation's configuration and its element, unexpected and missing counts, never a
 value from a source file.
+
+The pages are stafet's own offline rendering of what GX's Data Docs show (the site's
+index, a page per expectation suite, a page per validated file): GX's SiteBuilder pages
+load Bootstrap, jQuery, Font Awesome and Vega from CDNs and render unstyled without
+the internet, and a steward's machine may have none. Every style is inline, a
+Content-Security-Policy forbids anything loaded, every value is HTML-escaped.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
+import html
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stafet.ingest.gx import _gx_context, _lock
+from stafet.core.config import private_dir, write_private
 
 _COUNT_KEYS = ("element_count", "unexpected_count", "missing_count")
 
@@ -55,71 +61,114 @@ def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:120] or "file"
 
 
-def _summary_result(tally: dict[str, Any], file: str, run: Any) -> Any:
-    """A GX suite validation result for a whole file, built from a :class:`DocsTally` entry."""
-    from great_expectations.core import ExpectationSuiteValidationResult, ExpectationValidationResult
+def page_name(file: str) -> str:
+    """The name of ``file``'s page in its run's Data Docs folder."""
+    return f"{_safe_name(file)}.html"
 
-    results = []
+
+_CSS = ("body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1b1b1b;"
+        "background:#fafafa}header{background:#ff6310;color:#fff;padding:.8rem 2rem}"
+        "header a{color:#fff}main{padding:1rem 2rem}h1{font-size:1.4rem;margin:.2rem 0}"
+        "h2{font-size:1.1rem;margin-top:1.6rem}table{border-collapse:collapse;background:#fff;"
+        "font-size:.9rem;margin:.5rem 0}th,td{border:1px solid #d0d0d0;padding:.3rem .6rem;text-align:left;"
+        "vertical-align:top}th{background:#f0f0f0}td.n{text-align:right;font-variant-numeric:tabular-nums}"
+        ".ok{color:#176317;font-weight:600}.bad{color:#a40000;font-weight:600}code{font-size:.85em}"
+        ".muted{color:#666}")
+_CSP = "default-src 'none'; style-src 'unsafe-inline'"
+
+
+def _e(v: Any) -> str:
+    return html.escape("" if v is None else str(v), quote=True)
+
+
+def _page(title: str, body: str, up: str = "") -> str:
+    nav = f' — <a href="{_e(up)}">alle filer</a>' if up else ""
+    return (f"<!DOCTYPE html>\n<html lang=\"da\"><head><meta charset=\"utf-8\">"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{_CSP}\">"
+            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+            f"<header><h1>{_e(title)}</h1><span>stafet · Great Expectations Data Docs{nav}</span></header>"
+            f"<main>{body}</main></body></html>\n")
+
+
+def _table(headers: list[str], rows: list[list[str]], numeric: tuple[int, ...] = ()) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f'<td class="n">{c}</td>' if i in numeric else f"<td>{c}</td>"
+                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _expectations(tally: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each expectation of the tally as plain data: its rule, type, kwargs and counts."""
+    out = []
     for cfg, c in zip(tally["configs"], tally["counts"], strict=True):
+        meta = dict(getattr(cfg, "meta", None) or {})
+        kwargs = {k: v for k, v in dict(getattr(cfg, "kwargs", None) or {}).items()
+                  if k not in ("result_format", "catch_exceptions", "include_config")}
         n, bad, missing = c["element_count"], c["unexpected_count"], c["missing_count"]
-        present = n - missing
-        results.append(ExpectationValidationResult(success=bad == 0, expectation_config=cfg, result={
-            "element_count": n, "unexpected_count": bad, "missing_count": missing,
-            "missing_percent": 100 * missing / n if n else None,
-            "unexpected_percent": 100 * bad / present if present else None,
-            "unexpected_percent_total": 100 * bad / n if n else None,
-            "unexpected_percent_nonmissing": 100 * bad / present if present else None}))
-    ok = sum(1 for r in results if r.success)
-    return ExpectationSuiteValidationResult(
-        success=ok == len(results), results=results, suite_name=f"stafet.{tally['source']}",
-        statistics={"evaluated_expectations": len(results), "successful_expectations": ok,
-                    "unsuccessful_expectations": len(results) - ok,
-                    "success_percent": 100 * ok / len(results) if results else None},
-        meta={"run_id": run, "active_batch_definition": {
-            "datasource_name": f"src_{tally['source']}", "data_connector_name": "fluent",
-            "data_asset_name": "rows", "batch_identifiers": {"file": _safe_name(file)}},
-              "batch_spec": {"source": tally["source"], "file": _safe_name(file)}})
+        out.append({"rule": str(meta.get("rule", "")), "description": str(meta.get("description", "")),
+                    "type": str(getattr(cfg, "type", "")), "kwargs": kwargs, "element_count": n,
+                    "unexpected_count": bad, "missing_count": missing, "success": bad == 0})
+    return out
 
 
-_docs_keys: dict[str, list[Any]] = {}  # run folder → its results' keys in the context's store
+def _kwargs(kwargs: dict[str, Any]) -> str:
+    return "<br>".join(f"<code>{_e(k)}</code>: {_e(json.dumps(v, ensure_ascii=False, default=str))}"
+                       for k, v in kwargs.items())
+
+
+def _file_page(file: str, source: str, run_name: str, run_time: Any, exps: list[dict[str, Any]]) -> str:
+    ok = sum(1 for x in exps if x["success"])
+    rows = [[f'<span class="{"ok" if x["success"] else "bad"}">{"bestået" if x["success"] else "fejlet"}'
+             "</span>", _e(x["rule"]), _e(x["description"]), f"<code>{_e(x['type'])}</code>",
+             _kwargs(x["kwargs"]), _e(x["element_count"]), _e(x["missing_count"]), _e(x["unexpected_count"])]
+            for x in exps]
+    pct = f"{100 * ok / len(exps):.0f} %" if exps else "–"
+    body = (f"<p>Kilde <code>{_e(source)}</code>, suite <a href=\"suite-{_e(_safe_name(source))}.html\">"
+            f"stafet.{_e(source)}</a>, kørsel {_e(run_name)} ({_e(run_time)}).</p>"
+            f"<p>{ok} af {len(exps)} forventninger bestået ({pct}). Tallene er rækker; ingen værdi fra "
+            "filen vises her.</p>"
+            + _table(["resultat", "regel", "beskrivelse", "forventning", "parametre", "rækker", "mangler",
+                      "uventede"], rows, numeric=(5, 6, 7)))
+    return _page(f"Validering: {file}", body, up="index.html")
+
+
+def _suite_page(source: str, exps: list[dict[str, Any]]) -> str:
+    rows = [[_e(x["rule"]), _e(x["description"]), f"<code>{_e(x['type'])}</code>", _kwargs(x["kwargs"])]
+            for x in exps]
+    return _page(f"Suite stafet.{source}", _table(["regel", "beskrivelse", "forventning", "parametre"], rows),
+                 up="index.html")
+
+
+def _index(folder: Path) -> str:
+    rows = []
+    for meta_file in sorted(folder.glob("*.summary.json")):
+        m = json.loads(meta_file.read_text(encoding="utf-8"))
+        state = ('<span class="ok">bestået</span>' if m["failed"] == 0
+                 else f'<span class="bad">{m["failed"]} fejlet</span>')
+        rows.append([f'<a href="{_e(m["page"])}">{_e(m["file"])}</a>',
+                     f'<a href="suite-{_e(_safe_name(m["source"]))}.html">stafet.{_e(m["source"])}</a>',
+                     _e(m["run_time"]), _e(m["expectations"]), state])
+    return _page("Data Docs", _table(["fil", "suite", "kørt", "forventninger", "resultat"], rows))
 
 
 def build_docs(tally: dict[str, Any] | None, file: str, folder: Path, run_name: str,
                run_time: Any) -> Path | None:
-    """Render the Data Docs page of one file (and the site's index) into ``folder`` with GX's SiteBuilder.
+    """Render the Data Docs page of one file (its suite's page and the site's index) into ``folder``.
 
     Files of the same run share ``folder``: the index lists them all. Returns the
-    index page, or None when nothing of ``file`` was validated.
+    index page, or None when nothing of ``file`` was validated. Every file is 0600.
     """
     if not tally or not tally["counts"]:
         return None
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.resource_identifiers import (
-        ExpectationSuiteIdentifier,
-        ValidationResultIdentifier,
-    )
-
-    ctx = _gx_context()
-    run = RunIdentifier(run_name=run_name, run_time=run_time)
-    key = ValidationResultIdentifier(ExpectationSuiteIdentifier(name=f"stafet.{tally['source']}"), run,
-                                     _safe_name(file))
-    store = ctx.validation_results_store
-    with _lock:
-        for other in [k for k in _docs_keys if k != str(folder)]:  # an earlier run: forget its results
-            for old in _docs_keys.pop(other):
-                with contextlib.suppress(Exception):
-                    store.remove_key(old)
-        _docs_keys.setdefault(str(folder), []).append(key)
-        store.set(key, _summary_result(tally, file, run))
-        site = f"run_{os.getpid()}"
-        ctx.add_data_docs_site(site, {
-            "class_name": "SiteBuilder", "show_how_to_buttons": False,
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(folder)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}})
-        try:
-            ctx.build_data_docs(site_names=[site])
-        finally:
-            ctx.delete_data_docs_site(site)
+    private_dir(folder)
+    exps = _expectations(tally)
+    source, name = str(tally["source"]), _safe_name(file)
+    page = page_name(file)
+    write_private(folder / page, _file_page(file, source, run_name, run_time, exps).encode("utf-8"))
+    write_private(folder / f"suite-{_safe_name(source)}.html", _suite_page(source, exps).encode("utf-8"))
+    summary = {"file": file, "source": source, "page": page, "run_time": str(run_time),
+               "expectations": len(exps), "failed": sum(1 for x in exps if not x["success"])}
+    write_private(folder / f"{name}.summary.json", json.dumps(summary).encode("utf-8"))
     index = folder / "index.html"
-    return index if index.is_file() else None
-
+    write_private(index, _index(folder).encode("utf-8"))
+    return index

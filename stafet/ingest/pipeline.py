@@ -440,8 +440,10 @@ def _source_of(cfg: SourceConfig) -> Source | None:
 
 def ingest_inbox(store: Store, network: Network, inbox: Inbox, source_cfg: SourceConfig, *,
                  now: datetime | None = None, home: Path | None = None,
-                 min_age: float = 0.0) -> list[FileResult]:
+                 min_age: float = 0.0, docs_dir: Path | None = None) -> list[FileResult]:
     """Ingest every waiting file of one configured source from its inbox (folder or SFTP).
+
+    ``docs_dir``: as for :func:`ingest_file` (the files' Data Docs pages go there).
 
     The source module is the one named like the configured source (or its
     ``source:`` option); without one, each file's name picks it. Each file is
@@ -467,7 +469,7 @@ def ingest_inbox(store: Store, network: Network, inbox: Inbox, source_cfg: Sourc
                 with inbox.open(name) as remote, local.open("wb") as out:
                     shutil.copyfileobj(remote, out, 1 << 20)
                 result = _ingest(store, network, name, lambda p=local: p.open("rb"),  # type: ignore[misc]
-                                 source=src, now=now, home=home, progress=None)
+                                 source=src, now=now, home=home, progress=None, docs_dir=docs_dir)
         except FileRejected as e:  # refused by the inbox before (or instead of) being read
             result = FileResult(file=name, source=src.name if src is not None else "", rejected=True,
                                 reason=e.message)

@@ -1,4 +1,9 @@
-"""Adding a member organisation to a running network."""
+"""Adding a member organisation to a running network.
+
+``network.yaml`` is edited as a round trip (ruamel.yaml): its comments, key order, quoting
+and indentation stay as the operator wrote them; only the new member's entry is added.
+A refused file is reported under its own name, never the temporary file's.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,6 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-import yaml
 from cryptography import x509
 
 from stafet.core.config import load_network
@@ -43,25 +47,50 @@ def add_member(network: str | Path | None, *, org: str, kind: str, name: str, mu
         trust.check_certificate(cert, now)
     certs = path.parent / "certs"
     certs.mkdir(exist_ok=True)
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
     member: dict[str, object] = {"id": org, "kind": kind, "name": name, "municipality": municipality,
                                  "email": email, "endpoint": endpoint, "certificate": f"certs/{org}.pem"}
     if serves:
         member["serves"] = serves
-    data["members"].append(member)
+    text = _with_member(path.read_text(encoding="utf-8"), member)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".network-", suffix=".yaml")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(data, fh, sort_keys=False, allow_unicode=True)
+        fh.write(text)
     target = certs / f"{org}.pem"
     shutil.copy(certificate, target)
     try:
         load_network(tmp)
-    except ConfigError:
+    except ConfigError as e:
         os.unlink(tmp)
         target.unlink()
-        raise
+        raise ConfigError(f"{path} with {org} added would not be valid: "
+                          + str(e).replace(tmp, str(path)).replace(Path(tmp).name, path.name)) from None
     os.replace(tmp, path)
     return path
+
+
+def _with_member(text: str, member: dict[str, object]) -> str:
+    """``network.yaml``'s text with ``member`` appended to ``members:``, all else as it was."""
+    import io
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.util import load_yaml_guess_indent
+
+    try:
+        data, indent, offset = load_yaml_guess_indent(text)
+    except YAMLError as e:
+        raise ConfigError(f"network.yaml is not valid YAML: {type(e).__name__}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("members"), list):
+        raise ConfigError("network.yaml has no members: list")
+    rt = YAML()  # round trip: comments, order, quotes kept
+    rt.preserve_quotes = True
+    rt.width = 4096  # never re-fold a long line
+    rt.indent(mapping=indent or 2, sequence=indent or 2, offset=offset or 0)  # as ruamel's docs guess it
+    data = rt.load(text)
+    data["members"].append(member)
+    out = io.StringIO()
+    rt.dump(data, out)
+    return out.getvalue()
 
 
 def preview_for(network: str, org: str, *, home: Path) -> Counter[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""The documents a package carries, typed: a handover, a receipt, a withdrawal notice.
+"""The documents a package carries, typed: handover, receipt, withdrawal, notice, inquiry, answer.
 
 The exchange builds these and reads them back; the JSON of ``handover.schema.json`` is
 made and parsed only at the package boundary (:meth:`to_json` in
@@ -264,9 +264,97 @@ class NoticeDocument:
                    reference=str(n.get("reference", "")), act=str(n["act"]))
 
 
-Document = HandoverDocument | ReceiptDocument | WithdrawalDocument | NoticeDocument
+@dataclass(frozen=True)
+class InquiryDocument:
+    """An inquiry: a member asks a UU what it may tell about one youth (issue 18).
+
+    Randers: "Ungdomsuddannelserne kan til enhver tid under optagelsesprocessen forespørge UUR
+    om oplysninger på konkrete unge". Holds the CPR (``youth.cpr``); the question is free text.
+    """
+
+    package_id: str
+    sender: str
+    recipient: str
+    created: str  # ISO 8601 date-time, as written on the wire
+    youth: YouthInfo
+    question: str
+
+    type: ClassVar[str] = "inquiry"
+
+    def to_json(self) -> dict[str, Any]:
+        """As the schema's JSON."""
+        return {"type": "inquiry", "package_id": self.package_id, "sender": self.sender,
+                "recipient": self.recipient, "created": self.created, "youth": self.youth.to_json(),
+                "inquiry": {"question": self.question}}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> InquiryDocument:
+        """Read from the schema's JSON (already validated)."""
+        return cls(package_id=str(d["package_id"]), sender=str(d["sender"]), recipient=str(d["recipient"]),
+                   created=str(d["created"]), youth=YouthInfo.from_json(d["youth"]),
+                   question=str(d["inquiry"]["question"]))
+
+
+NO_BASIS = "intet grundlag"
+"""The legal basis of an answer that may tell nothing (``outcome`` ``no_basis``)."""
+
+
+@dataclass(frozen=True)
+class AnswerDocument:
+    """A UU's answer to an inquiry: what the rules let it tell, or "intet grundlag" and no records.
+
+    Routed like a handover (rule, legal basis, consent reference, records, history, what was
+    left out); ``in_reply_to`` is the inquiry's package id. Holds the CPR (``youth.cpr``).
+    """
+
+    package_id: str
+    sender: str
+    recipient: str
+    created: str  # ISO 8601 date-time, as written on the wire
+    in_reply_to: str
+    outcome: str  # answered | no_basis
+    reason: str  # why there is no basis (Danish), "" when answered
+    rule: str
+    legal_basis: str
+    consent_ref: str
+    youth: YouthInfo
+    records: tuple[DocumentRecord, ...] = ()
+    history: tuple[HistoryEntry, ...] = ()
+    omitted: tuple[Omission, ...] = ()
+
+    type: ClassVar[str] = "answer"
+
+    def to_json(self) -> dict[str, Any]:
+        """As the schema's JSON."""
+        return {
+            "type": "answer", "package_id": self.package_id, "sender": self.sender,
+            "recipient": self.recipient, "created": self.created, "rule": self.rule,
+            "legal_basis": self.legal_basis, "consent_ref": self.consent_ref,
+            "youth": self.youth.to_json(),
+            "records": [r.to_json() for r in self.records],
+            "history": [h.to_json() for h in self.history],
+            "omitted": [o.to_json() for o in self.omitted],
+            "answer": {"in_reply_to": self.in_reply_to, "outcome": self.outcome, "reason": self.reason},
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> AnswerDocument:
+        """Read from the schema's JSON (already validated)."""
+        a = d["answer"]
+        return cls(package_id=str(d["package_id"]), sender=str(d["sender"]), recipient=str(d["recipient"]),
+                   created=str(d["created"]), in_reply_to=str(a["in_reply_to"]), outcome=str(a["outcome"]),
+                   reason=str(a.get("reason", "")), rule=str(d["rule"]), legal_basis=str(d["legal_basis"]),
+                   consent_ref=str(d.get("consent_ref", "")), youth=YouthInfo.from_json(d["youth"]),
+                   records=tuple(DocumentRecord.from_json(r) for r in d["records"]),
+                   history=tuple(HistoryEntry.from_json(h) for h in d.get("history") or ()),
+                   omitted=tuple(Omission(str(o["kind"]), str(o["reason"])) for o in d.get("omitted") or ()))
+
+
+Document = (HandoverDocument | ReceiptDocument | WithdrawalDocument | NoticeDocument | InquiryDocument
+            | AnswerDocument)
 _TYPES: dict[str, Any] = {"handover": HandoverDocument, "receipt": ReceiptDocument,
-                          "withdrawal": WithdrawalDocument, "notice": NoticeDocument}
+                          "withdrawal": WithdrawalDocument, "notice": NoticeDocument,
+                          "inquiry": InquiryDocument, "answer": AnswerDocument}
 
 
 def document_from_json(d: Mapping[str, Any]) -> Document:

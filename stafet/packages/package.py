@@ -160,7 +160,25 @@ def _summary(doc: dict[str, Any], sender: Organisation, recipient: Organisation)
         if doc.get("omitted"):
             lines += ["", "Udeladt (ikke dækket af samtykke):"] + [
                 f"  - {KIND_DA.get(o['kind'], o['kind'])}: {o['reason']}" for o in doc["omitted"]]
-        lines += ["", "Kvittering sendes automatisk, når pakken er modtaget i stafet."]
+        lines += ["", "Kvittering: stafet kvitterer, når pakken er modtaget (eller når en medarbejder har "
+                  "kvitteret i konsollens indbakke, hvis jeres organisation kvitterer personligt).",
+                  "Læser du pakken i et mailprogram, så kvittér med »stafet acknowledge --file pakke.eml "
+                  f"--org {recipient.id} --by <dit navn>«: afsenderen venter på kvitteringen."]
+    elif kind == "inquiry":
+        y = doc["youth"]
+        lines += [f"Forespørgsel om en ung (CPR {y['cpr']})", "", f"Spørgsmål: {doc['inquiry']['question']}",
+                  "", "Besvares i stafet (stafet inquiry answer); kvittering sendes automatisk."]
+    elif kind == "answer":
+        y, a = doc["youth"], doc["answer"]
+        lines += [f"Svar på forespørgsel {a['in_reply_to']} om en ung (CPR {y['cpr']})",
+                  f"Grundlag: {doc['legal_basis']}" + (f" (samtykke {doc['consent_ref']})"
+                                                      if doc.get("consent_ref") else "")]
+        if a["outcome"] == "no_basis":
+            lines += ["Intet grundlag for at videregive oplysninger" + (f": {a['reason']}" if a.get("reason")
+                                                                        else ".")]
+        else:
+            lines += ["", "Indhold:"] + [f"  - {KIND_DA.get(r['kind'], r['kind'])}" for r in doc["records"]]
+            lines += [f"  - {h['date']} {h['summary']}" for h in doc.get("history") or ()]
     elif kind == "receipt":
         r = doc["receipt"]
         lines += [f"Kvittering for pakke {r['package_id']}: {r['disposition']}"]
@@ -258,7 +276,7 @@ def build_package(document: Document | dict[str, Any], *, sender: Organisation, 
                  .add_recipient(recipient_cert).add_recipient(sender_key.cert)
                  .encrypt(Encoding.DER, [pkcs7.PKCS7Options.Binary]))
     subject = {"handover": "Overlevering", "receipt": "Kvittering", "withdrawal": "Tilbagekaldelse",
-               "notice": "Påmindelse om pligt"}
+               "notice": "Påmindelse om pligt", "inquiry": "Forespørgsel", "answer": "Svar på forespørgsel"}
     headers = [
         ("From", sender.email), ("To", recipient.email),
         ("Subject", f"{subject[doc['type']]} fra {sender.name} {doc['package_id']}"),

@@ -1,11 +1,13 @@
 """The nightly report: one self-contained HTML page for the data steward and operations.
 
-Sections: what was ingested, what routing decided (sent / partial / held, with the
+Sections: what was ingested (each file linking the steward's validation report
+written for it, ``file-….html`` in the same folder), what routing decided (sent / partial / held, with the
 reason consent blocked), withdrawal notices and whether each was acknowledged, dropouts
-with no prior concern flag (Randers), unacknowledged handovers past the limit, and the
-duty clock. Every value is escaped, values that look like spreadsheet formulas are
-prefixed so they stay inert when copied, and nothing loads from the network. CPRs
-never appear: youths are shown by pseudonym.
+with no prior concern flag (Randers), the report lag of dropouts per institution (seed 002:
+"Ofte kommer meldinger fra Ungdomsuddannelserne for sent"; counts only), unacknowledged
+handovers past the limit, and the duty clock. Every value is escaped, values that look
+like spreadsheet formulas are prefixed so they stay inert when copied, and nothing loads
+from the network. CPRs never appear: youths are shown by pseudonym.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Any
 from stafet.context import Context
 from stafet.core.config import write_private
 from stafet.duties.routing import dropouts_without_concern
+from stafet.reports.statistics import report_lag_by_institution
 from stafet.store import audit, files, outbox, utcnow
+from stafet.store import statistics as stat_queries
 
 _CSS = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
         "margin:.5em 0 1.5em}td,th{border:1px solid #bbb;padding:.25em .6em;text-align:left;"
@@ -43,6 +47,26 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _files_table(folder: Path, received: list[Any]) -> str:
+    """The night's files, each linking its validation report (``file-….html`` next to this page)."""
+    from stafet.reports.validation import file_report_name
+
+    if not received:
+        return "<p>(ingen)</p>"
+    head = "".join(f"<th>{h}</th>" for h in ("fil", "kilde", "status", "rækker", "accepteret", "karantæne",
+                                             "årsag", "valideringsrapport"))
+    rows = []
+    for f in received:
+        rid = file_report_name(f.sha256)
+        name = f"{rid}.html"
+        link = (f"<td><a href='{html.escape(name, quote=True)}'>{html.escape(rid)}</a></td>"
+                if (folder / name).is_file() else "<td>(ingen)</td>")
+        rows.append("<tr>" + "".join(cell(v) for v in (
+            f.name, f.source, f.status, f.counts.get("rows", ""), f.counts.get("accepted", ""),
+            f.counts.get("quarantined", ""), f.reason)) + link + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
 def build_report(ctx: Context, *, today: dt.date, deadlines: list[Any] | None = None,
                  since: dt.datetime | None = None) -> str:
     """The nightly report as an HTML string."""
@@ -52,10 +76,7 @@ def build_report(ctx: Context, *, today: dt.date, deadlines: list[Any] | None = 
              f"<h1>stafet — natlig rapport {html.escape(ctx.network.name)} {today}</h1>"]
     with ctx.store.session() as s:
         received = files.received_since(s, since)
-        parts.append("<h2>Indlæste filer</h2>" + table(
-            ["fil", "kilde", "status", "rækker", "accepteret", "karantæne", "årsag"],
-            [[f.name, f.source, f.status, f.counts.get("rows", ""), f.counts.get("accepted", ""),
-              f.counts.get("quarantined", ""), f.reason] for f in received]))
+        parts.append("<h2>Indlæste filer</h2>" + _files_table(ctx.home / "reports", received))
         handovers = outbox.listing(s)
         counts = Counter((h.rule, h.status) for h in handovers)
         parts.append("<h2>Overleveringer</h2>" + table(
@@ -87,6 +108,13 @@ def build_report(ctx: Context, *, today: dt.date, deadlines: list[Any] | None = 
         parts.append("<h2>Afbrud uden forudgående bekymringsmærke (3 måneder)</h2>" + table(
             ["institution", "ung", "afbrudsdato"],
             [[r["institution"], r["youth"][:12], r["dropout_date"]] for r in randers]))
+        members = ctx.network.members
+        lag = report_lag_by_institution(stat_queries.school_events(s))
+        parts.append("<h2>Indberetningstid for afbrud pr. institution (dage fra afbrud til stafet)</h2>"
+                     + table(["institution", "afbrud", "median, dage", "maks, dage"],
+                             [[f"{members[r.institution].name} ({r.institution})"
+                               if r.institution in members else r.institution,
+                               r.dropouts, f"{r.median_days:g}".replace(".", ","), r.max_days] for r in lag]))
     if deadlines is not None:
         parts.append("<h2>Frister (overskredet og inden for 7 dage)</h2>" + table(
             ["regel", "ansvarlig", "ung", "CPR", "frist", "dage over"],

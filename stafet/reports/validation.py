@@ -1,5 +1,9 @@
 """The data steward's validation report: one self-contained HTML page per ingest run.
 
+One report per ``stafet ingest`` run, and one per file the nightly flow ingests
+(``file-<sha256[:16]>.html``); ``stafet report ingest FILE`` rewrites a file's report
+from the store, so rows released or rejected since show their current state.
+
 What it shows: per source file the counts (read, accepted, duplicate, updated,
 quarantined, rejected and why), per rule how many rows broke it, and every
 quarantined row of the run with its row number, rules and masked CPR
@@ -89,8 +93,7 @@ def render(results: Sequence[FileResult], quarantined: Sequence[Quarantine], *,
                     for q in quarantined],
                    numeric=(0, 2)) if quarantined else '<p class="ok">Nothing was quarantined.</p>'
     if docs_url and (docs_url.startswith(("file:", "http://", "https://")) or ":" not in docs_url):
-        docs = (f'<p>Great Expectations Data Docs for this run (counts per rule; GX\'s pages load '
-                f'their styles and scripts from the internet): '
+        docs = (f'<p>Great Expectations Data Docs for this run (counts per rule, readable offline): '
                 f'<a href="{cell(docs_url)}">{cell(docs_url)}</a></p>')
     else:
         docs = '<p class="muted">Great Expectations Data Docs were not built for this run.</p>'
@@ -148,3 +151,66 @@ def write_report(store: Store, results: Sequence[FileResult], path: Path | None 
             docs_url = Path(os.path.relpath(index, path.parent)).as_posix()
     write_private(path, build_report(store, results, docs_url=docs_url, generated_at=now).encode("utf-8"))
     return path
+
+
+def file_report_name(sha256: str) -> str:
+    """The name of one file's report: ``file-<sha256[:8]>.<sha256[8:16]>``.
+
+    The dot keeps a run of hex digits from looking like a CPR (never ten digits in a row,
+    never six, a dash and four), so the name may go into logs and Prefect artifacts.
+    """
+    return f"file-{sha256[:8]}.{sha256[8:16]}"
+
+
+def stored_result(sf: Any) -> FileResult:
+    """A :class:`FileResult` rebuilt from a received file's row in the store (its counts)."""
+    from dataclasses import fields
+
+    from stafet.ingest.pipeline import FileResult
+
+    names = {f.name for f in fields(FileResult)}
+    counts = {k: v for k, v in (sf.counts or {}).items() if k in names and k not in ("file", "source")}
+    r = FileResult(**counts, file=sf.name, source=sf.source)
+    r.sha256, r.duplicate_file = sf.sha256, False
+    if sf.status == "rejected":
+        r.rejected, r.reason = True, sf.reason or r.reason
+    return r
+
+
+def write_file_report(store: Store, result: FileResult, *, home: Path | None = None,
+                      now: datetime | None = None) -> Path:
+    """Write the report of one ingested file, ``$STAFET_HOME/reports/file-<sha256[:16]>.html``.
+
+    It links the file's Data Docs page (in the folder of the ``datadocs`` index the result
+    names, which the store keeps with the file's counts) when it exists.
+    """
+    from stafet.ingest.docs import page_name
+
+    folder = private_dir((home or stafet_home()) / "reports")
+    path = folder / f"{file_report_name(result.sha256)}.html"
+    docs_url = None
+    if result.datadocs:  # the file's own page in its run's Data Docs, else the run's index
+        index = Path(result.datadocs)
+        page = next((p for p in (index.parent / page_name(result.file), index) if p.is_file()), None)
+        docs_url = Path(os.path.relpath(page, folder)).as_posix() if page else None
+    html_text = build_report(store, [result], docs_url=docs_url, generated_at=now or utcnow())
+    write_private(path, html_text.encode("utf-8"))
+    return path
+
+
+def regenerate(store: Store, key: str, *, home: Path | None = None) -> list[Path]:
+    """Rewrite the reports of the received files ``key`` names (sha256, a prefix, or file name).
+
+    The rows' states are read from the store now: a row released or rejected since the
+    ingest shows as such. Raises ``StafetError`` when no file matches.
+    """
+    from stafet.core.errors import StafetError
+    from stafet.store import files
+
+    with store.session() as s:
+        found = files.find(s, key)
+        results = [stored_result(sf) for sf in found]
+    if not results:
+        raise StafetError("no ingested file has this sha256 or name (file names: `stafet quarantine list`, "
+                          "the nightly report's list of files)", file=redact(key)[:120])
+    return [write_file_report(store, r, home=home) for r in results]

@@ -1,7 +1,9 @@
 """The console's queries: every list a page shows, one page at a time (LIMIT/OFFSET).
 
 No function here loads a whole table: lists take ``limit`` and ``offset`` and come with
-a count; the charts read a bounded window of nights. Scoping (a steward's sources, a
+a count; the charts read a bounded window of nights. A page's keys are found first (from an
+index, offset included) and only its rows are read whole; each list's filter and order has
+an index (revision 0009). Scoping (a steward's sources, a
 member's organisation) is part of each query, never a filter after the fact.
 """
 
@@ -42,10 +44,12 @@ def quarantine_groups(s: Session, sources: Sequence[str] | None) -> list[tuple[s
 def quarantine_page(s: Session, sources: Sequence[str] | None, *, rule: str | None = None,
                     status: str = "open", limit: int = 50, offset: int = 0) -> list[Quarantine]:
     """Quarantined rows by id within ``sources``, of one rule if given."""
-    stmt = _sources(select(Quarantine).where(Quarantine.status == status), Quarantine.source, sources)
+    ids = _sources(select(Quarantine.id).where(Quarantine.status == status), Quarantine.source, sources)
     if rule:
-        stmt = stmt.where(Quarantine.rule == rule)
-    return list(s.scalars(stmt.order_by(Quarantine.id).limit(limit).offset(offset)))
+        ids = ids.where(Quarantine.rule == rule)
+    ids = ids.order_by(Quarantine.id).limit(limit).offset(offset)
+    return list(s.scalars(select(Quarantine).where(Quarantine.id.in_(ids.scalar_subquery()))
+                          .order_by(Quarantine.id)))
 
 
 def quarantine_ids(s: Session, sources: Sequence[str] | None, *, rule: str, limit: int = 1000) -> list[int]:
@@ -91,9 +95,11 @@ def file_counts_since(s: Session, sources: Sequence[str] | None,
 # --- packages received ---------------------------------------------------------------
 def packages_page(s: Session, recipient: str, *, limit: int = 50, offset: int = 0) -> list[ImportedPackage]:
     """Packages imported for ``recipient``, newest first."""
-    return list(s.scalars(select(ImportedPackage).where(ImportedPackage.recipient == recipient)
-                          .order_by(ImportedPackage.imported_at.desc(), ImportedPackage.package_id)
-                          .limit(limit).offset(offset)))
+    order = (ImportedPackage.imported_at.desc(), ImportedPackage.package_id.desc())
+    ids = (select(ImportedPackage.package_id).where(ImportedPackage.recipient == recipient)
+           .order_by(*order).limit(limit).offset(offset))
+    return list(s.scalars(select(ImportedPackage).where(ImportedPackage.package_id.in_(ids.scalar_subquery()))
+                          .order_by(*order)))
 
 
 def packages_count(s: Session, recipient: str) -> int:
@@ -142,8 +148,10 @@ def handovers_page(s: Session, *, org: str | None = None, states: Sequence[str] 
                    older_than: dt.datetime | None = None, newer_than: dt.datetime | None = None,
                    limit: int = 50, offset: int = 0) -> list[Handover]:
     """Handovers, newest first, filtered by organisation (sender or recipient), state and age."""
-    stmt = _handovers(select(Handover), org, states, older_than, newer_than)
-    return list(s.scalars(stmt.order_by(Handover.created_at.desc(), Handover.id).limit(limit).offset(offset)))
+    order = (Handover.created_at.desc(), Handover.id.desc())
+    ids = _handovers(select(Handover.id), org, states, older_than, newer_than).order_by(*order)
+    keys = ids.limit(limit).offset(offset).scalar_subquery()
+    return list(s.scalars(select(Handover).where(Handover.id.in_(keys)).order_by(*order)))
 
 
 def handovers_count(s: Session, *, org: str | None = None, states: Sequence[str] | None = None,

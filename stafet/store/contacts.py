@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -48,6 +49,24 @@ def by_youth(s: Session) -> dict[str, set[tuple[dt.date, str, str]]]:
     ):
         out[youth].add((day, org, party))
     return dict(out)
+
+
+def by_youth_of(s: Session, youths: Sequence[str]) -> dict[str, set[tuple[dt.date, str, str]]]:
+    """:func:`by_youth` for the named youths only."""
+    out: dict[str, set[tuple[dt.date, str, str]]] = defaultdict(set)
+    if not youths:
+        return {}
+    for youth, day, org, party in s.execute(
+        select(ContactRow.youth, ContactRow.day, ContactRow.org, ContactRow.party)
+        .where(ContactRow.youth.in_(list(youths)))
+    ):
+        out[youth].add((day, org, party))
+    return dict(out)
+
+
+def youths_since(s: Session, at: dt.datetime) -> list[str]:
+    """The youths with a contact registered at or after ``at``, sorted."""
+    return sorted(set(s.scalars(select(ContactRow.youth).where(ContactRow.at >= at))))
 
 
 def of_youth(s: Session, youth: str) -> list[ContactRow]:

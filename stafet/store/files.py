@@ -32,3 +32,18 @@ def put(s: Session, *, sha256: str, name: str, source: str, status: str, reason:
     """Write what became of a received file (added or replaced, by sha256)."""
     s.merge(SourceFile(sha256=sha256, name=name, source=source, status=status, reason=reason,
                        archive=archive, counts=counts, received_at=received_at))
+
+
+def find(s: Session, key: str) -> list[SourceFile]:
+    """The received files ``key`` names: its sha256, a prefix of it (6+ hex digits) or its file name.
+
+    Newest first; a name received twice (different content) gives both.
+    """
+    key = key.strip()
+    q = select(SourceFile).order_by(SourceFile.received_at.desc())
+    hexish = len(key) >= 6 and all(c in "0123456789abcdef" for c in key.lower())
+    if hexish:
+        found = list(s.scalars(q.where(SourceFile.sha256.startswith(key.lower(), autoescape=True))))
+        if found:
+            return found
+    return list(s.scalars(q.where(SourceFile.name == key)))

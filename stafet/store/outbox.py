@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from stafet.core.errors import ConfigError
@@ -81,12 +83,54 @@ def plan(s: Session, plans: Sequence[Plan], *, actor: str, new_id: Callable[[], 
 
 # --- sending ------------------------------------------------------------------------
 
-def due(s: Session, now: dt.datetime, recipients: Sequence[str] | None = None) -> list[Handover]:
-    """Pending handovers whose next attempt is due, oldest first (to ``recipients`` if given)."""
+CLAIM_SECONDS = 900
+"""How long a claim on a pending handover holds (PostgreSQL) before another run may take it."""
+
+
+def default_claimant() -> str:
+    """Who claims when the caller names no one: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def due(s: Session, now: dt.datetime, recipients: Sequence[str] | None = None, *, claimant: str = "",
+        takeover: Sequence[str] = (), lease_seconds: float = CLAIM_SECONDS) -> list[Handover]:
+    """Pending handovers whose next attempt is due, oldest first (to ``recipients`` if given).
+
+    On PostgreSQL the rows are also *claimed* for ``claimant`` (default: host:pid) until
+    ``lease_seconds`` from now, read with ``SELECT … FOR UPDATE SKIP LOCKED``: a row another
+    transaction is claiming is skipped, and so is a row claimed by someone else whose lease
+    has not run out, unless that someone is in ``takeover`` (a run known to be dead, e.g. a
+    crashed flow run). Two concurrent sends therefore never get the same handover; the
+    claim is committed with the caller's transaction. On SQLite (one writer) nothing is
+    claimed, as before.
+    """
     q = select(Handover).where(Handover.status == "pending").order_by(Handover.created_at)
     if recipients:
         q = q.where(Handover.recipient.in_(recipients))
-    return [h for h in s.scalars(q) if h.next_attempt_at is None or h.next_attempt_at <= now]
+    if s.get_bind().dialect.name != "postgresql":
+        return [h for h in s.scalars(q) if h.next_attempt_at is None or h.next_attempt_at <= now]
+    who, wall = claimant or default_claimant(), utcnow()
+    q = q.where(or_(Handover.next_attempt_at.is_(None), Handover.next_attempt_at <= now),
+                or_(Handover.claimed_until.is_(None), Handover.claimed_until <= wall,
+                    Handover.claimed_by.in_([who, *takeover]))).with_for_update(skip_locked=True)
+    rows = list(s.scalars(q))
+    until = wall + dt.timedelta(seconds=lease_seconds)
+    for h in rows:
+        h.claimed_by, h.claimed_until = who, until
+    s.flush()
+    return rows
+
+
+def claims(s: Session) -> dict[str, int]:
+    """Pending handovers per claimant whose claim still holds (operations: who is sending what)."""
+    return {str(who): n for who, n in s.execute(
+        select(Handover.claimed_by, func.count()).where(Handover.status == "pending",
+                                                        Handover.claimed_until > utcnow())
+        .group_by(Handover.claimed_by))}
+
+
+def _release(row: Handover) -> None:
+    row.claimed_by, row.claimed_until = None, None
 
 
 def get(s: Session, handover_id: str) -> Handover | None:
@@ -131,6 +175,7 @@ def attempt_failed(s: Session, handover_id: str, error: str, *, now: dt.datetime
                      {"reason": error, "attempts": row.attempts})
         return True
     row.next_attempt_at = now + dt.timedelta(seconds=min(3600, 30 * 2 ** row.attempts))
+    _release(row)  # the next due attempt may go to any run
     return False
 
 
@@ -181,6 +226,7 @@ def requeue(s: Session, handover_id: str, *, actor: str) -> None:
         raise ConfigError(f"handover {handover_id} is {row.status}, not failed")
     row.status, row.attempts, row.next_attempt_at = "pending", 0, None
     row.created_at = utcnow()
+    _release(row)
     audit.append(s, actor, "handover.requeued", f"handover:{handover_id}", {})
 
 
@@ -254,6 +300,25 @@ def listing(s: Session, status: str | None = None) -> list[Handover]:
     return list(s.scalars(q))
 
 
+def listing_page(s: Session, status: str | None = None, since: dt.datetime | None = None,
+                 limit: int | None = None) -> tuple[list[Handover], int]:
+    """The newest ``limit`` handovers and how many match in all.
+
+    Of one status if given, created at or after ``since`` (naive UTC, as the columns);
+    oldest first within the page.
+    """
+    q = select(Handover)
+    if status:
+        q = q.where(Handover.status == status)
+    if since is not None:
+        q = q.where(Handover.created_at >= since)
+    total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
+    q = q.order_by(Handover.created_at.desc(), Handover.id.desc())
+    if limit is not None:
+        q = q.limit(limit)
+    return list(reversed(list(s.scalars(q)))), int(total)
+
+
 def under_consent(s: Session, ref: str) -> list[Handover]:
     """The handovers made under consent ``ref``."""
     return list(s.scalars(select(Handover).where(Handover.consent_ref == ref)))
@@ -262,6 +327,11 @@ def under_consent(s: Session, ref: str) -> list[Handover]:
 def of_youth(s: Session, youth: str) -> list[Handover]:
     """The handovers about one youth (by pseudonym)."""
     return list(s.scalars(select(Handover).where(Handover.youth == youth)))
+
+
+def of_rule(s: Session, rule: str) -> list[Handover]:
+    """The handovers made under one routing rule, oldest first."""
+    return list(s.scalars(select(Handover).where(Handover.rule == rule).order_by(Handover.created_at)))
 
 
 def of_statuses(s: Session, statuses: Sequence[str]) -> list[Handover]:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -180,6 +181,9 @@ class Handover(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     resends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # unacknowledged: sent again
+    # PostgreSQL: who sends it now, and until when (stafet.store.outbox.due; migration 0010)
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class ImportedPackage(Base):
@@ -305,3 +309,91 @@ class ContactRow(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     by: Mapped[str] = mapped_column(String(100))
     at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class InquiryRow(Base):
+    """An inquiry about one youth (issue 18), as the organisation holding the row sees it.
+
+    ``direction`` ``out``: ``org`` asked ``guidance`` (the row of the asking member);
+    ``in``: ``org`` (a UU) was asked by ``asker`` and answers it. Asker and UU may share a
+    node, so a row is unique by package id and holding organisation. The question is the
+    asker's text; the youth only by pseudonym. The answer's records are received apart
+    (:class:`ImportedRecordRow`, under the answer's package id).
+    """
+
+    __tablename__ = "inquiries"
+    __table_args__ = (UniqueConstraint("package_id", "org", name="uq_inquiry_package_org"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    package_id: Mapped[str] = mapped_column(String(64), index=True)  # the inquiry's package id
+    org: Mapped[str] = mapped_column(String(64), index=True)  # the member that holds this row
+    direction: Mapped[str] = mapped_column(String(8))  # out|in
+    asker: Mapped[str] = mapped_column(String(64))
+    guidance: Mapped[str] = mapped_column(String(64))
+    youth: Mapped[str] = mapped_column(ForeignKey("youths.pseudonym"), index=True)
+    question: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16))  # out: sent|answered; in: open|answered
+    digest: Mapped[str] = mapped_column(String(64), default="")  # the inquiry's signed content
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # its receipt
+    answer_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    answer_digest: Mapped[str] = mapped_column(String(64), default="")
+    answer_outcome: Mapped[str] = mapped_column(String(16), default="")  # answered|no_basis
+    answer_basis: Mapped[str] = mapped_column(Text, default="")
+    answer_records: Mapped[int] = mapped_column(Integer, default=0)
+    answered_by: Mapped[str] = mapped_column(String(100), default="")
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    answer_acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class DutySnapshotRow(Base):
+    """One day's snapshot of the duty clock (:class:`DutyItemRow`): when it was computed.
+
+    Written by the night (or by the console when the night has not run today); a day with
+    a row here and no items has no open duty, a day without one has not been computed.
+    """
+
+    __tablename__ = "duty_snapshots"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    computed_at: Mapped[datetime] = mapped_column(DateTime)
+    items: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DutyItemRow(Base):
+    """One open duty on ``day`` as the duty clock judged it (``stafet.duties.deadlines.Deadline``).
+
+    No CPR: the youth by pseudonym, and the masked CPR (``DDMMYY-xxxx``) for display.
+    Ordered by due date (the duty clock's order: overdue first, longest overdue first).
+    """
+
+    __tablename__ = "duty_items"
+    __table_args__ = (Index("ix_duty_items_day_due", "day", "due", "rule", "youth"),
+                      Index("ix_duty_items_day_responsible_due", "day", "responsible", "due", "rule",
+                            "youth"),
+                      Index("ix_duty_items_day_youth", "day", "youth"),
+                      Index("ix_duty_items_day_status", "day", "status"),
+                      Index("ix_duty_items_day_responsible_status", "day", "responsible", "status"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(ForeignKey("duty_snapshots.day", ondelete="CASCADE"))
+    rule: Mapped[str] = mapped_column(String(64))
+    youth: Mapped[str] = mapped_column(String(32))
+    responsible: Mapped[str] = mapped_column(String(64))
+    due: Mapped[date] = mapped_column(Date)
+    reference: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # overdue|due_soon|open
+    days_overdue: Mapped[int] = mapped_column(Integer, default=0)
+    days_left: Mapped[int] = mapped_column(Integer, default=0)
+    masked_cpr: Mapped[str] = mapped_column(String(16), default="")  # DDMMYY-xxxx, never the CPR
+    contact: Mapped[str] = mapped_column(String(300), default="")
+    computed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# --- indexes for the console's paged lists (revision 0009): each list's filter and order ------------
+Index("ix_handovers_created_at_id", Handover.created_at, Handover.id)  # the message log, newest first
+Index("ix_handovers_status_created_at", Handover.status, Handover.created_at, Handover.id)  # by state
+Index("ix_handovers_status_parties", Handover.status, Handover.sender, Handover.recipient,
+      Handover.created_at)  # the log's counts by state and organisation, from the index alone
+Index("ix_imported_packages_recipient_imported_at", ImportedPackage.recipient, ImportedPackage.imported_at,
+      ImportedPackage.package_id)  # the inbox, newest first
+Index("ix_quarantine_status", Quarantine.status)  # open rows by id (the id is the rowid: in every index)
+Index("ix_quarantine_status_rule", Quarantine.status, Quarantine.rule)  # one rule group by id
+Index("ix_quarantine_status_rule_source", Quarantine.status, Quarantine.rule, Quarantine.source)  # the groups

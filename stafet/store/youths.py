@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
 from sqlalchemy import select
@@ -24,3 +25,16 @@ def birth_date_of(s: Session, pseudonym: str) -> date:
 def births(s: Session) -> dict[str, date]:
     """Every youth's birth date by pseudonym."""
     return dict(s.execute(select(Youth.pseudonym, Youth.birth_date)).tuples().all())
+
+
+def births_of(s: Session, pseudonyms: Sequence[str]) -> dict[str, date]:
+    """The birth dates of the named youths (those the store holds) by pseudonym."""
+    if not pseudonyms:
+        return {}
+    return dict(s.execute(select(Youth.pseudonym, Youth.birth_date)
+                          .where(Youth.pseudonym.in_(list(pseudonyms)))).tuples().all())
+
+
+def pseudonyms(s: Session) -> list[str]:
+    """Every youth's pseudonym, sorted (to walk the youths in batches)."""
+    return list(s.scalars(select(Youth.pseudonym).order_by(Youth.pseudonym)))

@@ -9,13 +9,17 @@ in a URL, a title, a log line or an error page; a steward's reveal of one is aud
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import importlib
 import logging
 import math
 import re
 import secrets
+import threading
+import time
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,9 +37,9 @@ from stafet.core.models import KIND_DANISH
 from stafet.core.redaction import redact
 from stafet.duties.notices import DUTY_DA as DUTY_RULE_DA
 from stafet.store import console as q
+from stafet.store import duty_items, utcnow
 from stafet.store import outbox as outbox_store
 from stafet.store import quarantine as quarantine_store
-from stafet.store import utcnow
 from stafet.web.auth import Authenticator, LocalAccounts, LoginRefused, Principal
 from stafet.web.explain import explain, shown
 from stafet.web.security import (
@@ -55,7 +59,8 @@ from stafet.web.security import (
 log = logging.getLogger("stafet.web")
 
 PAGE = 50
-DUTY_CACHE_SECONDS = 60.0  # the duty clock reads every youth's facts: shared by requests for a minute
+SNAPSHOT_RETRY_SECONDS = 60.0  # a failed computation of the duty snapshot is tried again after this long
+SNAPSHOT_WAIT_SECONDS = 1.5  # how long /duties waits (without blocking others) for a snapshot it started
 ROLE_DA = {"steward": "Dataansvarlig", "counsellor": "Vejleder / sagsbehandler",
            "coordinator": "Koordinator", "operations": "Drift"}
 STATE_DA = {"pending": "venter", "sent": "sendt", "acknowledged": "kvitteret", "failed": "fejlet",
@@ -81,6 +86,68 @@ class LoginNeeded(Exception):
     """No valid session: go to the login page."""
 
 
+class DutySnapshots:
+    """Today's duty snapshot for the console: the night writes it; when it has not, computed here once.
+
+    The computation (:func:`stafet.duties.snapshot.write_snapshot`) runs in a background
+    thread, never in a request; /duties waits a moment (:meth:`settled`) and says "being computed" meanwhile.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._failed: tuple[dt.date, float] | None = None
+
+    def start(self, day: dt.date) -> None:
+        """Compute ``day``'s snapshot in the background unless that runs already (or just failed)."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            failed = self._failed
+            if failed and failed[0] == day and time.monotonic() - failed[1] < SNAPSHOT_RETRY_SECONDS:
+                return
+            self._thread = threading.Thread(target=self._run, args=(day,), name="duty-snapshot", daemon=True)
+            self._thread.start()
+
+    def _run(self, day: dt.date) -> None:
+        from stafet.duties.snapshot import write_snapshot
+
+        try:
+            n = write_snapshot(self.ctx, day)
+            log.info("console: computed the duty snapshot of %s (%d items)", day.isoformat(), n)
+        except Exception as e:  # a thread's failure is logged, and tried again later
+            self._failed = (day, time.monotonic())
+            log.error("console: the duty snapshot of %s failed: %s: %s", day.isoformat(), type(e).__name__,
+                      redact(str(e)))
+
+    def running(self) -> bool:
+        """Whether a computation runs now."""
+        t = self._thread
+        return t is not None and t.is_alive()
+
+    async def settled(self, day: dt.date, seconds: float, *, start: bool = False) -> bool:
+        """Wait up to ``seconds`` (other requests go on) for a running computation; whether it is ready.
+
+        With ``start``, the computation is started first when it does not run yet.
+        """
+        from stafet.duties.snapshot import has_snapshot
+
+        if start:
+            self.start(day)
+        end = time.monotonic() + seconds
+        while self.running() and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+        return has_snapshot(self.ctx, day)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a running computation (tests); True when none runs any more."""
+        t = self._thread
+        if t is not None:
+            t.join(timeout)
+        return t is None or not t.is_alive()
+
+
 def _templates() -> Environment:
     folder = Path(str(resources.files("stafet.web").joinpath("templates")))
     env = Environment(loader=FileSystemLoader(folder), autoescape=select_autoescape(["html"]))
@@ -99,11 +166,11 @@ def _templates() -> Environment:
 def _when(v: Any) -> str:
     if v is None or v == "":
         return ""
-    if isinstance(v, dt.datetime):
-        v = v if v.tzinfo else v.replace(tzinfo=dt.UTC)
-        return v.astimezone(dt.UTC).strftime("%d-%m-%Y %H:%M UTC")
+    if isinstance(v, dt.datetime):  # the store's times are UTC (naive)
+        v = v.astimezone(dt.UTC) if v.tzinfo else v
+        return f"{v.day:02d}-{v.month:02d}-{v.year:04d} {v.hour:02d}:{v.minute:02d} UTC"
     if isinstance(v, dt.date):
-        return v.strftime("%d-%m-%Y")
+        return f"{v.day:02d}-{v.month:02d}-{v.year:04d}"
     return str(v)
 
 
@@ -145,6 +212,8 @@ def create_app(ctx: Context, settings: Settings | None = None, auth: Authenticat
     env = _templates()
     today_of = today or dt.date.today
     app = FastAPI(title="stafet", docs_url=None, redoc_url=None, openapi_url=None)
+    snapshots = DutySnapshots(ctx)
+    app.state.duty_snapshots = snapshots
     static = Path(str(resources.files("stafet.web").joinpath("static")))
     app.mount("/static", StaticFiles(directory=static), name="static")
 
@@ -455,8 +524,6 @@ def create_app(ctx: Context, settings: Settings | None = None, auth: Authenticat
 
     @app.get("/runs/chart/{which}.svg")
     async def runs_chart(request: Request, which: str) -> Response:
-        from stafet.reports.charts import line_svg
-
         v = current(request, "steward", "operations")
         if which not in ("rows", "rate"):
             raise StarletteHTTPException(404)
@@ -468,16 +535,10 @@ def create_app(ctx: Context, settings: Settings | None = None, auth: Authenticat
             acc = series.setdefault(source, {}).setdefault(at.date().isoformat(), [0, 0])
             acc[0] += int(counts.get("rows", 0) or 0)
             acc[1] += int(counts.get("quarantined", 0) or 0)
-        if which == "rows":
-            data = {src: [(d, float(r)) for d, (r, _) in days.items()] for src, days in series.items()}
-            svg = line_svg(data, title="Rækker pr. kilde pr. nat", y_label="Rækker")
-        else:
-            data = {src: [(d, (100.0 * qn / r) if r else 0.0) for d, (r, qn) in days.items()]
-                    for src, days in series.items()}
-            svg = line_svg(data, title="Karantæneandel pr. kilde pr. nat", y_label="Procent")
-        if 'xmlns="' not in svg[:300]:
-            svg = svg.replace("<svg", '<svg xmlns="http://www.w3.org/2000/svg"', 1)
-        return Response(svg, media_type="image/svg+xml", headers={"Content-Security-Policy": CHART_CSP})
+        frozen = tuple((src, tuple((d, r, qn) for d, (r, qn) in days.items()))
+                       for src, days in series.items())
+        return Response(_chart_svg(which, frozen), media_type="image/svg+xml",
+                        headers={"Content-Security-Policy": CHART_CSP})
 
     @app.get("/runs/{run_id}")
     async def run_detail(request: Request, run_id: str) -> Response:
@@ -571,46 +632,47 @@ def create_app(ctx: Context, settings: Settings | None = None, auth: Authenticat
         return RedirectResponse("/inbox?msg=acknowledged", status_code=303)
 
     # --- duties (counsellor: own org; coordinator: all) ----------------------------------------
-    clock: dict[str, Any] = {}
+    def duty_org(v: Visit) -> str | None:
+        return v.principal.org if v.principal.role == "counsellor" else None
 
-    def all_duties(fresh: bool = False) -> list[Any]:
-        """The duty clock of today, recomputed at most every DUTY_CACHE_SECONDS (and after a contact)."""
-        import time
+    def youth_duties(v: Visit, youth: str) -> list[Any]:
+        """The youth's open duties that ``v`` sees today: from the snapshot, else computed for this youth."""
+        from stafet.duties.snapshot import youth_deadlines
 
-        from stafet.duties.deadlines import compute_deadlines
-
-        day = today_of()
-        if fresh or clock.get("day") != day or time.monotonic() - clock.get("at", 0.0) > DUTY_CACHE_SECONDS:
-            clock.update(day=day, at=time.monotonic(), items=list(compute_deadlines(ctx, day)))
-        return list(clock["items"])
-
-    def duties_of(v: Visit) -> list[Any]:
-        items = all_duties()  # overdue first, then due soon, then open
-        if v.principal.role == "counsellor":
-            items = [d for d in items if d.responsible == v.principal.org]
-        return items
+        day, org = today_of(), duty_org(v)
+        with ctx.store.session() as s:
+            if duty_items.snapshot(s, day) is not None:
+                return duty_items.of_youth(s, day, youth, org)
+        return [d for d in youth_deadlines(ctx, day, youth) if org is None or d.responsible == org]
 
     @app.get("/duties")
     async def duties(request: Request) -> Response:
         v = current(request, "counsellor", "coordinator")
-        items = duties_of(v)
+        day, org = today_of(), duty_org(v)
         page = _page_no(request)
-        shown_items = items[(page - 1) * PAGE: page * PAGE]
-        counts: dict[str, int] = {}
-        for d in items:
-            counts[d.status] = counts.get(d.status, 0) + 1
-        return render(request, "duties.html", v, title="Pligter", items=shown_items, counts=counts,
-                      page=page, pages=max(1, math.ceil(len(items) / PAGE)), total=len(items),
-                      today=today_of(), message=request.query_params.get("msg", ""),
-                      show_cpr=v.principal.role == "counsellor")
+        common: dict[str, Any] = {"today": day, "message": request.query_params.get("msg", ""),
+                                  "show_cpr": v.principal.role == "counsellor", "page": page}
+        for attempt in (1, 2):
+            with ctx.store.session() as s:
+                snap = duty_items.snapshot(s, day)
+                if snap is not None:
+                    counts = duty_items.counts(s, day, org)
+                    items = duty_items.page(s, day, org, limit=PAGE, offset=(page - 1) * PAGE)
+                    break
+            if attempt == 2 or not await snapshots.settled(day, SNAPSHOT_WAIT_SECONDS, start=True):
+                return render(request, "duties.html", v, title="Pligter", items=[], counts={}, pages=1,
+                              total=0, computing=True, computed_at=None, **common)
+        total = sum(counts.values())
+        return render(request, "duties.html", v, title="Pligter", items=items, counts=counts,
+                      pages=max(1, math.ceil(total / PAGE)), total=total, computing=False,
+                      computed_at=snap.computed_at if snap is not None else None, **common)
 
     @app.post("/duties/contact")
     async def duties_contact(request: Request) -> Response:
         v = current(request, "counsellor")
         form = await form_of(request, v)
         youth = form.get("youth", "")
-        mine = [d for d in duties_of(v) if d.youth == youth]
-        if not mine:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", youth) or not youth_duties(v, youth):
             raise denied(v, "duty", youth[:32])
         try:
             day = dt.date.fromisoformat(form.get("day", ""))
@@ -631,7 +693,9 @@ def create_app(ctx: Context, settings: Settings | None = None, auth: Authenticat
                      party=form.get("party", "") or "youth")
         except StafetError as e:
             return error(request, 422, "Kontakten blev ikke registreret", redact(str(e)), v)
-        all_duties(fresh=True)
+        from stafet.duties.snapshot import refresh_youth
+
+        refresh_youth(ctx, today_of(), youth)  # the closed duty leaves the snapshot now, not tomorrow night
         return RedirectResponse("/duties?msg=contact", status_code=303)
 
     # --- youth timeline (counsellor) ---------------------------------------------------------------
@@ -655,7 +719,7 @@ def create_app(ctx: Context, settings: Settings | None = None, auth: Authenticat
         if not pseud or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", pseud):
             return render(request, "youth_search.html", v, status=422, title="Find en ung",
                           message="Skriv et CPR-nummer eller et pseudonym.")
-        if not _may_see_youth(ctx, v, pseud, duties_of):
+        if not _may_see_youth(ctx, v, pseud, youth_duties):
             denied(v, "youth", pseud)
             return render(request, "youth_search.html", v, status=404, title="Find en ung",
                           message="Ingen ung fundet, som din organisation har grundlag for at se.")
@@ -665,7 +729,7 @@ def create_app(ctx: Context, settings: Settings | None = None, auth: Authenticat
     async def youth_timeline(request: Request, pseudonym: str) -> Response:
         v = current(request, "counsellor")
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", pseudonym) or not _may_see_youth(ctx, v, pseudonym,
-                                                                                      duties_of):
+                                                                                      youth_duties):
             raise denied(v, "youth", pseudonym[:32])
         org = v.principal.org
         with ctx.store.session() as s:
@@ -690,7 +754,7 @@ def create_app(ctx: Context, settings: Settings | None = None, auth: Authenticat
                            f"{'til' if h.sender == org else 'fra'} {_org_name(ctx, other)}: "
                            f"{STATE_DA.get(h.status, h.status)}",
                            h.id))
-        duties_now = [d for d in duties_of(v) if d.youth == pseudonym]
+        duties_now = youth_duties(v, pseudonym)
         events.sort(key=lambda e: e[0])
         return render(request, "youth.html", v, title=f"Ung {pseudonym}", pseudonym=pseudonym, masked=masked,
                       events=events, duties=duties_now)
@@ -761,6 +825,22 @@ def create_app(ctx: Context, settings: Settings | None = None, auth: Authenticat
 
 
 # --- helpers ------------------------------------------------------------------------------
+@lru_cache(maxsize=32)
+def _chart_svg(which: str, series: tuple[tuple[str, tuple[tuple[str, int, int], ...]], ...]) -> str:
+    """A validation-history chart, drawn once per distinct data (matplotlib is slow: cached by content)."""
+    from stafet.reports.charts import line_svg
+
+    if which == "rows":
+        data = {src: [(d, float(r)) for d, r, _ in days] for src, days in series}
+        svg = line_svg(data, title="Rækker pr. kilde pr. nat", y_label="Rækker")
+    else:
+        data = {src: [(d, (100.0 * qn / r) if r else 0.0) for d, r, qn in days] for src, days in series}
+        svg = line_svg(data, title="Karantæneandel pr. kilde pr. nat", y_label="Procent")
+    if 'xmlns="' not in svg[:300]:
+        svg = svg.replace("<svg", '<svg xmlns="http://www.w3.org/2000/svg"', 1)
+    return svg
+
+
 def _org_name(ctx: Context, org: str) -> str:
     m = ctx.network.members.get(org)
     return m.name if m is not None else org
@@ -806,7 +886,8 @@ def _basis(ctx: Context, s: Any, h: Any, p: Any) -> tuple[str, list[tuple[str, s
     return basis, omitted
 
 
-def _may_see_youth(ctx: Context, v: Visit, pseudonym: str, duties_of: Callable[[Visit], list[Any]]) -> bool:
+def _may_see_youth(ctx: Context, v: Visit, pseudonym: str,
+                   youth_duties: Callable[[Visit, str], list[Any]]) -> bool:
     """Whether ``v``'s organisation holds a basis for the youth.
 
     It does when it received or sent a package about them, or holds an open duty for them.
@@ -817,7 +898,7 @@ def _may_see_youth(ctx: Context, v: Visit, pseudonym: str, duties_of: Callable[[
             return False
         if q.youth_imported(s, org, pseudonym, limit=1) or q.youth_handovers(s, org, pseudonym, limit=1):
             return True
-    return any(d.youth == pseudonym for d in duties_of(v))
+    return bool(youth_duties(v, pseudonym))
 
 
 def _reports(home: Path) -> list[str]:

@@ -35,6 +35,10 @@ HEADERS = {
 }
 
 
+TOUCH_SECONDS = 60
+"""A session's ``last_seen`` is written at most this often (or a tenth of the idle timeout, if shorter)."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """How the console runs: cookies, idle timeout, proxy."""
@@ -89,7 +93,9 @@ def visit(store: Store, auth: Authenticator, token: str | None, settings: Settin
         if ws.last_seen < now - dt.timedelta(minutes=settings.idle_minutes):
             users_store.end_session(s, th)
             return None
-        users_store.touch(s, th, now)
+        every = min(TOUCH_SECONDS, settings.idle_minutes * 6)  # a tenth of the idle timeout at most
+        if ws.last_seen < now - dt.timedelta(seconds=every):
+            users_store.touch(s, th, now)  # not on every request: a page view then writes nothing
         csrf, user_id = ws.csrf_token, ws.user_id
     principal = auth.principal(user_id)
     if principal is None:

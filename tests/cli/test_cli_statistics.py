@@ -69,4 +69,4 @@ def test_a_bad_month_or_an_empty_period_is_a_configuration_error(demo_net: tuple
     for args in (["--from", "2026-13", "--to", "2026-12"], ["--from", "2026-06", "--to", "2026-01"]):
         r = runner.invoke(app, ["statistics", *args, "--network", network])
         assert r.exit_code == 2, r.output
-        assert "fejl" in r.output
+        assert "error:" in r.output and "Traceback" not in r.output

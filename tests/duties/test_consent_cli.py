@@ -24,13 +24,16 @@ def test_add_list_show_withdraw(net) -> None:
     assert "4127" not in r.output
     r = runner.invoke(app, ["consent", "list", "--network", path, "--json"])
     (row,) = json.loads(r.output)
-    assert (row["ref"], row["status"]) == ("S-9", "gyldigt")
+    assert (row["ref"], row["status"]) == ("S-9", "valid")
+    assert (row["valid_from"], row["valid_to"]) == (str(today - timedelta(days=1)),
+                                                    str(today + timedelta(days=90)))
     assert row["scopes"] == ["uddannelsesplan", "stoettebehov"]
     assert runner.invoke(app, add, input="120308-4127\n").exit_code == 2  # exists already
     r = runner.invoke(app, ["consent", "withdraw", "S-9", "--network", path, "--actor", "steward-1"])
     assert r.exit_code == 0 and "S-9 withdrawn" in r.output
     r = runner.invoke(app, ["consent", "list", "--network", path, "--json"])
-    assert json.loads(r.output)[0]["status"] == f"tilbagekaldt {today}"
+    assert json.loads(r.output)[0]["status"] == "withdrawn"
+    assert json.loads(r.output)[0]["withdrawn_date"] == str(today)
     with ctx.store.session() as s:
         assert s.get(ConsentRow, "S-9").withdrawn_date == today
         actions = [(e.actor, e.action) for e in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]

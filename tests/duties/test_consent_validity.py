@@ -3,9 +3,17 @@
 from datetime import date
 
 import pytest
+from seeds import assert_quoted
 
 from stafet.core.models import Organisation, OrgKind
-from stafet.duties.consent import best, check, validity
+from stafet.duties.consent import CO_SIGNED, SIGNERS, best, check, situation_matches, validity
+
+SEED_SIGNERS = ("Er den unge fyldt 18 år, underskrives samtykkeerklæringen af den unge og tovholderen. "
+                "Er den unge ikke fyldt 18 år, underskrives samtykket af forældre eller indehaveren af "
+                "forældremyndigheden.")
+SEED_CO_SIGNED = "af den unge og tovholderen"
+SEED_TIME_LIMITED = "Samtykket gøres tidsbegrænset efter situationen."
+SEED_SITUATIONS = "hvad den unges tovholder i afklaringsforløbet må fortælle til hvem og i hvilke situationer"
 
 MERCANTEC = Organisation("779008", OrgKind.INSTITUTION, "Mercantec", "791", "folder:x", "m@x.dk")
 UU = Organisation("uu-viborg", OrgKind.GUIDANCE, "UU Viborg", "791", "folder:y", "u@x.dk")
@@ -20,9 +28,17 @@ def consent(**kw):
     return c
 
 
-# Thy: "Er den unge fyldt 18 år, underskrives samtykkeerklæringen af den unge og tovholderen.
-# Er den unge ikke fyldt 18 år, underskrives samtykket af forældre eller indehaver af
-# forældremyndigheden."
+@pytest.mark.parametrize("quote", [SEED_SIGNERS, SEED_CO_SIGNED, SEED_TIME_LIMITED, SEED_SITUATIONS])
+def test_each_quote_is_in_a_seed_document(quote: str) -> None:
+    assert_quoted(quote)
+
+
+def test_the_old_misquote_is_not_in_the_seeds() -> None:
+    with pytest.raises(AssertionError):  # seed 003 says "indehaveren", not "indehaver"
+        assert_quoted("underskrives samtykket af forældre eller indehaver af forældremyndigheden")
+
+
+# SEED_SIGNERS (Thy)
 @pytest.mark.parametrize(("signed_by", "signed", "ok"), [
     ("ung", "2026-03-11", False),        # 17 years 364 days
     ("ung", "2026-03-12", True),         # 18 years that day
@@ -39,7 +55,41 @@ def test_who_may_sign_depends_on_age_at_signing(signed_by, signed, ok) -> None:
         assert why.startswith("underskrevet af forkert part")
 
 
-# Thy: "Samtykket gøres tidsbegrænset efter situationen."
+# SEED_CO_SIGNED (Thy): the youth of 18 or over signs together with the coordinator (tovholder)
+@pytest.mark.parametrize(("signed", "ok"), [
+    ("2026-03-11", False),   # 17 years 364 days: the custody holder signs, not the youth
+    ("2026-03-12", True),    # the 18th birthday
+])
+def test_co_signed_by_youth_and_tovholder_from_18(signed, ok) -> None:
+    assert CO_SIGNED == "ung+tovholder" and CO_SIGNED in SIGNERS
+    why = validity(consent(signed_by=CO_SIGNED, signed_date=signed), BORN)
+    assert (why == "") is ok
+    if not ok:
+        assert why == "underskrevet af forkert part (den unge var under 18 år)"
+    assert check(consent(signed_by=CO_SIGNED, signed_date=signed), BORN, MERCANTEC, {"uddannelsesplan"},
+                 date(2026, 12, 1)).usable is ok
+
+
+# SEED_TIME_LIMITED / SEED_SITUATIONS (Thy): where a rule names a situation, the consent must be for it
+@pytest.mark.parametrize(("given", "reason"), [
+    ("Omvalg til smed", ""),
+    ("  omvalg   TIL Smed ", ""),                    # white space and case aside
+    ("Start på tømreruddannelsen",
+     "samtykket gælder en anden situation («Start på tømreruddannelsen», reglen kræver «Omvalg til smed»)"),
+    ("", "samtykket nævner ingen situation (reglen kræver «Omvalg til smed»)"),
+])
+def test_situation_named_by_a_rule_is_enforced(given, reason) -> None:
+    c = consent(situation=given)
+    assert situation_matches(c, "Omvalg til smed") == reason
+    r = check(c, BORN, MERCANTEC, {"uddannelsesplan"}, date(2026, 12, 1), situation="Omvalg til smed")
+    assert r.usable is (reason == "") and r.reason == reason
+    # no situation in the rule: any situation (or none) will do
+    assert check(c, BORN, MERCANTEC, {"uddannelsesplan"}, date(2026, 12, 1)).usable
+    b = best([c], BORN, MERCANTEC, {"uddannelsesplan"}, date(2026, 12, 1), situation="Omvalg til smed")
+    assert b.reason == reason
+
+
+# SEED_TIME_LIMITED (Thy)
 @pytest.mark.parametrize(("at", "reason"), [
     (date(2026, 11, 18), "ikke gyldigt endnu (fra 2026-11-19)"),
     (date(2026, 11, 19), ""),

@@ -18,7 +18,6 @@ from stafet import night
 from stafet.core.cpr import parse_cpr
 from stafet.core.errors import ConfigError, DataError
 from stafet.core.models import ConcernFlag, Dropout, EducationOrder, Enrolment, Interview, Provenance
-from stafet.core.vault import load_secret
 from stafet.demo.network import member_home, setup_demo
 from stafet.duties.deadlines import (
     CaseFact,
@@ -355,16 +354,10 @@ def _event(cls, cpr, muni, inst="751001", day=date(2026, 11, 16), **kw):
 
 
 @pytest.fixture
-def network(tmp_path, monkeypatch):
-    monkeypatch.setenv("STAFET_KEY_PASSPHRASE", "test-passphrase")
-    home, demo = tmp_path / "home", tmp_path / "demo"
-    path = setup_demo(demo, home, drop_samples=False, bits=2048)
-    load_secret(home, create=True)
-    load_secret(member_home(demo, "uu-skive"), create=True)
-    monkeypatch.setenv("STAFET_HOME", str(home))
-    night.context.cache_clear()
-    yield str(path), home, demo
-    night.context.cache_clear()
+def network(demo_relay):
+    """The demo network on a fresh copy (tests/conftest.py's ``demo_relay``)."""
+    path, home, folder = demo_relay
+    return path, home, folder
 
 
 def _open(ctx, org: str, eml: bytes):
@@ -654,3 +647,17 @@ def test_the_nightly_notices_stage_counts_only(network) -> None:
     assert all(isinstance(v, int) for v in out.values())
     assert out["notices_notice"] >= 2 and out["notices_failed"] == 0
     assert night.notices(path, date(2026, 12, 1))["notices_notice"] == 0
+
+
+def test_a_members_own_node_leaves_the_notices_to_the_hub(network) -> None:
+    """UU Skive's node has no coordinator key: its night tells nobody and does not fail."""
+    from stafet.context import open_context
+    from stafet.exchange.notices import send_notices
+
+    path, _home, demo = network
+    skive = open_context(path, home=member_home(demo, "uu-skive"))
+    with skive.store.session() as s:
+        skive.store.upsert_records(s, [_event(Dropout, "0908094563", "779", inst="779008", reason_code="01")])
+    told = send_notices(skive, date(2026, 12, 1))
+    assert told["not_this_node"] >= 1 and told["notice"] == 0
+    assert not list((demo / "inbox" / "uu-skive").glob("*.eml"))

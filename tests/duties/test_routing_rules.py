@@ -3,6 +3,7 @@
 from datetime import date, timedelta
 
 import pytest
+from seeds import assert_quoted
 from sqlalchemy import select
 
 from stafet import night
@@ -18,6 +19,25 @@ from .conftest import cpr, prov
 
 TODAY = date.today()
 
+SEED_DROPOUT_DUTY = ("Hvis en ung er frafaldstruet eller afbryder sin ungdomsuddannelse, skal uddannelsen "
+                     "rette henvendelse til UU")
+SEED_CONCERN_FIRST = ("aldrig sker et afbrud af uddannelse, uden at der har været sendt et "
+                      "bekymringsmærke til UUR")
+SEED_ORDER = ("fremgår det af uddannelsespålægget, som sendes til skolen, ligesom der også fremgår evt. "
+              "andre oplysninger, som skolen skal have kendskab til, herunder kontaktoplysninger på "
+              "sagsbehandler.")
+SEED_PLAN = "Uddannelsesplanen sendes med sikkermail til relevant studievejleder"
+SEED_TRANSITION = "overgangsmøder – senest ved det 17 år"
+SEED_HISTORY = "den unge skal fortælle sin historie *igen og igen*, følger den unges historik med"
+SEED_SITUATION = "Samtykket gøres tidsbegrænset efter situationen."
+SEED_TOVHOLDER = "For hver enkelt ung udnævnes en gennemgående tovholder blandt samarbejdspartnerne."
+
+
+@pytest.mark.parametrize("quote", [SEED_DROPOUT_DUTY, SEED_CONCERN_FIRST, SEED_ORDER, SEED_PLAN,
+                                   SEED_TRANSITION, SEED_HISTORY, SEED_SITUATION, SEED_TOVHOLDER])
+def test_each_quote_is_in_a_seed_document(quote: str) -> None:
+    assert_quoted(quote)
+
 
 def school(cls, c, muni, event, inst="779008", **kw):
     return cls(cpr=cpr(c), institution=inst, home_municipality=muni, event_date=event,
@@ -28,7 +48,7 @@ def add_consent(ctx, c, ref, scopes, recipients, signed_by="ung", **kw):
     con = Consent(cpr=cpr(c), ref=ref, signed_by=signed_by, signed_date=kw.pop("signed", TODAY),
                   valid_from=kw.pop("valid_from", TODAY - timedelta(days=1)),
                   valid_to=kw.pop("valid_to", TODAY + timedelta(days=200)),
-                  recipients=tuple(recipients), scopes=tuple(scopes))
+                  recipients=tuple(recipients), scopes=tuple(scopes), situation=kw.pop("situation", ""))
     with ctx.store.session() as s:
         y = ctx.store.ensure_youths(s, [con.cpr])[con.cpr.digits]
         s.add(ConsentRow(ref=ref, youth=y, payload=con.payload(), withdrawn_date=None, updated_at=utcnow()))
@@ -44,8 +64,7 @@ def decisions(ctx):
         return route(s, ctx.network, TODAY)
 
 
-# Thy: "Hvis en ung er frafaldstruet eller afbryder sin ungdomsuddannelse, skal uddannelsen
-# rette henvendelse til UU"; DOMAIN: the duty covers youths under 25, routed to the UU of the
+# SEED_DROPOUT_DUTY (Thy); DOMAIN: the duty covers youths under 25, routed to the UU of the
 # municipality where the youth is registered.
 @pytest.mark.parametrize(("birth", "sent"), [
     ("181101-4000", True),    # 24 years 364 days at the dropout on 2026-11-17
@@ -67,8 +86,7 @@ def test_cross_municipality_skive_youth_at_viborg_school_goes_to_uu_skive(net) -
     assert "bopælskommune" in d.legal_basis
 
 
-# Randers: "...aldrig sker et afbrud af uddannelse, uden at der har været sendt et
-# bekymringsmærke til UUR"; DOMAIN: a concern note counts for 3 months, then it expires.
+# SEED_CONCERN_FIRST (Randers); DOMAIN: a concern note counts for 3 months, then it expires.
 def test_concern_flags_expire_and_dropouts_without_prior_flag_are_listed(net) -> None:
     _, ctx = net
     old = TODAY - timedelta(days=120)
@@ -84,9 +102,7 @@ def test_concern_flags_expire_and_dropouts_without_prior_flag_are_listed(net) ->
     assert len(flagged) == 1 and flagged[0]["institution"] == "779008"
 
 
-# Viborg: "...fremgår det af uddannelsespålægget, som sendes til skolen, ligesom der også
-# fremgår evt. andre oplysninger, som skolen skal have kendskab til, herunder
-# kontaktoplysninger på sagsbehandler."
+# SEED_ORDER (Viborg)
 def order(c, status="OPHOERT_UDDANNELSESSTART", ref="S-31"):
     return EducationOrder(cpr=cpr(c), order_id="UP-2026-0113", target_education="Smed",
                           target_institution="779008", deadline=TODAY + timedelta(days=40),
@@ -126,7 +142,7 @@ def plan(c, institution="779008"):
                          provenance=prov("uu_791_planer_20261120.xml"))
 
 
-# Randers / DOMAIN: "Uddannelsesplanen sendes med sikkermail til relevant studievejleder"
+# SEED_PLAN (Randers / DOMAIN)
 # — after consent; uncovered parts are left out, not the whole package blocked.
 def test_plan_partial_when_consent_lacks_support_needs_and_package_says_so(net) -> None:
     path, ctx = net
@@ -150,7 +166,7 @@ def test_plan_partial_when_consent_lacks_support_needs_and_package_says_so(net) 
     assert doc["records"][0]["data"]["goal_name"] == "Smed"
 
 
-# Viborg: "overgangsmøder – senest ved det 17 år"; the family department hands the youth to
+# SEED_TRANSITION (Viborg); the family department hands the youth to
 # the job centre or social services after 18, with consent.
 def test_transition_case_goes_to_the_named_unit(net) -> None:
     _, ctx = net
@@ -265,8 +281,8 @@ def _sent_doc(ctx, recipient):
     return json_part(split_signed(decrypt_package(data, ctx.keys.decryption_keys(recipient)))[0])
 
 
-# Thy: the youth should not have to "tell their story again and again"; the history travels
-# only as far as the legal basis allows.
+# SEED_HISTORY (Thy): the youth should not have to tell their story again and again; the history
+# travels only as far as the legal basis allows.
 def test_history_follows_the_legal_basis(net) -> None:
     path, ctx = net
     youth = "120308-4127"
@@ -293,3 +309,87 @@ def test_history_with_historik_scope_is_the_covered_kinds(net) -> None:
     night.send(path, ["779008"])
     doc = _sent_doc(ctx, "779008")
     assert {h["kind"] for h in doc["history"]} == {"education_plan"}
+
+
+# SEED_SITUATION (Thy): a rule that names a situation refuses a consent for another one
+def _rules_with_situation(tmp_path, situation="Overgang fra uddannelseshjælp til smedeuddannelse"):
+    from importlib import resources
+
+    text = resources.files("stafet.duties").joinpath("rules.yaml").read_text(encoding="utf-8")
+    marker = "    scopes: {education_order: [paalaeg]}\n"
+    assert text.count(marker) == 1
+    path = tmp_path / "rules.yaml"
+    path.write_text(text.replace(marker, marker + f"    situation: {situation}\n"), encoding="utf-8")
+    return load_rules(path)
+
+
+@pytest.mark.parametrize(("situation", "status", "reason"), [
+    ("Overgang fra uddannelseshjælp til smedeuddannelse", "send", ""),
+    ("overgang fra  uddannelseshjælp til Smedeuddannelse", "send", ""),
+    ("Omvalg til smed", "held", "samtykket gælder en anden situation («Omvalg til smed», reglen kræver "
+                                "«Overgang fra uddannelseshjælp til smedeuddannelse»)"),
+    ("", "held", "samtykket nævner ingen situation (reglen kræver "
+                 "«Overgang fra uddannelseshjælp til smedeuddannelse»)"),
+])
+def test_a_rules_situation_is_enforced_on_the_consent(net, tmp_path, situation, status, reason) -> None:
+    from stafet.duties.routing import package_scope
+
+    _, ctx = net
+    rules = _rules_with_situation(tmp_path)
+    assert {r.id: r.situation for r in rules}["order_to_institution"] == \
+        "Overgang fra uddannelseshjælp til smedeuddannelse"
+    store(ctx, order("1405024913"))
+    add_consent(ctx, "1405024913", "S-31", ["paalaeg"], ["779008"], situation=situation)
+    with ctx.store.session() as s:
+        (d,) = route(s, ctx.network, TODAY, rules)
+        assert (d.rule, d.status, d.reason) == ("order_to_institution", status, reason)
+        # the default table names no situation: the same consent is used, whatever its situation
+        (plain,) = route(s, ctx.network, TODAY)
+        assert plain.status == "send"
+        # checked again at send time
+        scope = package_scope(s, ctx.network, "order_to_institution", d.youth, "779008", {"education_order"},
+                              "S-31", TODAY, rules)
+        assert scope.usable is (status == "send") and scope.reason == reason
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("    situation: Omvalg\n", "situation is a non-empty text, on a consent rule only"),
+    ("    history: [dropout, tovholdr]\n", "unknown record kind 'tovholdr' in history"),
+])
+def test_situation_only_on_consent_rules_and_history_kinds_are_known(tmp_path, line, problem) -> None:
+    text = """rules:
+  - id: r1
+    kinds: [dropout]
+    sender: field:institution
+    recipient: guidance_of:home_municipality
+    basis: duty
+    legal_basis: x
+""" + line
+    path = tmp_path / "rules.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=problem):
+        load_rules(path)
+
+
+# SEED_TOVHOLDER / SEED_HISTORY (Thy): the youth's one tovholder travels with the duty's history
+def test_the_tovholder_travels_in_the_history_where_the_duty_lists_it(net) -> None:
+    from stafet.duties.coordinator import set_tovholder
+    from stafet.duties.routing import default_rules
+
+    path, ctx = net
+    youth = "120308-4127"
+    assert "tovholder" in {r.id: r for r in default_rules()}["dropout_to_uu"].history
+    store(ctx, school(Dropout, youth, "791", TODAY - timedelta(days=3), reason_code="05"), plan(youth))
+    add_consent(ctx, youth, "S-50", ["uddannelsesplan", "stoettebehov", "historik"], ["779008"])
+    with ctx.store.session() as s:
+        pseudonym = s.scalars(select(RecordRow.youth)).first()
+    set_tovholder(ctx, youth=pseudonym, org="uu-viborg", name="Anna Holm", email="anna@uu.example",
+                  by="anna", since=TODAY - timedelta(days=10))
+    night.route(path, TODAY)
+    night.send(path, ["uu-viborg", "779008"])
+    duty = _sent_doc(ctx, "uu-viborg")
+    (t,) = [h for h in duty["history"] if h["kind"] == "tovholder"]
+    assert t == {"date": (TODAY - timedelta(days=10)).isoformat(), "kind": "tovholder", "org": "uu-viborg",
+                 "summary": "Tovholder Anna Holm anna@uu.example"}
+    consent_pkg = _sent_doc(ctx, "779008")     # a consent's history: only the covered kinds
+    assert "tovholder" not in {h["kind"] for h in consent_pkg["history"]}

@@ -146,8 +146,8 @@ def trust_variants(net) -> Iterator[tuple[str, Callable[[], object]]]:
     """(kind, attempt) for each trust attack; an attempt must raise a refusal.
 
     A back-dated signing time on an expired signer, a CRL that is forged, keyed by another
-    CA of the anchor's name, missing, unreadable or stale, a package encrypted to a revoked
-    recipient, and signers whose key usage does not allow signing.
+    CA of the anchor's name, missing, unreadable or stale, a delta CRL revoking the signer, a
+    package encrypted to a revoked recipient, and signers whose key usage does not allow signing.
     """
     import datetime as dt
 
@@ -190,6 +190,27 @@ def trust_variants(net) -> Iterator[tuple[str, Callable[[], object]]]:
         crl_path.write_bytes(honest)
         for _ in range(TRUST_PER_CASE):
             yield f"crl-{case}", opener(net.build().eml, trust)
+    # a delta CRL (RFC 5280 §5.2.4) revoking the signer that its complete CRL does not list:
+    # announced or not, fresh or stale, the signer is refused (the library alone ignored some)
+    from cryptography import x509
+    from trust_crafting import make_crl
+
+    ca_name, ca_key = net.ca.ca_cert().subject, net.ca.ca_key()
+    signer = net.key("779008").cert
+    anchors = [x509.load_pem_x509_certificate(p.read_bytes())
+               for p in load_network(net.network_path).trust_anchors]
+    pins = TrustStore.for_network(load_network(net.network_path)).pins
+    for case, delta_kw in (("announced", {}), ("unannounced", {}),
+                           ("stale", {"last": -dt.timedelta(days=3), "nxt": -dt.timedelta(days=1)})):
+        extra = [(x509.FreshestCRL([x509.DistributionPoint(
+            [x509.UniformResourceIdentifier("http://crl.stafet.invalid/delta.crl")], None, None, None)]),
+            False)] if case == "announced" else []
+        base = make_crl(ca_name, ca_key, number=10, now=now, extra=extra)
+        delta = make_crl(ca_name, ca_key, [signer], number=11, now=now,
+                         extra=[(x509.DeltaCRLIndicator(10), True)], **delta_kw)
+        trust = TrustStore(anchors, [base, delta], pins=pins)
+        for _ in range(TRUST_PER_CASE):
+            yield f"delta-crl-{case}", opener(net.build().eml, trust)
     net.ca.revoke(format(net.key("uu-viborg").cert.serial_number, "x"))
     net.ca.write_crl([crl_path])
     for _ in range(TRUST_PER_CASE):

@@ -251,7 +251,7 @@ def test_receive_on_a_home_without_the_orgs_key_leaves_the_inbox_alone(net) -> N
     assert not (wrong / "rejected").exists()
     # the right folder receives it
     res = CliRunner().invoke(app, ["receive", "--org", "uu-viborg", "--network", str(net.network_path),
-                                   "--home", str(net.home("uu-viborg"))])
+                                   "--home", str(net.home("uu-viborg")), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["imported"] == 1
 

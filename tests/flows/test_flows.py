@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import pytest
 
@@ -176,6 +177,12 @@ def test_the_tasks_run_a_night_without_prefect(demo_net: tuple[str, Any]) -> Non
     assert all(isinstance(v, int) and v >= 0 for v in clock.values()), clock
     report = Path(nightly.report_task.fn(network))
     assert report.is_file() and report.suffix == ".html"
+    # each ingested file has the steward's validation report, and the nightly report links it
+    pages = [Path(f["report"]) for f in files]
+    assert all(p.is_file() and p.parent == report.parent for p in pages) and len(set(pages)) == len(files)
+    nightly_page = report.read_text(encoding="utf-8")
+    assert all(f"href='{p.name}'" in nightly_page for p in pages)
+    assert any("Quarantined rows" in p.read_text(encoding="utf-8") for p in pages)
     for what, value in [("ingest", files), ("route", routed), ("send", sent), ("receive", received),
                         ("deadlines", clock)]:
         _no_cpr(what, json.dumps(value), shaped=what != "ingest")
@@ -224,13 +231,24 @@ def test_the_flows_run_a_night_and_tell_prefect_counts_only(harness: None, demo_
     assert nightly.night.unacknowledged(network) == []
     counts = nightly.deadlines(network)
     assert counts == nightly.deadlines_task.fn(network)
+    # a past night re-run: the stages that judge by a date get the day (the report is named by it)
+    past = nightly.nightly_sync(network, day="2026-01-15")
+    assert Path(past["report"]).name == "nightly-2026-01-15.html" and past["failures"] == []
+    assert Path(summary["report"]).name != Path(past["report"]).name
 
     state = _runs()
     flow_runs = state["flow_runs"]
     assert {fr.state_type.value for fr in flow_runs} == {"COMPLETED"}
     assert len(flow_runs) >= 4
     assert len(state["task_runs"]) >= len(nightly.night.source_names(network))
-    assert {a.key for a in state["artifacts"]} >= {"nightly-counts", "nightly-per-source", "deadlines"}
+    assert {a.key for a in state["artifacts"]} >= {"nightly-counts", "nightly-per-source", "deadlines",
+                                                   "nightly-summary"}
+    mds = [a for a in state["artifacts"] if a.key == "nightly-summary"]
+    assert len(mds) == 2   # the night, and the past night re-run (no new files: no links)
+    md = max(mds, key=lambda a: a.data.count("file://"))
+    assert md.type == "markdown" and "## Fejl (0)" in md.data
+    links = re.findall(r"\[(file-[0-9a-f]{8}\.[0-9a-f]{8})\]\((file://[^)]+)\)", md.data)
+    assert len(links) == summary["files"] and all(Path(unquote(urlparse(u).path)).is_file() for _, u in links)
     told = [("flow run name", fr.name) for fr in flow_runs]
     told += [("flow run parameters", json.dumps(fr.parameters, default=str)) for fr in flow_runs]
     told += [("task run name", tr.name) for tr in state["task_runs"]]
@@ -242,4 +260,18 @@ def test_the_flows_run_a_night_and_tell_prefect_counts_only(harness: None, demo_
     for what, text in told:
         _no_cpr(what, text)
     # the parameters are paths and organisation ids, nothing else
-    assert {k for fr in flow_runs for k in fr.parameters} <= {"network", "org", "home"}
+    assert {k for fr in flow_runs for k in fr.parameters} <= {"network", "org", "home", "day"}
+
+
+def test_the_day_parameter_is_a_date_or_an_error() -> None:
+    import datetime as dt
+
+    from stafet.core.errors import ConfigError
+
+    assert nightly._day("2026-01-15") == dt.date(2026, 1, 15)
+    assert nightly._day(None) is None and nightly._day("") is None
+    with pytest.raises(ConfigError, match="YYYY-MM-DD"):
+        nightly._day("15-01-2026")
+    with pytest.raises(ConfigError) as e:
+        nightly._day("010101-1234")   # never echoed: a bad value may be anything, a CPR too
+    assert "1234" not in str(e.value)

@@ -9,19 +9,23 @@ What the test does, as operations would (README "Running in production"):
    telemetry off, backed by the Prefect database. The server's scheduler service is off
    so the schedules of ``prefect.yaml`` (deployed as written) create no runs of their
    own during the test; the UI is off (not needed, slow to build).
-3. The network secret and the key passphrase are saved as Secret blocks with the
-   README's commands; the demo network is built with the same values in the test
+3. The network secret, the key passphrase and the database URL are saved as Secret
+   blocks with the README's commands; the demo network is built with the same values in the test
    process, so no ``secret.key`` / ``key-passphrase`` file exists: the flows can only
    have read them from the blocks.
 4. ``prefect work-pool create stafet --type process``, ``prefect --no-prompt deploy
    --all`` from the repository's ``prefect.yaml`` with ``STAFET_CHECKOUT``,
-   ``STAFET_NETWORK``, ``STAFET_HOME`` and ``STAFET_DATABASE_URL`` set.
+   ``STAFET_NETWORK``, ``STAFET_HOME`` and ``STAFET_DATABASE_URL`` set (the URL must reach
+   no deployment: they name the block).
 5. Two workers, ``stafet-worker-a`` and ``-b``: ``prefect worker start --pool stafet
    --limit 1``.
 6. ``nightly-sync`` is triggered; once a worker has claimed it, ``deadlines`` is
-   triggered, and the other worker (the first is full, ``--limit 1``) takes it. After
-   nightly-sync is Completed, UU Skive's own node runs ``stafet receive`` (it has its
-   own keys and store), then the ``receive`` deployment collects its receipt.
+   triggered for a past day (the ``day`` parameter), and the other worker (the first is
+   full, ``--limit 1``) takes it. After nightly-sync is Completed, UU Skive's own node runs
+   ``stafet receive`` (it has its own keys and store), then the ``receive-all`` deployment
+   collects its receipt.
+7. Last, ``stafet ops notify-setup`` points the automation at an aiosmtpd on 127.0.0.1
+   and a ``nightly-sync`` run that fails must make its mail arrive there.
 
 What "ran on both workers" means: a process worker runs each flow run in a child
 process, and a flow run's task runs execute inside that process (Prefect's thread
@@ -70,6 +74,7 @@ PREFECT = str(BIN / "prefect")
 STAFET = str(BIN / "stafet")
 WORKERS = ("stafet-worker-a", "stafet-worker-b")
 FLOW_TIMEOUT = 300.0
+PAST_DAY = "2026-01-15"  # the deadlines run re-runs this morning (the ``day`` parameter)
 
 
 # --------------------------------------------------------------------------- processes
@@ -206,6 +211,8 @@ class Night:
     logs: dict[str, list[str]] = field(default_factory=dict)
     deployments: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    client_env: dict[str, str] = field(default_factory=dict)           # PREFECT_API_URL of the server
+    tmp: Path | None = None
 
 
 def _api(night: Night, method: str, path: str, body: Any = None) -> Any:
@@ -216,8 +223,8 @@ def _api(night: Night, method: str, path: str, body: Any = None) -> Any:
         return json.loads(r.read() or b"null")
 
 
-def _trigger(night: Night, env: dict[str, str], name: str) -> str:
-    out = _run([PREFECT, "deployment", "run", name], env)
+def _trigger(night: Night, env: dict[str, str], name: str, *args: str) -> str:
+    out = _run([PREFECT, "deployment", "run", name, *args], env)
     m = re.search(r"UUID:\s*([0-9a-f-]{36})", out)
     assert m, out
     return m.group(1)
@@ -289,16 +296,19 @@ def night(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
     procs: dict[str, Proc] = {}
     n = Night(demo=demo, home=home, network=network, secret=secret, passphrase=passphrase, dbs=databases,
-              prefect_home=prefect_home, api=api, procs=procs)
+              prefect_home=prefect_home, api=api, procs=procs, client_env=client_env, tmp=tmp)
     try:
         procs["server"] = Proc("server", [PREFECT, "server", "start", "--host", "127.0.0.1", "--port",
                                           str(port)], server_env, tmp / "server.log", tmp)
         n.timings["server healthy"] = _wait_healthy(api, procs["server"])
 
         t = time.monotonic()
+        # The database URL too: prefect.yaml names the block, so the URL is in no deployment's env.
         _run([sys.executable, "-c", "import sys; from prefect.blocks.system import Secret; "
               "Secret(value=sys.argv[1]).save('stafet-network-secret'); "
-              "Secret(value=sys.argv[2]).save('stafet-key-passphrase')", secret, passphrase], client_env)
+              "Secret(value=sys.argv[2]).save('stafet-key-passphrase'); "
+              "Secret(value=sys.argv[3]).save('stafet-database-url')", secret, passphrase,
+              databases.stafet_url or f"sqlite:///{home / 'stafet.db'}"], client_env)
         _run([PREFECT, "work-pool", "create", "stafet", "--type", "process"], client_env)
         deploy_env = {**client_env, "STAFET_CHECKOUT": str(ROOT), "STAFET_NETWORK": network,
                       "STAFET_HOME": str(home), "STAFET_DATABASE_URL": databases.stafet_url or ""}
@@ -331,7 +341,7 @@ def night(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Ite
         nightly_id = _trigger(n, client_env, "nightly-sync/nightly-sync")
         # Claimed by one worker (limit 1 each): the next run can only go to the other one.
         _wait(n, nightly_id, {"PENDING", "RUNNING", "COMPLETED"})
-        deadlines_id = _trigger(n, client_env, "deadlines/deadlines")
+        deadlines_id = _trigger(n, client_env, "deadlines/deadlines", "--param", f"day={PAST_DAY}")
         n.runs["nightly-sync"] = _wait(n, nightly_id, {"COMPLETED"})
         n.timings["nightly-sync"] = time.monotonic() - t
         n.runs["deadlines"] = _wait(n, deadlines_id, {"COMPLETED"})
@@ -343,7 +353,7 @@ def night(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Ite
         _run([STAFET, "receive", "--org", "uu-skive", "--network", network, "--home",
               str(demo / "members" / "uu-skive")], skive_env)
         t = time.monotonic()
-        receive_id = _trigger(n, client_env, "receive-all/receive")
+        receive_id = _trigger(n, client_env, "receive-all/receive-all")
         n.runs["receive"] = _wait(n, receive_id, {"COMPLETED"})
         n.timings["receive"] = time.monotonic() - t
 
@@ -371,25 +381,43 @@ def night(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def test_deployments_from_prefect_yaml(night: Night) -> None:
     deps = {d["name"]: d for d in night.deployments}
-    assert set(deps) == {"nightly-sync", "receive", "deadlines", "statistics"}
+    # every deployment is named as its flow: `prefect deployment run X/X`
+    assert set(deps) == {"nightly-sync", "receive-all", "deadlines", "statistics", "nightly-partitioned",
+                         "nightly-partition"}
+    flows = {f["id"]: f["name"] for f in _api(night, "POST", "/flows/filter", {})}
+    assert {n: flows[d["flow_id"]] for n, d in deps.items()} == {n: n for n in deps}
+    version = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
+                             text=True, check=False).stdout.strip() or "unknown"
     for d in deps.values():
         assert d["work_pool_name"] == "stafet"
         assert d["parameters"] == {"network": night.network}
+        assert "stafet" in d["tags"] and len(d["tags"]) == 2, d["tags"]
+        assert d["version"] == version, (d["name"], d["version"])
         env = d["job_variables"]["env"]
         assert env["STAFET_HOME"] == str(night.home)
-        assert env["STAFET_DATABASE_URL"] == (night.dbs.stafet_url or "")
+        # the database URL is a Secret block, not a value in the deployment (it holds a password)
+        assert "STAFET_DATABASE_URL" not in env
+        assert env["STAFET_DATABASE_URL_BLOCK"] == "stafet-database-url"
+        if night.dbs.stafet_url:
+            assert night.dbs.stafet_url not in json.dumps(d)
         assert env["STAFET_SECRET_BLOCK"] == "stafet-network-secret"
         assert env["STAFET_KEY_PASSPHRASE_BLOCK"] == "stafet-key-passphrase"
         assert d["pull_steps"] == [{"prefect.deployments.steps.set_working_directory":
                                     {"directory": str(ROOT)}}]
-        assert (d.get("global_concurrency_limit") or {}).get("limit") == 1
+        # a partition runs beside the others of its night (tests/flows/test_partitioned.py)
+        assert (d.get("global_concurrency_limit") or {}).get("limit") == (
+            None if d["name"] == "nightly-partition" else 1)
         assert night.secret not in json.dumps(d) and night.passphrase not in json.dumps(d)
     cron = {n: [s["schedule"] for s in d["schedules"]] for n, d in deps.items()}
     assert cron["nightly-sync"][0]["cron"] == "0 2 * * *"
     assert cron["nightly-sync"][0]["timezone"] == "Europe/Copenhagen"
     assert cron["deadlines"][0]["cron"] == "0 7 * * *"
     assert cron["statistics"][0]["cron"] == "0 6 1 * *"  # monthly, on the 1st
-    assert cron["receive"][0]["interval"] == 900
+    assert cron["receive-all"][0]["interval"] == 900
+    # a past night can be re-run: `day` is a parameter of the nightly and deadlines deployments
+    for name in ("nightly-sync", "deadlines"):
+        assert "day" in deps[name]["parameter_openapi_schema"]["properties"], name
+    assert night.runs["deadlines"]["parameters"] == {"network": night.network, "day": PAST_DAY}
 
 
 def test_server_uses_the_prefect_database(night: Night) -> None:
@@ -499,3 +527,50 @@ def test_no_cpr_in_prefect_database_or_logs(night: Night) -> None:
     assert not [f for f in forms if f.encode() in blob]
     logs = b"".join(p.log.read_bytes() for p in night.procs.values())
     assert not [f for f in forms if f.encode() in logs]
+
+
+def test_a_failed_nightly_run_mails_operations(night: Night) -> None:
+    """`stafet ops notify-setup` once; a nightly-sync run that fails makes a mail arrive (README)."""
+    from email import message_from_bytes, policy
+
+    assert night.tmp is not None
+    smtp = servers.SmtpServer(night.tmp / "ops-smtp").start()
+    try:
+        out = json.loads(_run([STAFET, "ops", "notify-setup", "--smtp-host", "127.0.0.1", "--smtp-port",
+                               str(smtp.port), "--to", "drift@uu-skive.example",
+                               "--from", "stafet@hub.example", "--json"], night.client_env))
+        assert out["flows"] == ["nightly-sync", "nightly-partitioned"]
+        # the server holds the automation and the block (its type known to the server: stafet's entry point)
+        (auto,) = [a for a in _api(night, "POST", "/automations/filter", {})
+                   if a["name"] == "stafet-run-failed"]
+        assert set(auto["trigger"]["expect"]) == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
+        assert auto["actions"][0]["block_document_id"] == out["block_id"]
+        assert smtp.messages() == []   # nothing failed yet: no mail
+
+        # a run of the real deployment that fails: its network file does not exist
+        run_id = _trigger(night, night.client_env, "nightly-sync/nightly-sync",
+                          "--param", "network=/nonexistent/network.yaml")
+        start = time.monotonic()
+        while (state := _api(night, "GET", f"/flow_runs/{run_id}")["state"]["type"]) not in {
+                "FAILED", "CRASHED", "COMPLETED"}:
+            assert time.monotonic() - start < FLOW_TIMEOUT, state
+            time.sleep(0.5)
+        assert state == "FAILED"
+        fr = _api(night, "GET", f"/flow_runs/{run_id}")
+        while not smtp.messages():
+            assert time.monotonic() - start < FLOW_TIMEOUT, f"no mail:\n{night.procs['server'].tail()}"
+            time.sleep(0.5)
+        (raw,) = smtp.messages()
+        mail = message_from_bytes(raw, policy=policy.default)
+        assert smtp.envelopes()[0]["rcpt_tos"] == ["drift@uu-skive.example"]
+        assert mail["From"] == "stafet@hub.example"
+        assert mail["Subject"] == f"stafet: nightly-sync endte Failed ({fr['name']})"
+        body = mail.get_content()
+        assert f"Kørslen {fr['name']} af nightly-sync endte i tilstanden Failed." in body
+        assert "Deployment: nightly-sync" in body and run_id in body
+        assert "network configuration not found" in body   # the state's message: what went wrong
+        # the successful runs before it sent nothing
+        time.sleep(2)
+        assert len(smtp.messages()) == 1
+    finally:
+        smtp.stop()

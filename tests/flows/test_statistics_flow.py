@@ -1,4 +1,4 @@
-"""The monthly ``statistics`` flow (``flows/statistics.py``): its task without Prefect, then for real.
+"""The monthly ``statistics`` flow (``flows/monthly_statistics.py``): its task without Prefect, then for real.
 
 As ``tests/flows/test_flows.py`` does: the task's ``.fn()`` on a fresh copy of the demo
 network, then the flow in-process against ``prefect_test_harness``, and everything Prefect
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from flows import statistics as stats_flow
+from flows import monthly_statistics as stats_flow
 from stafet.core.cpr import parse_cpr
 from stafet.core.errors import ConfigError
 from stafet.core.models import Dropout, Enrolment, Provenance

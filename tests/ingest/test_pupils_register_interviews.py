@@ -161,14 +161,15 @@ def test_a_register_extract_is_read_on_the_day_it_is_ingested() -> None:
 
 def test_routing_and_the_deadline_clock_pass_over_the_new_kinds(store: Store, net: Network,
                                                                 tmp_path: Path) -> None:
-    """No rule routes registrations or interviews yet (pupils: tests/duties/test_youth_register.py)."""
+    """Only the move rule routes registrations and no rule routes interviews (they are evidence);
+    pupils: tests/duties/test_youth_register.py, moves: tests/duties/test_moves.py."""
     from stafet.duties.deadlines import load_facts
     from stafet.duties.routing import default_rules, route
 
     for name in (GRUNDSKOLE, UNGEREGISTER, SAMTALER, "779008_haendelser_2026112102.csv"):
         assert not ingest_file(store, net, SAMPLES / name, now=NOW, home=tmp_path).rejected
     new = {"registration", "interview"}
-    assert not [r.id for r in default_rules() if new & set(r.kinds)]
+    assert [r.id for r in default_rules() if new & set(r.kinds)] == ["move_handover"]
     with store.session() as s:
         decisions = route(s, net, TODAY)
         facts = load_facts(s)

@@ -165,3 +165,53 @@ def test_a_bad_ocsp_url_in_network_yaml_is_named_with_its_line(net, value):
     line = next(i for i, text in enumerate(net.network_path.read_text().splitlines(), 1)
                 if text.startswith("ocsp_url:"))
     assert f"ocsp_url (line {line}): must be an http:// or https:// URL" in str(e.value)
+
+
+def test_a_forged_ocsp_answer_never_replaces_the_cached_one(net, tmp_path):
+    """A responder that signs with a key of its own (not the CA's, no delegation): the refresh
+    refuses its answer and keeps the good cached one, which still covers the certificate."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from keys.trust import refresh_revocation
+
+    leaf, ca = net.key("779008").cert, net.ca.ca_cert()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    good = responder(net, tmp_path, None)
+    try:
+        refresh_revocation([(leaf, ca)], cache, ocsp_url=good.url)
+    finally:
+        good.stop()
+    cached = (cache / f"{format(leaf.serial_number, 'x')}.ocsp").read_bytes()
+    rogue_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = rogue_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption())
+    # the rogue answers "revoked" about the same certificate, signed with its own key under the CA's name
+    rogue = OcspResponder(tmp_path / "rogue", _self_signed(rogue_key, ca.subject), pem,
+                          [(leaf, dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))])
+    try:
+        rogue.start()
+    except ServerUnavailable as e:
+        peer_unavailable("openssl ocsp", e)
+    try:
+        with pytest.raises(Exception, match="not signed by the issuer"):
+            fetch_ocsp(leaf, ca, rogue.url)
+        done = refresh_revocation([(leaf, ca)], cache, ocsp_url=rogue.url)
+    finally:
+        rogue.stop()
+    assert "ocsp failed" in done[format(leaf.serial_number, "x")]
+    assert (cache / f"{format(leaf.serial_number, 'x')}.ocsp").read_bytes() == cached
+    TrustStore([ca], [], ocsp_responses=[cached]).check_certificate(leaf, dt.datetime.now(dt.UTC))
+
+
+def _self_signed(key, name):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM)

@@ -117,7 +117,8 @@ STAGES = [DELIVERED, "send:", "ingest:easy-a", "route:", "flow:own-node-receive"
 # (a random time alone often hits a recovery night while Prefect is still starting its flow run).
 ALWAYS = ["ingest:", "route:", "receive:", "deadlines:", "report:", "flow:own-node-receive",
           "flow:receive-all"]
-ARTIFACTS = {"nightly-counts", "nightly-per-source", "nightly-per-rule", "nightly-per-recipient"}
+ARTIFACTS = {"nightly-counts", "nightly-per-source", "nightly-per-rule", "nightly-per-recipient",
+             "nightly-summary"}
 
 
 def _read_from(path: Path, offset: int) -> str:

@@ -84,9 +84,10 @@ def test_no_canary_in_prefects_database(night: Path) -> None:
 def test_no_canary_in_the_html_reports(night: Path) -> None:
     reports = list((night / "home" / "reports").glob("*.html"))
     for r in reports:
-        text = r.read_text()
-        assert not _hits(text), r.name
-        assert "xxxx" in text or "nightly" in r.name  # the ingest report shows masked CPRs
+        assert not _hits(r.read_text()), r.name
+    # the ingest reports show masked CPRs (those of files with quarantined rows; the night writes
+    # one per file, clean files too)
+    assert any("xxxx" in r.read_text() for r in reports if "nightly" not in r.name)
 
 
 def test_no_canary_in_package_headers_or_names(night: Path) -> None:

@@ -66,6 +66,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     night.route(path, TODAY)
     night.send(path, night.pending_recipients(path))
     night.receive(path, "uu-viborg")
+    night.deadlines(path, TODAY)  # the night's duty snapshot, which /duties shows
     with ctx.store.session() as s:
         for name, role, org, sources in ACCOUNTS:
             users.add(s, username=name, password_hash=hash_password(PASSWORD), role=role, org=org,

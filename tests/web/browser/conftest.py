@@ -100,6 +100,7 @@ def _build_world(root: Path) -> tuple[str, Any]:
     night.route(path, TODAY)
     night.send(path, night.pending_recipients(path))
     night.receive(path, "uu-viborg")
+    night.deadlines(path)  # the night's duty snapshot of today, which /duties shows (the console's own day)
     return path, ctx
 
 

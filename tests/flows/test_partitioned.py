@@ -1,0 +1,268 @@
+"""One night spread over the work pool, and a worker killed mid-night (issue 21).
+
+A real Prefect server and two real process workers (``prefect worker start --pool stafet
+--type process``), the stafet store on the session's real PostgreSQL, ``prefect.yaml`` as
+written (the helpers and the ``databases`` fixture are those of
+``tests/flows/test_prefect_server.py``). ``nightly-partitioned`` is run with at most two
+partitions per stage; once a send (or else receive) partition runs on the worker that
+does not host the parent, that worker and its flow-run processes are killed (SIGKILL by PID, as if the
+machine went away). The parent sees the worker go OFFLINE (heartbeats every 2 s), marks
+the child Crashed and starts the partition again on the surviving worker, taking over
+the dead run's outbox claims.
+
+Checked: the night completes; the killed partition's run is Crashed and its re-run
+Completed; no handover is left pending (0 lost); every package sent is audited as sent
+exactly once and lies once in its recipient's inbox folder (0 duplicates); the sends were
+claimed by the send partitions' flow runs; the audit chain verifies as one chain.
+
+Every process is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import secrets
+import signal
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import servers
+
+_spec = importlib.util.spec_from_file_location("prefect_server_helpers",
+                                               Path(__file__).with_name("test_prefect_server.py"))
+assert _spec and _spec.loader
+_h = sys.modules.setdefault(_spec.name, importlib.util.module_from_spec(_spec))
+if not hasattr(_h, "Proc"):
+    _spec.loader.exec_module(_h)
+
+databases = _h.databases          # the fixture: two fresh PostgreSQL databases
+pytestmark = pytest.mark.slow
+
+WORKERS = ("part-worker-a", "part-worker-b")
+NIGHT_TIMEOUT = 150.0
+KILL_IN = ("send:", "receive:")   # mid-send: the re-run must take over the dead run's outbox claims
+
+
+@dataclass
+class Run:
+    demo: Path
+    home: Path
+    network: str
+    secret: str
+    dbs: Any
+    api: str
+    procs: dict[str, Any]
+    parent: dict[str, Any] = field(default_factory=dict)
+    children: list[dict[str, Any]] = field(default_factory=list)
+    killed: str = ""
+    killed_run: dict[str, Any] = field(default_factory=dict)
+    artifact: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _api(api: str, method: str, path: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{api}{path}", data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"null")
+
+
+def _children(api: str) -> list[dict[str, Any]]:
+    return _api(api, "POST", "/flow_runs/filter",
+                {"flow_runs": {"tags": {"all_": ["stafet-partition"]}}, "limit": 200})
+
+
+def _tails(procs: dict[str, Any]) -> str:
+    return "\n".join(p.tail(2500) for p in procs.values())
+
+
+@pytest.fixture(scope="module")
+def run(databases: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    from stafet.demo.network import setup_demo
+
+    if not databases.stafet_url:
+        pytest.skip("the partitioned night claims outbox rows on PostgreSQL (STAFET_TEST_PREFECT_SQLITE set)")
+    t0 = time.monotonic()
+    tmp = tmp_path_factory.mktemp("partitioned")
+    port = servers.free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("STAFET_", "PREFECT_"))}
+    base.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", PYTHONUNBUFFERED="1")
+    server_env = {**base, "PREFECT_HOME": str(tmp / "server-home"),
+                  "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
+                  "PREFECT_API_DATABASE_CONNECTION_URL": databases.prefect_url}
+    client_env = {**base, "PREFECT_HOME": str(tmp / "client-home"), "PREFECT_API_URL": api}
+
+    demo, home = tmp / "demo", tmp / "stafet-home"
+    secret, passphrase = secrets.token_hex(32), secrets.token_urlsafe(24)
+    saved = {k: os.environ.get(k) for k in ("STAFET_SECRET", "STAFET_KEY_PASSPHRASE", "STAFET_HOME")}
+    os.environ.update(STAFET_SECRET=secret, STAFET_KEY_PASSPHRASE=passphrase, STAFET_HOME=str(home))
+    try:
+        network = str(setup_demo(demo, home, bits=2048))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    procs: dict[str, Any] = {}
+    r = Run(demo=demo, home=home, network=network, secret=secret, dbs=databases, api=api, procs=procs)
+    try:
+        procs["server"] = _h.Proc("server", [_h.PREFECT, "server", "start", "--host", "127.0.0.1", "--port",
+                                             str(port)], server_env, tmp / "server.log", tmp)
+        r.timings["server"] = _h._wait_healthy(api, procs["server"])
+        _h._run([sys.executable, "-c", "import sys; from prefect.blocks.system import Secret; "
+                 "Secret(value=sys.argv[1]).save('stafet-network-secret'); "
+                 "Secret(value=sys.argv[2]).save('stafet-key-passphrase'); "
+                 "Secret(value=sys.argv[3]).save('stafet-database-url')",  # prefect.yaml names the block
+                 secret, passphrase, databases.stafet_url], client_env)
+        _h._run([_h.PREFECT, "work-pool", "create", "stafet", "--type", "process"], client_env)
+        deploy_env = {**client_env, "STAFET_CHECKOUT": str(_h.ROOT), "STAFET_NETWORK": network,
+                      "STAFET_HOME": str(home), "STAFET_DATABASE_URL": databases.stafet_url}
+        _h._run([_h.PREFECT, "--no-prompt", "deploy", "--name", "nightly-partitioned", "--name",
+                 "nightly-partition"], deploy_env, timeout=300)
+        from stafet.context import open_context
+
+        os.environ["STAFET_SECRET"] = secret
+        try:
+            open_context(network, home=home, database=databases.stafet_url).store.engine.dispose()
+        finally:
+            os.environ.pop("STAFET_SECRET", None)
+
+        # Heartbeats every 2 s: a worker is OFFLINE 6 s after it stops.
+        worker_env = {**client_env, "PREFECT_WORKER_QUERY_SECONDS": "1",
+                      "PREFECT_WORKER_HEARTBEAT_SECONDS": "2"}
+        for name in WORKERS:
+            cmd = [_h.PREFECT, "worker", "start", "--pool", "stafet", "--type", "process", "--name", name,
+                   "--limit", "2"]
+            procs[name] = _h.Proc(name, cmd, worker_env, tmp / f"{name}.log", tmp)
+        t = time.monotonic()
+        while len({w["name"] for w in _api(api, "POST", "/work_pools/stafet/workers/filter", {})}
+                  & set(WORKERS)) < 2:
+            assert all(procs[w].alive() for w in WORKERS), _tails(procs)
+            assert time.monotonic() - t < 120, "workers did not register"
+            time.sleep(0.5)
+        r.timings["setup"] = time.monotonic() - t0
+
+        t = time.monotonic()
+        out = _h._run([_h.PREFECT, "deployment", "run", "nightly-partitioned/nightly-partitioned",
+                       "--param", "max_partitions=2", "--param", "poll_seconds=1"], client_env)
+        m = re.search(r"UUID:\s*([0-9a-f-]{36})", out)
+        assert m, out
+        parent_id = m.group(1)
+        host = ""
+        while time.monotonic() - t < NIGHT_TIMEOUT and not r.killed:
+            parent = _api(api, "GET", f"/flow_runs/{parent_id}")
+            assert parent["state"]["type"] not in {"COMPLETED", "FAILED", "CRASHED"}, (
+                f"the night ended before a worker could be killed: {parent['state']}\n{_tails(procs)}")
+            host = host or parent["labels"].get("prefect.worker.name", "")
+            victim = next((w for w in WORKERS if host and w != host), "")
+            for child in _children(api) if victim else []:
+                if (child["state"]["type"] == "RUNNING" and child["name"].startswith(KILL_IN)
+                        and child["labels"].get("prefect.worker.name") == victim):
+                    servers.signal_tree(procs[victim].pid, signal.SIGKILL)
+                    procs[victim].popen.wait(timeout=10)
+                    r.killed, r.killed_run = victim, child
+                    r.timings["killed after"] = time.monotonic() - t
+                    break
+            time.sleep(0.3)
+        assert r.killed, f"no child ran on the second worker\n{_tails(procs)}"
+        while True:
+            parent = _api(api, "GET", f"/flow_runs/{parent_id}")
+            if parent["state"]["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+                break
+            assert time.monotonic() - t < NIGHT_TIMEOUT, (
+                f"night still {parent['state']['type']}\n{_tails(procs)}")
+            time.sleep(1)
+        r.timings["night"] = time.monotonic() - t
+        r.parent = parent
+        r.children = _children(api)
+        arts = _api(api, "POST", "/artifacts/filter", {"artifacts": {"key": {"any_": ["nightly-partitions"]}},
+                                                     "flow_runs": {"id": {"any_": [parent_id]}}})
+        r.artifact = json.loads(arts[0]["data"]) if arts else []
+        r.timings["total"] = time.monotonic() - t0
+        yield r
+    finally:
+        for name in (*WORKERS, "server"):
+            if name in procs:
+                procs[name].stop()
+        assert not [n for n, p in procs.items() if p.alive()]
+        print("\npartitioned night | seconds:", {k: round(v, 1) for k, v in r.timings.items()},
+              "| killed:", r.killed, (r.killed_run.get("name") if r.killed_run else ""))
+
+
+def _store(r: Run) -> Any:
+    from stafet.context import open_context
+
+    os.environ["STAFET_SECRET"] = r.secret
+    try:
+        return open_context(r.network, home=r.home, database=r.dbs.stafet_url)
+    finally:
+        os.environ.pop("STAFET_SECRET", None)
+
+
+def test_the_night_completes_after_a_worker_is_killed(run: Run) -> None:
+    assert run.parent["state"]["type"] == "COMPLETED", (run.parent["state"], _tails(run.procs))
+    by_name = {c["name"]: c for c in run.children}
+    killed = by_name[run.killed_run["name"]]
+    assert killed["state"]["type"] == "CRASHED"
+    label, n = killed["name"].rsplit("#", 1)
+    again = by_name[f"{label}#{int(n) + 1}"]              # the same partition, started again
+    assert again["state"]["type"] == "COMPLETED"
+    assert again["labels"]["prefect.worker.name"] != run.killed
+    assert again["parameters"]["takeover"] == [killed["id"]]
+    # the parent's table: every partition completed in the end, the killed one in two runs
+    rows = {row["partition"]: row for row in run.artifact}
+    assert {row["state"] for row in rows.values()} == {"COMPLETED"}, run.artifact
+    assert rows[label]["runs"] == 2
+    assert {p.split(":")[0] for p in rows} >= {"ingest", "route", "send", "receive", "receipts", "report"}
+    assert sum(row["files"] for row in rows.values()) >= 6 and sum(row["sent"] for row in rows.values()) >= 3
+    # the stages' partitions ran on both workers
+    assert {c["labels"].get("prefect.worker.name") for c in run.children} == set(WORKERS)
+
+
+def test_no_package_lost_or_sent_twice(run: Run) -> None:
+    from sqlalchemy import select
+
+    from stafet.store import audit
+    from stafet.store.schema import Handover
+
+    ctx = _store(run)
+    try:
+        with ctx.store.session() as s:
+            handovers = list(s.scalars(select(Handover)))
+            sends = Counter(e.subject for e in audit.entries(s, "handover.sent"))
+            assert audit.verify_chain(s) > len(handovers)
+    finally:
+        ctx.store.engine.dispose()
+    statuses = Counter(h.status for h in handovers)
+    assert "pending" not in statuses and "failed" not in statuses, statuses       # 0 lost
+    delivered = [h for h in handovers if h.status in ("sent", "acknowledged")]
+    assert delivered and {h.recipient for h in delivered if h.status == "sent"} <= {"uu-skive"}  # own node
+    assert {f"handover:{h.id}": 1 for h in delivered} == dict(sends)              # each sent once
+    for rcpt in {h.recipient for h in delivered}:
+        folder = run.demo / "inbox" / rcpt
+        files = sorted(p.name for p in [*folder.glob("PKG-*.eml"), *folder.glob("processed/PKG-*.eml")]
+                       if p.stem in {h.id for h in handovers})
+        assert files == sorted(f"{h.id}.eml" for h in delivered if h.recipient == rcpt), rcpt
+    # the parent's table counts every receipt (a killed receive run's counts die with it)
+    acked = sum(row["acknowledged"] for row in run.artifact)
+    if run.killed_run["name"].startswith("send:"):
+        assert acked == statuses["acknowledged"], run.artifact
+    else:
+        assert 0 < acked <= statuses["acknowledged"], run.artifact
+    # the sends were claimed by the send partitions' flow runs (SELECT … FOR UPDATE SKIP LOCKED)
+    send_runs = {c["id"] for c in run.children if c["name"].startswith("send:")}
+    assert {h.claimed_by for h in delivered} <= send_runs, ({h.claimed_by for h in delivered}, send_runs)
