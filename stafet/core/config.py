@@ -136,6 +136,11 @@ class SourceConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def org(self) -> str:
+        """The member whose source system this is (``sources[].org``; "" when not declared)."""
+        return str(self.options.get("org") or "")
+
+    @property
     def processed_retention_days(self) -> float:
         """Days an ingested file stays in the drop area's ``processed/`` (0, the default: removed at once).
 
@@ -444,6 +449,9 @@ def load_network(path: str | Path | None = None) -> Network:
         loc = str(s["location"])
         if loc.startswith("sftp://") and not s.get("host_key"):
             bad(f"sources[{i}].location", "an SFTP source needs a pinned 'host_key'")
+        if s.get("org") and str(s["org"]) not in members:
+            bad(f"sources[{i}].org", f"{s['org']!r} is not a member: the organisation whose source system "
+                "this is (its stewards see this source)")
         if "max_bytes" in s and not _positive_int(s["max_bytes"]):
             bad(f"sources[{i}].max_bytes", "must be a positive number of bytes")
         keep = s.get("processed_retention_days", 0)

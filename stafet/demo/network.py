@@ -57,6 +57,11 @@ SOURCES = {
 }
 
 
+SOURCE_ORG = {"easy-a": "779008", "gymnasium": "751001", "jobcenter": "jobcenter-viborg",
+              "uu-planer": "uu-viborg", "familie": "familie-viborg", "samtykker": "uu-viborg"}
+"""Whose source system each drop folder is: a steward of that organisation sees its sources."""
+
+
 def member_home(demo: Path, org: str) -> Path:
     """The home of a member that runs its own stafet node."""
     return demo / "members" / org
@@ -113,7 +118,7 @@ def setup_demo(demo: Path, home: Path, *, drop_samples: bool = True, bits: int =
             for f in files:
                 data = resources.files("stafet.demo.data").joinpath(f).read_bytes()
                 (drop / f).write_bytes(data)
-        sources.append({"name": name, "location": f"folder:drop/{name}"})
+        sources.append({"name": name, "location": f"folder:drop/{name}", "org": SOURCE_ORG[name]})
     ca.write_crl([certs / "crl.pem"])  # the CRL the network lists: fresh on every run
     config = {"network": "demo-viborg", "trust_anchors": ["certs/ca.pem"], "crls": ["certs/crl.pem"],
               "ack_limit_hours": 48, "members": members, "sources": sources}

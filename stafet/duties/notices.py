@@ -95,8 +95,12 @@ def duty_key(item: Deadline) -> str:
     The parts of the reference that change while the duty stays the same (a handover's
     status, a follow-up count, a planned meeting) are left out.
     """
-    ref = _VOLATILE.sub("", item.reference)
-    raw = "|".join((item.rule, item.youth, item.responsible, item.due.isoformat(), ref))
+    return key_of(item.rule, item.youth, item.responsible, item.due, item.reference)
+
+
+def key_of(rule: str, youth: str, responsible: str, due: date, reference: str) -> str:
+    """:func:`duty_key` of a duty given by its fields (a stored duty item, say)."""
+    raw = "|".join((rule, youth, responsible, due.isoformat(), _VOLATILE.sub("", reference)))
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
@@ -167,4 +171,4 @@ def plan_notices(
     return out
 
 
-__all__ = ["ACT_DA", "DUTY_DA", "STEPS", "NoticePlan", "duty_key", "plan_notices"]
+__all__ = ["ACT_DA", "DUTY_DA", "STEPS", "NoticePlan", "duty_key", "key_of", "plan_notices"]

@@ -84,3 +84,12 @@ def counts(s: Session) -> dict[str, int]:
         elif status == "failed":
             out["failed"] += n
     return out
+
+
+def escalated_count(s: Session, responsible: str | None = None) -> int:
+    """How many duties went up a step (coordinator or management), of ``responsible`` or all."""
+    q = select(func.count(func.distinct(NoticeRow.duty_key))).where(
+        NoticeRow.step.in_(("coordinator", "management")), NoticeRow.status == "sent")
+    if responsible is not None:
+        q = q.where(NoticeRow.responsible == responsible)
+    return int(s.scalar(q) or 0)

@@ -268,7 +268,16 @@ def create_app(ctx: Context, settings: Settings | None = None, auth: Authenticat
         return {k: form.getlist(k) if k in ("ids",) else str(form.get(k) or "") for k in form}
 
     def sources_of(p: Principal) -> list[str] | None:
-        return list(p.sources) if p.sources else None  # None: every source of this node
+        """A steward's sources: named on the account, else its organisation's, else all (None).
+
+        An organisation's sources are those network.yaml declares its own (``sources[].org``):
+        none declared, none seen.
+        """
+        if p.sources:
+            return list(p.sources)
+        if p.org:
+            return [src.name for src in ctx.network.sources if src.org == p.org]
+        return None
 
     def remote_of(request: Request) -> str:
         if settings.behind_proxy:
@@ -550,7 +559,8 @@ def create_app(ctx: Context, settings: Settings | None = None, auth: Authenticat
                 raise denied(v, "run", run_id[:64])
             rows = q.quarantine_of_file(s, run_id) if v.principal.role == "steward" else []
         return render(request, "run.html", v, title=f"Fil {f.name}", f=f, rows=rows,
-                      report=_report_for(ctx.home, f.received_at) if v.principal.role == "steward" else "")
+                      report=_report_for(ctx.home, f.sha256, f.received_at)
+                      if v.principal.role == "steward" else "")
 
     @app.get("/reports/{name:path}")
     async def report_file(request: Request, name: str) -> Response:
@@ -657,6 +667,7 @@ def create_app(ctx: Context, settings: Settings | None = None, auth: Authenticat
                 snap = duty_items.snapshot(s, day)
                 if snap is not None:
                     counts = duty_items.counts(s, day, org)
+                    escalated_total = notice_count(s, org)
                     items = duty_items.page(s, day, org, limit=PAGE, offset=(page - 1) * PAGE)
                     break
             if attempt == 2 or not await snapshots.settled(day, SNAPSHOT_WAIT_SECONDS, start=True):
@@ -665,7 +676,29 @@ def create_app(ctx: Context, settings: Settings | None = None, auth: Authenticat
         total = sum(counts.values())
         return render(request, "duties.html", v, title="Pligter", items=items, counts=counts,
                       pages=max(1, math.ceil(total / PAGE)), total=total, computing=False,
-                      computed_at=snap.computed_at if snap is not None else None, **common)
+                      computed_at=snap.computed_at if snap is not None else None,
+                      escalated=escalations(items), escalated_total=escalated_total, **common)
+
+    def notice_count(s: Any, org: str | None) -> int:
+        from stafet.store import notices as notice_store
+
+        return notice_store.escalated_count(s, org)
+
+    def escalations(items: list[Any]) -> dict[int, tuple[str, dt.date]]:
+        """Item index → (the highest step sent, its day) for the page's duties that escalated."""
+        from stafet.duties.notices import key_of
+        from stafet.store import notices as notice_store
+
+        keys = [key_of(d.rule, d.youth, d.responsible, d.due, d.reference) for d in items]
+        with ctx.store.session() as s:
+            sent = notice_store.first_sent(s, keys)
+        out: dict[int, tuple[str, dt.date]] = {}
+        for n, k in enumerate(keys):
+            for step in ("management", "coordinator"):
+                if (k, step) in sent:
+                    out[n] = (step, sent[(k, step)])
+                    break
+        return out
 
     @app.post("/duties/contact")
     async def duties_contact(request: Request) -> Response:
@@ -908,11 +941,20 @@ def _reports(home: Path) -> list[str]:
     return sorted((p.name for p in folder.glob("*.html")), reverse=True)[:30]
 
 
-def _report_for(home: Path, at: dt.datetime) -> str:
-    """The ingest report written closest after a file was received (same run), if any."""
-    stamp = f"ingest-{at:%Y%m%dT%H%M}"
+def _report_for(home: Path, sha256: str, at: dt.datetime) -> str:
+    """The file's own report (the night's, or ``stafet report ingest``), else its run's.
+
+    A run's report is the ingest report written closest after the file was received (the
+    same ``stafet ingest`` run), if any.
+    """
+    from stafet.reports.validation import file_report_name
+
     folder = home / "reports"
     if not folder.is_dir():
         return ""
+    own = f"{file_report_name(sha256)}.html"
+    if (folder / own).is_file():
+        return own
+    stamp = f"ingest-{at:%Y%m%dT%H%M}"
     found = sorted(p.name for p in folder.glob("ingest-*.html") if p.name[:len(stamp)] >= stamp)
     return found[0] if found else ""

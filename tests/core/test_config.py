@@ -64,6 +64,15 @@ def test_sftp_source_needs_pinned_host_key(tmp_path) -> None:
         load_network(p)
 
 
+def test_a_sources_organisation_must_be_a_member(tmp_path) -> None:
+    p = tmp_path / "n.yaml"
+    p.write_text(GOOD + "sources:\n  - name: easy-a\n    location: folder:drop\n    org: \"779008\"\n")
+    assert load_network(p).sources[0].org == "779008"
+    p.write_text(GOOD + "sources:\n  - name: easy-a\n    location: folder:drop\n    org: mercantec\n")
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.org .*'mercantec' is not a member"):
+        load_network(p)
+
+
 def test_missing_file_says_where_it_looked(tmp_path) -> None:
     with pytest.raises(ConfigError, match="STAFET_NETWORK"):
         load_network(tmp_path / "nope.yaml")

@@ -29,6 +29,8 @@ BAD_ROWS = (
 ACCOUNTS = (
     ("steward", "steward", "", ()),
     ("steward-job", "steward", "", ("jobcenter",)),
+    ("steward-mercantec", "steward", "779008", ()),   # the organisation's sources: easy-a
+    ("steward-thy", "steward", "uu-thy", ()),         # an organisation with no source here: none
     ("vejleder", "counsellor", "uu-viborg", ()),
     ("vejleder-thy", "counsellor", "uu-thy", ()),
     ("koordinator", "coordinator", "", ()),

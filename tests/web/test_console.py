@@ -436,3 +436,61 @@ def test_bulk_selection_outside_my_sources_is_404(clients: dict[str, TestClient]
     assert r.status_code == 404
     with world["ctx"].store.session() as s:
         assert {q.id: q.status for q in s.scalars(select(Quarantine))} == before
+
+
+def test_a_steward_of_an_organisation_sees_its_sources_only(clients: dict[str, TestClient],
+                                                            world: dict[str, Any]) -> None:
+    """A steward account with an organisation and no sources: the sources network.yaml declares
+    that organisation's (``sources[].org``), and none when it declares none — never all."""
+    with world["ctx"].store.session() as s:
+        rows = {q.id: q.source for q in s.scalars(select(Quarantine))}
+    easy_a = [i for i, src in rows.items() if src == "easy-a"]
+    assert easy_a  # the world holds easy-a rows
+    mercantec, thy = clients["steward-mercantec"], clients["steward-thy"]
+    for i in easy_a:
+        assert mercantec.get(f"/quarantine/{i}").status_code == 200
+        assert thy.get(f"/quarantine/{i}").status_code == 404
+    others = [i for i, src in rows.items() if src != "easy-a"]
+    assert all(mercantec.get(f"/quarantine/{i}").status_code == 404 for i in others)
+
+
+def test_a_runs_page_links_the_files_own_report(clients: dict[str, TestClient],
+                                               world: dict[str, Any]) -> None:
+    """The night writes one report per file (reports/file-….html): the file's page links it."""
+    from stafet.reports.validation import file_report_name
+    from stafet.store.schema import SourceFile
+    from tests.web.conftest import home_of
+
+    with world["ctx"].store.session() as s:
+        f = s.scalars(select(SourceFile).where(SourceFile.source == "easy-a")).first()
+        assert f is not None
+        sha = f.sha256
+    name = f"{file_report_name(sha)}.html"
+    (home_of(world) / "reports").mkdir(exist_ok=True)
+    (home_of(world) / "reports" / name).write_text("<html><body>rapport</body></html>", encoding="utf-8")
+    page = clients["steward"].get(f"/runs/{sha}").text
+    assert name in page
+    assert clients["steward"].get(f"/reports/{name}").status_code == 200
+
+
+def test_an_escalated_duty_says_so_on_the_duties_page(clients: dict[str, TestClient],
+                                                      world: dict[str, Any]) -> None:
+    """Issue 19's "overdue, due soon, escalated": a duty whose coordinator step was sent is marked."""
+    from stafet.duties.notices import key_of
+    from stafet.store import notices
+    from stafet.store.schema import DutyItemRow
+
+    c = clients["vejleder"]
+    assert "eskaleret til koordinatoren" not in c.get("/duties").text
+    with world["ctx"].store.session() as s:
+        d = s.scalars(select(DutyItemRow).where(DutyItemRow.responsible == "uu-viborg")
+                      .order_by(DutyItemRow.due, DutyItemRow.rule, DutyItemRow.youth)).first()
+        assert d is not None
+        row = notices.claim(s, duty_key=key_of(d.rule, d.youth, d.responsible, d.due, d.reference),
+                            step="coordinator", rule=d.rule, youth=d.youth, responsible=d.responsible,
+                            recipient="koordinator", addressee="k@x.dk", due=d.due, day=d.day)
+        assert row is not None
+        notices.mark_sent(s, row.id, "PKG-TEST-ESC", actor="test")
+    page = "".join(c.get(f"/duties?page={n}").text for n in range(1, 6))
+    assert "eskaleret til koordinatoren" in page
+    assert "1 eskaleret i alt" in c.get("/duties").text
