@@ -92,7 +92,7 @@ def test_each_tour_command_runs_on_the_fresh_demo(demo: tuple[Path, str]) -> Non
             assert "quarantine (3)" in p.stdout and "779008_haendelser_2026112202.csv" in p.stdout
         if cmd.startswith("stafet report ingest"):
             (path,) = re.findall(r"rapport: (\S+\.html)", p.stdout)
-            assert Path(path).read_text(encoding="utf-8").count("<td>open</td>") == 3
+            assert Path(path).read_text(encoding="utf-8").count("<td>åben</td>") == 3
         if cmd.startswith("stafet receive"):
             assert "rejected 0" in p.stdout  # the readable view (--json for scripts)
         if cmd.startswith("stafet status --home"):

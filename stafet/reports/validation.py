@@ -60,6 +60,10 @@ def cell(value: Any) -> str:
     return html.escape(text, quote=True)
 
 
+STATUS_DA = {"open": "åben", "released": "frigivet", "rejected": "afvist"}
+"""A quarantined row's status, as the steward reads it (the store keeps the English code)."""
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequence[int] = (),
            row_class: Sequence[str] | None = None) -> str:
     out = ["<table><thead><tr>", *(f"<th>{cell(h)}</th>" for h in headers), "</tr></thead><tbody>"]
@@ -75,39 +79,41 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Seque
 
 def render(results: Sequence[FileResult], quarantined: Sequence[Quarantine], *,
            generated_at: datetime | None = None, docs_url: str | None = None,
-           title: str = "stafet: ingest validation report") -> str:
+           title: str = "stafet: valideringsrapport for indlæsning") -> str:
     """The report's HTML for ``results`` and their quarantined rows (pure: no I/O)."""
     when = (generated_at or utcnow()).strftime("%Y-%m-%d %H:%M UTC")
     files = _table(
-        ("file", "source", "read", "accepted", "duplicates", "updated", "quarantined", "rejected", "reason"),
-        [(r.file, r.source, r.rows, r.accepted, r.duplicates, r.updated, r.quarantined, r.rejected, r.reason)
+        ("fil", "kilde", "læst", "accepteret", "dubletter", "opdateret", "i karantæne", "afvist", "årsag"),
+        [(r.file, r.source, r.rows, r.accepted, r.duplicates, r.updated, r.quarantined,
+          "ja" if r.rejected else "nej", r.reason)
          for r in results],
         numeric=(2, 3, 4, 5, 6), row_class=["rejected" if r.rejected else "" for r in results])
     totals = Counter[str]()
     for r in results:
         totals.update(r.rules)
-    rules = _table(("rule", "rows"), sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])), numeric=(1,)) \
-        if totals else '<p class="ok">No row broke a rule.</p>'
-    qrows = _table(("id", "file", "row", "masked CPR", "rules", "why", "status"),
-                   [(q.id, q.source_file, q.row, q.masked_cpr, q.rule, q.reason, q.status)
+    rules = _table(("regel", "rækker"), sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])),
+                   numeric=(1,)) if totals else '<p class="ok">Ingen række brød en regel.</p>'
+    qrows = _table(("id", "fil", "række", "maskeret CPR", "regler", "hvorfor", "status"),
+                   [(q.id, q.source_file, q.row, q.masked_cpr, q.rule, q.reason,
+                     STATUS_DA.get(q.status, q.status))
                     for q in quarantined],
-                   numeric=(0, 2)) if quarantined else '<p class="ok">Nothing was quarantined.</p>'
+                   numeric=(0, 2)) if quarantined else '<p class="ok">Intet kom i karantæne.</p>'
     if docs_url and (docs_url.startswith(("file:", "http://", "https://")) or ":" not in docs_url):
-        docs = (f'<p>Great Expectations Data Docs for this run (counts per rule, readable offline): '
+        docs = (f'<p>Great Expectations\' Data Docs for denne kørsel (antal pr. regel, kan læses offline): '
                 f'<a href="{cell(docs_url)}">{cell(docs_url)}</a></p>')
     else:
-        docs = '<p class="muted">Great Expectations Data Docs were not built for this run.</p>'
+        docs = '<p class="muted">Great Expectations\' Data Docs blev ikke dannet for denne kørsel.</p>'
     n_rej = sum(1 for r in results if r.rejected)
-    summary = (f"{len(results)} file(s), {sum(r.rows for r in results)} row(s) read, "
-               f"{sum(r.quarantined for r in results)} quarantined, {n_rej} file(s) rejected")
+    summary = (f"{len(results)} fil(er), {sum(r.rows for r in results)} række(r) læst, "
+               f"{sum(r.quarantined for r in results)} i karantæne, {n_rej} fil(er) afvist")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<!DOCTYPE html>\n<html lang=\"da\"><head><meta charset=\"utf-8\">"
         "<meta http-equiv=\"Content-Security-Policy\" "
         "content=\"default-src 'none'; style-src 'unsafe-inline'\">"
         f"<title>{cell(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{cell(title)}</h1><p class=\"muted\">generated {cell(when)} — {cell(summary)}</p>"
-        f"<h2>Files</h2>{files}<h2>Rules broken</h2>{rules}"
-        f"<h2>Quarantined rows</h2><p class=\"muted\">Release or reject with "
+        f"<h1>{cell(title)}</h1><p class=\"muted\">dannet {cell(when)} — {cell(summary)}</p>"
+        f"<h2>Filer</h2>{files}<h2>Brudte regler</h2>{rules}"
+        f"<h2>Rækker i karantæne</h2><p class=\"muted\">Frigiv eller afvis med "
         f"<code>stafet quarantine release ID [--fix FIELD=VALUE]</code> / "
         f"<code>stafet quarantine reject ID --reason …</code>.</p>{qrows}"
         f"<h2>Great Expectations</h2>{docs}</body></html>\n")

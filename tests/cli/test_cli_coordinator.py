@@ -14,7 +14,8 @@ from stafet.core.cpr import parse_cpr
 from stafet.core.models import Dropout, Provenance
 
 runner = CliRunner()
-CPR_SHAPE = re.compile(r"(?<!\d)\d{6}[- ]?\d{4}(?!\d)")
+# CPR-shaped, but not a run of digits inside a pseudonym (32 hex characters often hold ten digits)
+CPR_SHAPE = re.compile(r"(?<![\da-f])\d{6}[- ]?\d{4}(?![\da-f])")
 
 
 def _dropouts(ctx: Any) -> str:

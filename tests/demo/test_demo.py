@@ -153,7 +153,7 @@ def test_each_file_has_the_stewards_report_linked_from_the_nightly_report(demo_r
     (nightly,) = reports.glob("nightly-*.html")
     assert all(f"href='{p.name}'" in nightly.read_text() for p in pages.values())
     bad = [p.read_text() for p in pages.values() if "779008_haendelser_2026112202.csv" in p.read_text()]
-    assert len(bad) == 1 and bad[0].count("<td>open</td>") == 3 and "010108-xxxx" in bad[0]
+    assert len(bad) == 1 and bad[0].count("<td>åben</td>") == 3 and "010108-xxxx" in bad[0]
     docs = re.search(r'href="(night-[^"]+)"', bad[0])
     assert docs is not None and (reports / docs.group(1)).is_file()  # the file's Data Docs page
 

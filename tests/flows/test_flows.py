@@ -182,7 +182,7 @@ def test_the_tasks_run_a_night_without_prefect(demo_net: tuple[str, Any]) -> Non
     assert all(p.is_file() and p.parent == report.parent for p in pages) and len(set(pages)) == len(files)
     nightly_page = report.read_text(encoding="utf-8")
     assert all(f"href='{p.name}'" in nightly_page for p in pages)
-    assert any("Quarantined rows" in p.read_text(encoding="utf-8") for p in pages)
+    assert any("Rækker i karantæne" in p.read_text(encoding="utf-8") for p in pages)
     for what, value in [("ingest", files), ("route", routed), ("send", sent), ("receive", received),
                         ("deadlines", clock)]:
         _no_cpr(what, json.dumps(value), shaped=what != "ingest")

@@ -15,8 +15,8 @@ from stafet.cli.main import app
 
 def _status_of_rows(report: Path) -> list[str]:
     """The status column of the report's quarantined rows."""
-    section = report.read_text(encoding="utf-8").split("<h2>Quarantined rows</h2>")[1].split("<h2>")[0]
-    return re.findall(r"<td>(open|released|rejected)</td></tr>", section)
+    section = report.read_text(encoding="utf-8").split("<h2>Rækker i karantæne</h2>")[1].split("<h2>")[0]
+    return re.findall(r"<td>(åben|frigivet|afvist)</td></tr>", section)
 
 
 @pytest.fixture
@@ -42,17 +42,17 @@ def test_a_release_and_a_reject_show_in_the_regenerated_report(ingested: tuple[C
     assert made.exit_code == 0, made.output
     (report,) = map(Path, json.loads(made.stdout)["reports"])
     assert report.parent == home / "reports" and report.name.startswith("file-")
-    assert _status_of_rows(report) == ["open", "open"]
+    assert _status_of_rows(report) == ["åben", "åben"]
 
     released = runner.invoke(app, ["quarantine", "release", str(first), "--fix", "Afbrudsaarsag=05"])
     assert released.exit_code == 0, released.output
     rejected = runner.invoke(app, ["quarantine", "reject", str(second), "--reason", "dobbeltregistrering"])
     assert rejected.exit_code == 0, rejected.output
-    assert _status_of_rows(report) == ["open", "open"]            # the old page is a snapshot
+    assert _status_of_rows(report) == ["åben", "åben"]            # the old page is a snapshot
 
     again = runner.invoke(app, ["report", "ingest", name])
     assert again.exit_code == 0 and f"rapport: {report}" in again.stdout, again.output
-    assert _status_of_rows(report) == ["released", "rejected"]
+    assert _status_of_rows(report) == ["frigivet", "afvist"]
     text = report.read_text(encoding="utf-8")
     assert "230507-5218" not in text and "2305075218" not in text and "230507-xxxx" in text
     assert re.search(r"<td>779008_haendelser_2026112109\.csv</td><td>easy-a</td>"

@@ -37,7 +37,7 @@ def test_render_rejected_file_and_docs_link() -> None:
     r = FileResult(file="<b>x.csv", source="easy-a", rejected=True, reason="header: missing columns: Note")
     html = render([r], [], docs_url="file:///tmp/docs/index.html")
     assert "&lt;b&gt;x.csv" in html and 'class="rejected"' in html
-    assert 'href="file:///tmp/docs/index.html"' in html and "Nothing was quarantined" in html
+    assert 'href="file:///tmp/docs/index.html"' in html and "Intet kom i karantæne" in html
 
 
 def test_data_docs_of_a_run_are_linked_and_hold_no_cpr(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ from stafet.store.schema import AuditEntry, Quarantine
 from tests.web.conftest import PASSWORD, csrf_of, login
 
 # a CPR: a date DDMMYY, then four digits (file names hold other ten-digit runs: 2026112203)
-CPR_SHAPE = re.compile(r"(?<!\d)(0[1-9]|[12]\d|3[01])(0[1-9]|1[0-2])\d{2}-?\d{4}(?!\d)")
+# CPR-shaped, but not a run of digits inside a pseudonym (32 hex characters often hold ten digits)
+CPR_SHAPE = re.compile(r"(?<![\da-f])(0[1-9]|[12]\d|3[01])(0[1-9]|1[0-2])\d{2}-?\d{4}(?![\da-f])")
 PAGES = {
     "steward": ["/quarantine", "/quarantine/1", "/runs"],
     "counsellor": ["/inbox", "/duties", "/youth"],
