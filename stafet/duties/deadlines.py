@@ -48,7 +48,7 @@ Example::
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, timedelta
 from functools import lru_cache
@@ -532,9 +532,19 @@ FACT_KINDS = ("enrolment", "dropout", "completion", "education_plan", "education
 
 def load_facts(s: Session) -> dict[str, YouthFacts]:
     """Gather every youth's rule-relevant facts from the store (withdrawn records skipped)."""
+    return _gather(records.live_facts(s, FACT_KINDS), youths.births(s), contact_store.by_youth(s))
+
+
+def load_facts_of(s: Session, youth_ids: Sequence[str]) -> dict[str, YouthFacts]:
+    """:func:`load_facts` for the named youths only (one youth after a contact; a batch of the snapshot)."""
+    return _gather(records.live_facts_of(s, FACT_KINDS, youth_ids), youths.births_of(s, youth_ids),
+                   contact_store.by_youth_of(s, youth_ids))
+
+
+def _gather(rows: Iterable[Any], births: Mapping[str, date],
+            registered: Mapping[str, set[tuple[date, str, str]]]) -> dict[str, YouthFacts]:
+    """Youths' facts from their live records ``(id, kind, youth, payload, municipality)`` and contacts."""
     facts: dict[str, YouthFacts] = {}
-    births = youths.births(s)
-    rows = records.live_facts(s, FACT_KINDS)
     for rid, kind, youth, p, origin_municipality in rows:
         f = facts.get(youth)
         if f is None:
@@ -544,28 +554,9 @@ def load_facts(s: Session) -> dict[str, YouthFacts]:
         except (KeyError, TypeError, ValueError):
             raise DataError("stored record does not fit its kind", rule="deadline_facts",
                             record=rid, kind=kind) from None
-    for youth, registered in contact_store.by_youth(s).items():
+    for youth, contacts in registered.items():
         if youth in facts:
-            facts[youth].registered |= registered
-    return facts
-
-
-def load_facts_of(s: Session, youth_ids: Sequence[str]) -> dict[str, YouthFacts]:
-    """:func:`load_facts` for the named youths only (one youth after a contact; a batch of the snapshot)."""
-    facts: dict[str, YouthFacts] = {}
-    births = youths.births_of(s, youth_ids)
-    for rid, kind, youth, p, origin_municipality in records.live_facts_of(s, FACT_KINDS, youth_ids):
-        f = facts.get(youth)
-        if f is None:
-            f = facts[youth] = YouthFacts(youth, births[youth])
-        try:
-            _add_fact(f, kind, p, origin_municipality)
-        except (KeyError, TypeError, ValueError):
-            raise DataError("stored record does not fit its kind", rule="deadline_facts",
-                            record=rid, kind=kind) from None
-    for youth, registered in contact_store.by_youth_of(s, youth_ids).items():
-        if youth in facts:
-            facts[youth].registered |= registered
+            facts[youth].registered |= contacts
     return facts
 
 
@@ -609,16 +600,7 @@ def _add_fact(f: YouthFacts, kind: str, p: dict[str, Any], origin_municipality: 
                                 str(p["receiver"]), origin_municipality or ""))
 
 
-def _guidance(network: Network) -> GuidanceFor:
-    cache: dict[str, str | None] = {}
-
-    def find(municipality: str) -> str | None:
-        if municipality not in cache:
-            org = network.guidance_for(municipality)
-            cache[municipality] = org.id if org else None
-        return cache[municipality]
-
-    return find
+_guidance = youth_register.guidance_lookup
 
 
 def _family(network: Network) -> Callable[[CaseFact], str]:
