@@ -1,6 +1,6 @@
 """Benchmark: ingest a synthetic EASY-A export end to end, and GX validation alone.
 
-    .venv/bin/python bench/ingest.py [--rows 1000000] [--bad 0.02] [--keep DIR]
+    .venv/bin/python bench/ingest.py [--rows 1000000] [--bad 0.02] [--keep DIR] [--postgres [--no-copy]]
 
 Generates ``<instnr>_haendelser_<ts>.csv`` (cp1252, ``;``, CRLF, quoted fields with
 ``;`` and line breaks, about ``--bad`` of the rows breaking a rule), then runs each
@@ -11,6 +11,11 @@ phase in its own process so that each peak RSS is its own:
   the peak RSS printed is the larger of the two processes' peaks (their sum is
   printed too, and counted against the target);
 * ``validate``: the reader and Great Expectations only, chunk by chunk.
+
+``--postgres`` runs ``e2e`` into a throwaway PostgreSQL on 127.0.0.1 (``tests/servers.py``)
+instead of SQLite, where the store's inserts are ``COPY`` into a staging table and one merge
+(``--no-copy``: executemany, ``STAFET_PG_COPY=0``); the store stage's own rows/s (the time
+inside ``upsert_prepared``) is printed beside the end-to-end figure.
 
 Prints rows/s, wall time, peak RSS, and GX's share of the end-to-end wall time.
 Targets (issue 4): ≥ 50,000 rows/s end to end, peak RSS < 400 MB (counted here as the
@@ -98,7 +103,7 @@ def _peak_mb() -> float:
 
 
 def phase_e2e(path: Path, work: Path) -> dict[str, float]:
-    """ingest_file into a fresh SQLite store."""
+    """ingest_file into a fresh store: SQLite, or the database of ``STAFET_BENCH_URL``."""
     from stafet.core.config import load_network
     from stafet.core.vault import Vault
     from stafet.ingest import gx, worker
@@ -107,7 +112,19 @@ def phase_e2e(path: Path, work: Path) -> dict[str, float]:
 
     (work / "network.yaml").write_text(NETWORK)
     network = load_network(work / "network.yaml")
-    store = Store(f"sqlite:///{work / 'stafet.db'}", Vault(os.urandom(32)))
+    url = os.environ.get("STAFET_BENCH_URL") or f"sqlite:///{work / 'stafet.db'}"
+    store = Store(url, Vault(os.urandom(32)))
+    store_s = [0.0]
+    upsert = store.upsert_prepared
+
+    def timed(*a: object, **kw: object) -> object:
+        t0 = time.perf_counter()
+        try:
+            return upsert(*a, **kw)  # type: ignore[arg-type]
+        finally:
+            store_s[0] += time.perf_counter() - t0
+
+    store.upsert_prepared = timed  # type: ignore[method-assign]
     worker.warm_up()  # the worker's GX import is a one-off start cost, not per-row work
     worker_cpu0 = sum(gx.STATS.worker_cpu_s.values())
     t, cpu0 = time.perf_counter(), time.process_time()
@@ -118,8 +135,9 @@ def phase_e2e(path: Path, work: Path) -> dict[str, float]:
     return {"rows": r.rows, "wall": wall, "rows_per_s": r.rows / wall, "peak_mb": max(main_mb, worker_mb),
             "main_mb": main_mb, "worker_mb": worker_mb, "sum_mb": main_mb + worker_mb,
             "cpu_main": cpu, "cpu_worker": worker_cpu,
-            "gx_s": gx.STATS.seconds, "gx_share": gx.STATS.seconds / wall,
-            "accepted": r.accepted, "quarantined": r.quarantined, "rejected": r.rejected}
+            "gx_s": gx.STATS.seconds, "gx_share": gx.STATS.seconds / wall, "store_s": store_s[0],
+            "backend": store.engine.dialect.name, "accepted": r.accepted, "quarantined": r.quarantined,
+            "rejected": r.rejected}
 
 
 def phase_validate(path: Path, work: Path) -> dict[str, float]:
@@ -148,6 +166,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--bad", type=float, default=0.02)
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temp dir)")
+    ap.add_argument("--postgres", action="store_true", help="end to end into a throwaway PostgreSQL")
+    ap.add_argument("--no-copy", action="store_true", help="with --postgres: executemany, not COPY")
     ap.add_argument("--phase", choices=["e2e", "validate"], help=argparse.SUPPRESS)
     ap.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -164,19 +184,44 @@ def main() -> None:
     size = path.stat().st_size / 1e6
     print(f"generated {args.rows:,} rows ({size:.0f} MB) in {time.perf_counter() - t:.1f} s")
     out = {}
+    pg = None
+    if args.postgres:
+        from tests.servers import Postgres
+
+        pg = Postgres(dbname="stafet_bench").start()
+    try:
+        _phases(args, path, work, out, pg.url if pg else "")
+    finally:
+        if pg is not None:
+            pg.stop()
+    _print(out)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _phases(args: argparse.Namespace, path: Path, work: Path, out: dict[str, dict[str, float]],
+            url: str) -> None:
     for phase in ("validate", "e2e"):
         pw = work / phase
         shutil.rmtree(pw, ignore_errors=True)  # a fresh store: a kept one would see a duplicate file
         pw.mkdir()
         env = {**os.environ, "STAFET_HOME": str(pw), "GX_ANALYTICS_ENABLED": "False"}
+        if url and phase == "e2e":
+            env["STAFET_BENCH_URL"] = url
+            if args.no_copy:
+                env["STAFET_PG_COPY"] = "0"
         cmd = [sys.executable, __file__, "--phase", phase, "--file", str(path), "--work", str(pw)]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if proc.returncode:
             print(proc.stderr[-3000:], file=sys.stderr)
             raise SystemExit(f"phase {phase} failed")
         out[phase] = json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _print(out: dict[str, dict[str, float]]) -> None:
     e, v = out["e2e"], out["validate"]
-    print(f"end to end : {e['rows']:,} rows in {e['wall']:.1f} s = {e['rows_per_s']:,.0f} rows/s, "
+    print(f"end to end : {e['rows']:,} rows ({e['backend']}) in {e['wall']:.1f} s = "
+          f"{e['rows_per_s']:,.0f} rows/s, "
           f"peak RSS {e['peak_mb']:.0f} MB (max of ingest {e['main_mb']:.0f} MB and GX worker "
           f"{e['worker_mb']:.0f} MB; sum {e['sum_mb']:.0f} MB); accepted {e['accepted']:,}, "
           f"quarantined {e['quarantined']:,}")
@@ -184,6 +229,9 @@ def main() -> None:
           f"= {e['rows'] / max(e['cpu_main'], e['cpu_worker'], 1e-9):,.0f} rows per second of the busier "
           f"process's CPU; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(f"GX in e2e  : {e['gx_s']:.1f} s = {100 * e['gx_share']:.0f} % of wall time")
+    stored = e["accepted"] + e.get("updated", 0)
+    print(f"store stage: {e['store_s']:.1f} s in upsert_prepared = "
+          f"{e['rows'] / max(e['store_s'], 1e-9):,.0f} rows/s ({stored:,} records written)")
     print(f"validation : {v['rows']:,} rows in {v['wall']:.1f} s = {v['rows_per_s']:,.0f} rows/s "
           f"(read + frame + GX; GX itself {v['gx_s']:.1f} s), peak RSS {v['peak_mb']:.0f} MB, "
           f"{v['failed_rows']:,} rows failed")
@@ -192,8 +240,6 @@ def main() -> None:
               ("GX ≤ 40 % of wall", e["gx_share"] <= 0.40, f"{100 * e['gx_share']:.0f} %")]
     print("targets    : " + "; ".join(f"{name}: {'met' if ok else 'NOT met'} ({got})"
                                       for name, ok, got in checks))
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

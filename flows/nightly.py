@@ -113,16 +113,18 @@ def refresh_revocation_task(network: str) -> dict[str, int]:
 
 @task(name="receive", retries=2, retry_delay_seconds=exponential_backoff(5),
       retry_condition_fn=_retriable, **_common)
-def receive_task(network: str, orgs: list[str], home: str = "") -> dict[str, Any]:
+def receive_task(network: str, orgs: list[str], home: str = "", claimant: str = "",
+                 takeover: list[str] | None = None) -> dict[str, Any]:
     """Process a batch of organisations' inboxes; one org's failure does not stop the others.
 
     Returns ``{org: counts}``, or ``{org: {"failed": reason}}`` for an org that failed (the
-    next run retries it: receiving is idempotent).
+    next run retries it: receiving is idempotent). On PostgreSQL the inbox files are claimed
+    for ``claimant`` (a partition's flow run id); ``takeover``: dead runs whose claims it may take.
     """
     out: dict[str, Any] = {}
     for org in orgs:
         try:
-            out[org] = _contained(night.receive, network, org, home)
+            out[org] = _contained(night.receive, network, org, home, claimant, tuple(takeover or ()))
         except Exception as e:
             out[org] = {"failed": _why(e)}
     return out

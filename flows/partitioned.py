@@ -33,12 +33,15 @@ from __future__ import annotations
 import inspect
 import json
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+from prefect.concurrency.sync import concurrency
 from prefect.deployments import run_deployment
 from prefect.runtime import flow_run as current_run
 from prefect.states import Crashed
@@ -66,7 +69,7 @@ CHILD = "nightly-partition/nightly-partition"
 STAGES = ("ingest", "route", "send", "revocation", "receive", "receipts", "deadlines", "report", "notices")
 PARTITIONED = ("ingest", "send", "receive")
 COLUMNS = ("files", "rows", "accepted", "quarantined", "rejected_files", "sent", "held", "retry_later",
-           "failed", "imported", "receipts_sent", "acknowledged", "duplicates", "rejected")
+           "failed", "deferred", "imported", "receipts_sent", "acknowledged", "duplicates", "rejected")
 COUNTS_KEY = "nightly-partition-counts"
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 
@@ -74,10 +77,59 @@ FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 # --------------------------------------------------------------------------- one partition
 
 
+ENDPOINT_LIMIT = "stafet-endpoint-{org}"
+"""The Prefect global concurrency limit of an organisation's endpoint: deliveries at once, over every worker.
+
+An operator sets one for a slow endpoint: ``prefect gcl create stafet-endpoint-uu-viborg --limit 2``.
+"""
+SLOT_WAIT = 0.1
+"""Seconds a put waits for a delivery slot before its handover is set aside (back-pressure)."""
+
+
+def limited_endpoints(orgs: list[str]) -> set[str]:
+    """Those of ``orgs`` whose endpoint has an active global concurrency limit (read once per partition)."""
+    names = {ENDPOINT_LIMIT.format(org=o): o for o in orgs}
+    found: set[str] = set()
+    with get_client(sync_client=True) as client:
+        offset = 0
+        while True:
+            page = client.read_global_concurrency_limits(limit=200, offset=offset)
+            found |= {names[g.name] for g in page if g.name in names and g.active}
+            if len(page) < 200:
+                return found
+            offset += 200
+
+
+def endpoint_slots(limited: set[str]) -> Any:
+    """The :data:`stafet.exchange.outbox.EndpointSlot` of a send partition: Prefect's global limits.
+
+    A put to a limited endpoint occupies one slot of ``stafet-endpoint-<org>`` (leased: a
+    dead worker's slot comes free by itself) or, when none comes free within
+    :data:`SLOT_WAIT`, is set aside by the send pass; other endpoints take no slot.
+    """
+    @contextmanager
+    def slot(recipient: str) -> Iterator[bool]:
+        if recipient not in limited:
+            yield True
+            return
+        stack = ExitStack()
+        try:
+            stack.enter_context(concurrency(ENDPOINT_LIMIT.format(org=recipient), occupy=1,
+                                            timeout_seconds=SLOT_WAIT, strict=False))
+        except TimeoutError:
+            yield False
+            return
+        with stack:
+            yield True
+
+    return slot
+
+
 @task(name="send-partition", retries=3, retry_delay_seconds=5, retry_condition_fn=_retriable, **_common)
 def send_claimed(network: str, recipients: list[str], claimant: str, takeover: list[str]) -> dict[str, Any]:
-    """Send a batch of recipients' handovers, claimed for this flow run (PostgreSQL)."""
-    return _contained(night.send, network, recipients, claimant, tuple(takeover))
+    """Send a batch of recipients' handovers, claimed for this flow run (PostgreSQL), within the endpoints' limits."""  # noqa: E501
+    slot = endpoint_slots(limited_endpoints(recipients))
+    return _contained(night.send, network, recipients, claimant, tuple(takeover), slot)
 
 
 def _run_partition(network: str, stage: str, keys: list[str], takeover: list[str]) -> tuple[dict[str, int],
@@ -97,11 +149,11 @@ def _run_partition(network: str, stage: str, keys: list[str], takeover: list[str
                 counts[k] += sum(f[k] for f in files)
     elif stage == "send":
         r = send_claimed(network, keys, str(current_run.id or ""), takeover)
-        for k in ("sent", "held", "retry_later", "failed"):
+        for k in ("sent", "held", "retry_later", "failed", "deferred"):
             counts[k] += r[k]
         failures += [f"send: {e}" for e in r["errors"]]
     elif stage == "receive":
-        for org, r in receive_task(network, keys).items():
+        for org, r in receive_task(network, keys, "", str(current_run.id or ""), takeover).items():
             if "failed" in r:
                 failures.append(f"receive {org}: {r['failed']}")
                 continue

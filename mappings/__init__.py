@@ -22,7 +22,7 @@ import functools
 import importlib
 import pkgutil
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -60,6 +60,10 @@ class Source:
     checks: tuple[Check, ...]
     prepare: Callable[[Any, date], None]
     kinds: tuple[str, ...]
+    map_columns: Callable[..., Iterator[Any]] | None = None
+    """Optional: :attr:`map_row` over a chunk's columns at once (``easy_a.map_columns``): per row
+    the record's class and field values, or the ``DataError`` ``map_row`` raises. Bulk ingest
+    uses it where a chunk arrives as columns; it must give what ``map_row`` gives."""
 
     @functools.cached_property
     def columns(self) -> tuple[str, ...]:

@@ -329,6 +329,42 @@ def apply(table: Table, fields: Mapping[str, str], *, file: str | None = None,
 
 
 
+ColumnFailure = tuple[str, "ConversionError"]
+"""The source column whose value did not convert, and why (:func:`apply_columns`)."""
+
+
+def apply_columns(table: Table, columns: Mapping[str, Sequence[str]],
+                  n: int) -> tuple[dict[str, list[Any]], dict[int, ColumnFailure]]:
+    """:func:`apply` over a chunk's columns at once: each distinct value is converted once.
+
+    ``columns`` maps a source field to its ``n`` values (a field it lacks counts as empty,
+    as in :func:`apply`). Returns each target's converted values, and for each row
+    (by position) whose value did not convert the first such column in the table's
+    order — the column :func:`apply` would name for that row. A failed row's values
+    in the first result are placeholders (``None``).
+    """
+    values: dict[str, list[Any]] = {}
+    failed: dict[int, ColumnFailure] = {}
+    for target, column, conv, _ in _plan(table):
+        col = columns.get(column)
+        if col is None:
+            col = [""] * n
+        done: dict[str, Any] = {}
+        bad: dict[str, ConversionError] = {}
+        for v in set(col):
+            try:
+                done[v] = conv(v or "")
+            except ConversionError as e:
+                bad[v] = e
+                done[v] = None
+        values[target] = list(map(done.__getitem__, col))
+        if bad:
+            for i, v in enumerate(col):
+                if v in bad and i not in failed:
+                    failed[i] = (column, bad[v])
+    return values, failed
+
+
 # --- a source's columns, declared once ------------------------------------------------
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ reason.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -18,6 +18,7 @@ from mappings.common import (
     REASON_CODES,
     Column,
     apply,
+    apply_columns,
     code_in,
     cpr,
     date_dmy,
@@ -82,6 +83,42 @@ def map_row(fields: Mapping[str, str], prov: Provenance) -> SchoolEvent:
     return kind(provenance=prov, **values)
 
 
+def map_columns(columns: Mapping[str, Sequence[str]], n: int, file: str,
+                numbers: Sequence[int]) -> Iterator[tuple[type[SchoolEvent], dict[str, Any]] | DataError]:
+    """:func:`map_row` for a chunk's columns at once (each distinct value converted once).
+
+    One entry per row, made as it is iterated (a chunk's value dicts are never all alive
+    at once): the record's class and its field values (without provenance), or the very
+    ``DataError`` :func:`map_row` raises for that row.
+    """
+    events = columns.get("Haendelse") or [""] * n
+    kind_of = {e: KINDS.get((e or "").strip().upper()) for e in set(events)}
+    base, base_failed = apply_columns(FIELDS, columns, n)
+    names = tuple(base)
+    dropout: tuple[dict[str, list[Any]], dict[int, Any]] | None = None
+    for i, (event, vals) in enumerate(zip(events, zip(*base.values(), strict=True), strict=True)):
+        kind = kind_of[event]
+        if kind is None:
+            yield DataError("Haendelse is not OPTAG, AFBRUD, FRAFALDSTRUET or GENNEMFOERT",
+                            file=file, row=numbers[i], rule="event_type", column="Haendelse")
+            continue
+        hit = base_failed.get(i)
+        if hit is None and kind is Dropout:
+            if dropout is None:
+                dropout = apply_columns(DROPOUT_FIELDS, columns, n)
+            hit = dropout[1].get(i)
+        if hit is not None:
+            column, e = hit
+            yield DataError(f"{column} {e}", file=file, row=numbers[i], rule=e.rule, column=column)
+            continue
+        values = dict(zip(names, vals, strict=True))
+        if kind is Dropout:
+            assert dropout is not None
+            for target, col in dropout[0].items():
+                values[target] = col[i]
+        yield kind, values
+
+
 def prepare(df: Any, today: date) -> None:
     """Typed columns for the suite: birth date, event and start dates, age, institution."""
     v.add_cpr(df, "CprNr")
@@ -119,4 +156,5 @@ SOURCE = Source(
                       "Fravaersprocent is empty or a number with a decimal comma"),
     ),
     kinds=("enrolment", "dropout", "concern_flag", "completion"),
+    map_columns=map_columns,
 )

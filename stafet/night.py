@@ -129,14 +129,19 @@ def night_markdown(summary: dict[str, Any], files: list[dict[str, Any]], failure
     return "\n".join(lines) + "\n"
 
 
-def route(network: str, today: dt.date | None = None) -> dict[str, int]:
-    """Decide who must be told what; commit the decisions as handovers."""
+def route(network: str, today: dt.date | None = None,
+          recipients: list[str] | None = None) -> dict[str, int]:
+    """Decide who must be told what; commit the decisions as handovers.
+
+    ``recipients`` (``stafet send --to``): only what concerns them is routed; withdrawals
+    still apply to all (they only cancel and hold, never send).
+    """
     _notify("route")
     ctx = context(network)
     today = today or dt.date.today()
     withdrawn = apply_withdrawals(ctx, today)
     with ctx.store.session() as s:
-        decisions = route_records(s, ctx.network, today)
+        decisions = route_records(s, ctx.network, today, recipients=recipients)
     counts = plan_handovers(ctx, decisions)
     counts["partial"] = sum(1 for d in decisions if d.status == "partial")
     return {**counts, **withdrawn}
@@ -161,12 +166,18 @@ def pending_recipients(network: str) -> list[str]:
 
 
 def send(network: str, recipients: list[str], claimant: str = "",
-         takeover: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Send the pending handovers to ``recipients`` (claimed for ``claimant`` on PostgreSQL)."""
+         takeover: tuple[str, ...] = (), slot: Any = None,
+         progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Send the pending handovers to ``recipients`` (claimed for ``claimant`` on PostgreSQL).
+
+    ``slot``: the endpoints' delivery slots (:data:`stafet.exchange.outbox.EndpointSlot`);
+    ``progress(done, total)``: after each handover (the CLI's progress bar).
+    """
     _notify("send", ", ".join(recipients))
-    r = send_pending(context(network), recipients=recipients, claimant=claimant, takeover=tuple(takeover))
+    r = send_pending(context(network), recipients=recipients, claimant=claimant, takeover=tuple(takeover),
+                     slot=slot, progress=progress)
     return {"sent": r.sent, "held": r.held, "retry_later": r.retry_later, "failed": r.failed,
-            "errors": list(r.errors.values())}
+            "deferred": r.deferred, "errors": list(r.errors.values())}
 
 
 def hosted_orgs(network: str) -> list[str]:
@@ -196,10 +207,11 @@ def refresh_revocation(network: str, home: str = "", ocsp_url: str = "") -> dict
     return counts
 
 
-def receive(network: str, org: str, home: str = "") -> dict[str, Any]:
-    """Process one organisation's inbox."""
+def receive(network: str, org: str, home: str = "", claimant: str = "",
+            takeover: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Process one organisation's inbox (its files claimed for ``claimant`` on PostgreSQL)."""
     _notify("receive", org)
-    r = process_inbox(context(network, home), org)
+    r = process_inbox(context(network, home), org, claimant=claimant, takeover=tuple(takeover))
     return {"imported": r.imported, "receipts_sent": r.receipts_sent, "acknowledged": r.acknowledged,
             "withdrawn": r.withdrawn, "duplicates": r.duplicates, "notices": r.notices,
             "awaiting_acknowledgement": r.awaiting, "rejected": len(r.rejected),

@@ -62,7 +62,8 @@ def test_the_tour_names_the_commands_of_the_issue() -> None:
     cmds = tour_commands()
     for wanted in ("stafet status", "stafet deadlines", "stafet quarantine list", "stafet outbox list",
                    "stafet web", "stafet notices", "stafet opsporing", "stafet statistics",
-                   "stafet status --home .stafet-demo/members/uu-skive", "stafet report ingest"):
+                   "stafet status --home .stafet-demo/members/uu-skive", "stafet report ingest",
+                   "stafet inquiry list"):
         assert any(c == wanted or c.startswith(wanted + " ") for c in cmds), wanted
 
 
@@ -97,6 +98,10 @@ def test_each_tour_command_runs_on_the_fresh_demo(demo: tuple[Path, str]) -> Non
             assert "rejected 0" in p.stdout  # the readable view (--json for scripts)
         if cmd.startswith("stafet status --home"):
             assert "uu-skive" in p.stdout
+        if cmd == "stafet opsporing":
+            assert "140610-xxxx" in p.stdout   # the register's 16-year-old the network knows nothing else of
+        if cmd == "stafet inquiry list":
+            assert "forespørgsler: 2" in p.stdout  # Mercantec's, as sent and as UU Viborg received it
 
 
 def test_the_console_of_the_tour_starts_and_serves_its_login(demo: tuple[Path, str]) -> None:

@@ -122,7 +122,10 @@ class FolderInbox(Inbox):
                     log.warning("ignoring a file with an unsafe name in %s: %s", self.location,
                                 redact(repr(entry.name)))
                     continue
-                st = entry.stat(follow_symlinks=False)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:  # moved away by a concurrent pass since the scan
+                    continue
                 if min_age and now - st.st_mtime < min_age:
                     continue
                 out.append(InboxEntry(entry.name, st.st_size, st.st_mtime))

@@ -10,6 +10,9 @@
   are UTC), English keys and values, ``valid_from``/``valid_to``, ``rule`` for one rule.
 - Organisation ids are checked against the network (:func:`check_org`); choice options are
   ``Literal`` types (Typer validates them and lists them in the help).
+- The youth by ``--youth PSEUDONYM`` or ``--cpr`` (:func:`youth_of`); listings as one Rich
+  table (:func:`print_table`); long work with a progress bar, percentage and time left,
+  quiet when stderr is not a terminal (:func:`progress`).
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ import re
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, Protocol, get_args
 
 import typer
 from rich.console import Console
@@ -48,6 +52,10 @@ LimitOpt = Annotated[int, typer.Option("--limit", min=1, help="show at most this
 SinceOpt = Annotated[str | None, typer.Option("--since", help="only from this day or time on "
                                                               "(YYYY-MM-DD or ISO 8601; naive = UTC)")]
 ByOpt = Annotated[str, typer.Option("--by", envvar="USER", help="who does it (audited)")]
+YouthOpt = Annotated[str | None, typer.Option("--youth", help="the youth's pseudonym (or --cpr)")]
+YouthReqOpt = Annotated[str, typer.Option("--youth", help="the youth's pseudonym")]
+CprFlag = Annotated[bool, typer.Option("--cpr", help="ask for the CPR (hidden prompt or stdin, "
+                                                    "never an argument)")]
 DEFAULT_LIMIT = 50
 HandoverStatus = Literal["pending", "sent", "acknowledged", "failed", "held", "cancelled"]
 """The states of a handover, as a choice option (Typer validates a ``Literal`` and lists it in the help)."""
@@ -191,6 +199,17 @@ def read_cpr() -> str:
     return str(typer.prompt("CPR", hide_input=True))
 
 
+def youth_of(ctx: Context, youth: str | None, by_cpr: bool) -> str:
+    """The youth's pseudonym from ``--youth PSEUDONYM`` or ``--cpr`` (read by :func:`read_cpr`)."""
+    if by_cpr == bool(youth):
+        raise typer.BadParameter("give either --youth PSEUDONYM or --cpr")
+    if not by_cpr:
+        return str(youth)
+    from stafet.duties.contacts import pseudonym_of_cpr
+
+    return pseudonym_of_cpr(ctx, read_cpr())
+
+
 # --- output --------------------------------------------------------------------------------
 
 def aware(t: dt.datetime) -> dt.datetime:
@@ -245,3 +264,70 @@ def more_line(shown: int, total: int, console: Console | None = None) -> None:
 def page(rows: Sequence[Any], limit: int) -> tuple[list[Any], int]:
     """The last ``limit`` rows (the newest when rows are oldest first) and the total."""
     return list(rows[-limit:]) if limit else list(rows), len(rows)
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
+                no_wrap: Sequence[str] | bool = True, console: Console | None = None) -> None:
+    """A listing as a Rich table: ``columns`` named, one row per item, ``None`` shown empty.
+
+    ``no_wrap``: ``True`` for every column, or the columns that never wrap (ids, days); the
+    others fold.
+    """
+    from rich.table import Table
+
+    t = Table(title=title)
+    for col in columns:
+        keep = no_wrap if isinstance(no_wrap, bool) else col in no_wrap
+        t.add_column(col, no_wrap=keep, overflow="fold")
+    for row in rows:
+        t.add_row(*("" if v is None else str(v) for v in row))
+    (console or Console()).print(t)
+
+
+# --- progress ------------------------------------------------------------------------------
+
+class Step(Protocol):
+    """A progress callback: ``step(done, total)`` (``total`` None: as before, or unknown)."""
+
+    def __call__(self, done: int, total: int | None = None, /) -> None:  # pragma: no cover
+        """Report ``done`` of ``total``."""
+
+
+def _quiet(done: int, total: int | None = None, /) -> None:
+    """The step of a progress that is not shown."""
+
+
+@contextmanager
+def progress(description: str, total: int | None = None, *, unit: str = "",
+             console: Console | None = None, show: bool = True) -> Iterator[Step]:
+    """A progress bar with percentage and time left on stderr; quiet (a no-op step) when not a TTY.
+
+    ``console``: where it draws (default stderr; a ``Console(force_terminal=True)`` draws
+    anywhere); ``show=False`` turns it off (``--json``). Yields ``step(done, total)``.
+    """
+    c = console or err
+    if not show or not c.is_terminal:
+        yield _quiet
+        return
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                  TextColumn("{task.completed:,} " + unit), TimeElapsedColumn(), TextColumn("left"),
+                  TimeRemainingColumn(), console=c, transient=False) as bar:
+        task = bar.add_task(description, total=total)
+
+        def step(done: int, total: int | None = None, /) -> None:
+            if total is not None:
+                bar.update(task, total=total or 1, completed=done)
+            else:
+                bar.update(task, completed=done)
+
+        yield step

@@ -17,14 +17,23 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from stafet.cli.common import ByOpt, HomeOpt, JsonOpt, NetworkOpt, check_org, echo_json
+from stafet.cli.common import (
+    ByOpt,
+    CprFlag,
+    HomeOpt,
+    JsonOpt,
+    NetworkOpt,
+    YouthOpt,
+    YouthReqOpt,
+    check_org,
+    echo_json,
+    print_table,
+    youth_of,
+)
 from stafet.cli.common import day as _day
 from stafet.cli.common import fail as _fail
 from stafet.cli.common import open_ctx as _ctx
-from stafet.cli.common import read_cpr as _read_cpr
 from stafet.core.errors import StafetError
 
 TodayOpt = Annotated[str | None, typer.Option("--today", help="judge as of YYYY-MM-DD (default: today)")]
@@ -45,13 +54,10 @@ def coordinator_list(as_json: JsonOpt = False, today: TodayOpt = None, network: 
     if as_json:
         echo_json(doc)
         return
-    t = Table(title=f"{len(items)} afbrud (25–29 år) uden jobcenter pr. {day.isoformat()}: til tovholderen")
-    for col in ("afbrudsdato", "institution", "kommune", "alder", "ung", "CPR", "årsag"):
-        t.add_column(col, no_wrap=col in ("afbrudsdato", "CPR"), overflow="fold")
-    for i in items:
-        t.add_row(i.dropout_date.isoformat(), i.institution, i.municipality, str(i.age), i.youth,
-                  i.masked_cpr, i.reason)
-    Console().print(t)
+    print_table(f"{len(items)} afbrud (25–29 år) uden jobcenter pr. {day.isoformat()}: til tovholderen",
+                ("afbrudsdato", "institution", "kommune", "alder", "ung", "CPR", "årsag"),
+                [(i.dropout_date.isoformat(), i.institution, i.municipality, i.age, i.youth, i.masked_cpr,
+                  i.reason) for i in items], no_wrap=("afbrudsdato", "CPR"))
 
 
 def register(app: typer.Typer) -> None:
@@ -67,23 +73,20 @@ def register(app: typer.Typer) -> None:
         name: Annotated[str, typer.Option("--name", help="the tovholder's name")],
         email: Annotated[str, typer.Option("--email", help="the tovholder's e-mail")] = "",
         since: Annotated[str | None, typer.Option("--since", help="from YYYY-MM-DD (default: today)")] = None,
-        youth: Annotated[str | None, typer.Option("--youth", help="the youth's pseudonym")] = None,
-        by_cpr: Annotated[bool, typer.Option("--cpr", help="ask for the CPR (hidden prompt, stdin)")] = False,
+        youth: YouthOpt = None,
+        by_cpr: CprFlag = False,
         by: ByOpt = "",
         as_json: JsonOpt = False,
         network: NetworkOpt = None,
         home: HomeOpt = None,
     ) -> None:
         """Set the youth's tovholder (replaces the one before; audited)."""
-        from stafet.duties.contacts import pseudonym_of_cpr
         from stafet.duties.coordinator import set_tovholder
 
         try:
             ctx = _ctx(network, home)
             check_org(ctx.network, org)
-            if by_cpr == bool(youth):
-                raise typer.BadParameter("give either --youth PSEUDONYM or --cpr")
-            who = pseudonym_of_cpr(ctx, _read_cpr()) if by_cpr else str(youth)
+            who = youth_of(ctx, youth, by_cpr)
             done = set_tovholder(ctx, youth=who, org=org, name=name, email=email, by=by,
                                  since=_day(since))
         except StafetError as e:
@@ -96,7 +99,7 @@ def register(app: typer.Typer) -> None:
 
     @tovholder.command("show")
     def tovholder_show(
-        youth: Annotated[str, typer.Option("--youth", help="the youth's pseudonym")],
+        youth: YouthReqOpt,
         as_json: JsonOpt = False,
         network: NetworkOpt = None,
         home: HomeOpt = None,

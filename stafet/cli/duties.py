@@ -20,14 +20,24 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from stafet.cli.common import ByOpt, HomeOpt, JsonOpt, LimitOpt, NetworkOpt, check_org, echo_json
+from stafet.cli.common import (
+    ByOpt,
+    CprFlag,
+    HomeOpt,
+    JsonOpt,
+    LimitOpt,
+    NetworkOpt,
+    YouthOpt,
+    YouthReqOpt,
+    check_org,
+    echo_json,
+    print_table,
+    youth_of,
+)
 from stafet.cli.common import day as _day
 from stafet.cli.common import fail as _fail
 from stafet.cli.common import open_ctx as _ctx
-from stafet.cli.common import read_cpr as _read_cpr
 from stafet.core.errors import StafetError
 from stafet.store.contacts import FORMS, PARTIES
 
@@ -60,12 +70,9 @@ def acknowledge(
             if as_json:
                 echo_json({"format": "stafet.awaiting/1", "org": org, "packages": rows})
                 return
-            t = Table(title=f"{len(rows)} package(s) for {org} waiting for a person's acknowledgement")
-            for col in ("package", "sender", "imported"):
-                t.add_column(col, no_wrap=True)
-            for r in rows:
-                t.add_row(r["package_id"], r["sender"], r["imported_at"])
-            Console().print(t)
+            print_table(f"{len(rows)} package(s) for {org} waiting for a person's acknowledgement",
+                        ("package", "sender", "imported"),
+                        [(r["package_id"], r["sender"], r["imported_at"]) for r in rows])
             return
         if file is not None:
             done = acknowledge_file(ctx, org=org, path=file, by=by)
@@ -100,10 +107,8 @@ def register(app: typer.Typer) -> None:
         day: Annotated[str, typer.Option("--date", help="the day of the contact, YYYY-MM-DD")],
         form: Annotated[Form, typer.Option("--form", help="how the contact was made")] = "samtale",
         party: Annotated[Party, typer.Option("--party", help="with whom")] = "youth",
-        youth: Annotated[str | None, typer.Option("--youth", help="the youth's pseudonym")] = None,
-        by_cpr: Annotated[
-            bool, typer.Option("--cpr", help="ask for the CPR (hidden prompt or stdin)")
-        ] = False,
+        youth: YouthOpt = None,
+        by_cpr: CprFlag = False,
         note: Annotated[
             str, typer.Option("--note", help="a short note (CPR-shaped numbers are masked)")
         ] = "",
@@ -113,14 +118,12 @@ def register(app: typer.Typer) -> None:
         home: HomeOpt = None,
     ) -> None:
         """Register a contact with a youth (audited); the duty it meets closes."""
-        from stafet.duties.contacts import pseudonym_of_cpr, register_contact
+        from stafet.duties.contacts import register_contact
 
         try:
             ctx = _ctx(network, home)
             check_org(ctx.network, org)
-            if by_cpr == bool(youth):
-                raise typer.BadParameter("give either --youth PSEUDONYM or --cpr")
-            who = pseudonym_of_cpr(ctx, _read_cpr()) if by_cpr else str(youth)
+            who = youth_of(ctx, youth, by_cpr)
             done = register_contact(
                 ctx, youth=who, day=_day(day), form=form, party=party, note=note, by=by, org=org
             )
@@ -136,7 +139,7 @@ def register(app: typer.Typer) -> None:
 
     @contact.command("list")
     def contact_list(
-        youth: Annotated[str, typer.Option("--youth", help="the youth's pseudonym")],
+        youth: YouthReqOpt,
         as_json: JsonOpt = False,
         network: NetworkOpt = None,
         home: HomeOpt = None,
@@ -164,12 +167,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             echo_json({"format": "stafet.contacts/1", "youth": youth, "contacts": rows})
             return
-        t = Table(title=f"{len(rows)} registered contact(s)")
-        for col in ("day", "org", "form", "party", "by", "at"):
-            t.add_column(col, no_wrap=True)
-        for r in rows:
-            t.add_row(r["day"], r["org"], r["form"], r["party"], r["by"], r["at"])
-        Console().print(t)
+        cols = ("day", "org", "form", "party", "by", "at")
+        print_table(f"{len(rows)} registered contact(s)", cols, [[r[c] for c in cols] for r in rows])
 
     @notices.callback()
     def notices_list(
@@ -196,14 +195,9 @@ def register(app: typer.Typer) -> None:
         if as_json:
             echo_json({"format": "stafet.notices/1", "notices": rows})
             return
-        t = Table(title=f"{len(rows)} notice(s), newest first")
-        for col in ("day", "step", "rule", "recipient", "addressee", "status", "package"):
-            t.add_column(col, no_wrap=col in ("day", "package"), overflow="fold")
-        for r in rows:
-            t.add_row(
-                r["day"], r["step"], r["rule"], r["recipient"], r["addressee"], r["status"], r["package_id"]
-            )
-        Console().print(t)
+        cols = ("day", "step", "rule", "recipient", "addressee", "status", "package_id")
+        print_table(f"{len(rows)} notice(s), newest first", [c.removesuffix("_id") for c in cols],
+                    [[r[c] for c in cols] for r in rows], no_wrap=("day", "package"))
 
     @notices.command("send")
     def notices_send(

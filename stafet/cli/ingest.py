@@ -1,12 +1,17 @@
 """``stafet ingest PATH…`` and ``stafet quarantine list|show|release|reject``.
 
+``quarantine show`` says why in the row's own values and the allowed list
+(:mod:`stafet.reports.rule_text`); ``release``/``reject`` take several IDs or ``--rule RULE``
+for a bulk decision. Long work (ingest, bulk decisions) shows a progress bar with percentage
+and time left on a terminal, nothing otherwise (:func:`stafet.cli.common.progress`).
+
 Great Expectations is imported only when rows are validated (ingest, release), so
 ``quarantine list`` and ``--help`` stay fast.
 """
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,6 +28,7 @@ from stafet.cli.common import (
     SinceOpt,
     echo_json,
     more_line,
+    progress,
 )
 from stafet.cli.common import fail as _fail
 from stafet.cli.common import open_ctx as _ctx
@@ -36,6 +42,11 @@ console = Console()
 err = Console(stderr=True)
 
 QidArg = Annotated[int, typer.Argument(metavar="ID", help="the quarantined row's id (quarantine list)")]
+QidsArg = Annotated[list[int] | None, typer.Argument(
+    metavar="[ID]...", help="the quarantined rows' ids (quarantine list); several decide in bulk")]
+RuleOpt = Annotated[str | None, typer.Option("--rule", help="every open row that broke this rule (in bulk)")]
+BULK_MAX = 100_000
+"""The most rows one ``--rule`` decision takes."""
 ActorOpt = Annotated[str, typer.Option("--actor", envvar="USER", help="who decides (for the audit log)")]
 
 
@@ -60,33 +71,11 @@ def _ingest_all(ctx: Context, paths: list[Path], source: str | None, show_progre
     from stafet.ingest.pipeline import ingest_file
 
     results = []
-    if not show_progress:
-        for p in paths:
+    for p in paths:
+        with progress(p.name, _rows_expected(p), unit="rows", console=err, show=show_progress) as step:
             results.append(ingest_file(ctx.store, ctx.network, p, source=source, home=ctx.home,
-                                       docs_dir=docs_dir))
-        return results
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        SpinnerColumn,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                  TextColumn("{task.completed:,} rows"), TimeElapsedColumn(), TextColumn("left"),
-                  TimeRemainingColumn(), console=err, transient=False) as progress:
-        for p in paths:
-            task = progress.add_task(p.name, total=_rows_expected(p))
-
-            def advance(n: int, t: Any = task) -> None:
-                progress.update(t, completed=n)
-
-            results.append(ingest_file(ctx.store, ctx.network, p, source=source, home=ctx.home,
-                                       progress=advance, docs_dir=docs_dir))
-            progress.update(task, total=results[-1].rows or 1, completed=results[-1].rows or 1)
+                                       progress=step if show_progress else None, docs_dir=docs_dir))
+            step(results[-1].rows or 1, results[-1].rows or 1)
     return results
 
 
@@ -114,7 +103,7 @@ def register(app: typer.Typer) -> None:
         try:
             ctx = _ctx(network, home)
             run = new_run()
-            results = _ingest_all(ctx, paths, source, show_progress=not as_json and sys.stderr.isatty(),
+            results = _ingest_all(ctx, paths, source, show_progress=not as_json,
                                   docs_dir=docs_dir(run, ctx.home) if report else None)
             report_path = write_report(ctx.store, results, home=ctx.home, run=run) if report else None
         except StafetError as e:
@@ -184,6 +173,7 @@ def register(app: typer.Typer) -> None:
         """Show one quarantined row: why, where, and its raw fields (CPR masked unless --reveal)."""
         from stafet.core.redaction import mask
         from stafet.ingest.quarantine import quarantined_fields
+        from stafet.reports.rule_text import explain
         from stafet.store import quarantine as quarantined
 
         try:
@@ -193,8 +183,10 @@ def register(app: typer.Typer) -> None:
                 if q is None:
                     raise StafetError("no such quarantined row", id=qid)
                 fields = quarantined_fields(ctx.store, q)
+                told = explain(q.source, q.rule, fields, q.reason)  # the row's own values, never a CPR
                 info: dict[str, Any] = {"id": q.id, "source": q.source, "file": q.source_file, "row": q.row,
-                                        "masked_cpr": q.masked_cpr, "rule": q.rule, "why": q.reason,
+                                        "masked_cpr": q.masked_cpr, "rule": q.rule, "why": told.sentence,
+                                        "allowed": list(told.allowed), "rule_text": q.reason,
                                         "status": q.status, "decided_by": q.decided_by,
                                         "decision": q.decision}
                 if reveal:
@@ -210,7 +202,7 @@ def register(app: typer.Typer) -> None:
                   show_header=False)
         t.add_column("what", style="bold", no_wrap=True)
         t.add_column("value", overflow="fold")
-        for key in ("masked_cpr", "rule", "why", "status", "decided_by", "decision"):
+        for key in ("masked_cpr", "rule", "why", "rule_text", "status", "decided_by", "decision"):
             if info[key] not in (None, ""):
                 t.add_row(key, str(info[key]))
         for k, v in info["fields"].items():
@@ -221,11 +213,14 @@ def register(app: typer.Typer) -> None:
                           f"stafet quarantine reject {qid} --reason …", highlight=False)
 
     @quarantine.command("release")
-    def q_release(qid: QidArg,
+    def q_release(qids: QidsArg = None, rule: RuleOpt = None,
                   fix: Annotated[list[str] | None, typer.Option(help="FIELD=VALUE correction (repeatable)")]
                   = None,
                   actor: ActorOpt = "steward", network: NetworkOpt = None, home: HomeOpt = None) -> None:
-        """Re-validate and map the row (with fixes); store it if it now passes."""
+        """Re-validate and map the row(s) (with fixes); store each that now passes.
+
+        Several IDs or ``--rule`` decide in bulk, with a progress bar on a terminal.
+        """
         from stafet.ingest.quarantine import release_quarantined
 
         fixes: dict[str, str] = {}
@@ -237,29 +232,91 @@ def register(app: typer.Typer) -> None:
             fixes[name.strip()] = value
         try:
             ctx = _ctx(network, home)
-            r = release_quarantined(ctx.store, ctx.network, qid, fixes=fixes, actor=actor)
+            chosen = _chosen(ctx, qids, rule)
+            if len(chosen) == 1 and not rule:
+                r = release_quarantined(ctx.store, ctx.network, chosen[0], fixes=fixes, actor=actor)
         except StafetError as e:
             _fail(e)
             return
-        if r.released:
-            console.print(f"released quarantined row {qid}: record {r.status}")
-            return
-        err.print(f"row {qid} still breaks a rule and stays in quarantine:")
-        for why in r.failures:
-            err.print(f"  - {why}", markup=False)
-        raise typer.Exit(1)
+        if len(chosen) == 1 and not rule:
+            if r.released:
+                console.print(f"released quarantined row {chosen[0]}: record {r.status}")
+                return
+            err.print(f"row {chosen[0]} still breaks a rule and stays in quarantine:")
+            for why in r.failures:
+                err.print(f"  - {why}", markup=False)
+            raise typer.Exit(1)
+        _bulk(chosen, "release", lambda qid: release_quarantined(
+            ctx.store, ctx.network, qid, fixes=fixes, actor=actor).released)
 
     @quarantine.command("reject")
-    def q_reject(qid: QidArg,
-                 reason: Annotated[str, typer.Option(help="why the row is not to be stored")],
+    def q_reject(qids: QidsArg = None, rule: RuleOpt = None,
+                 reason: Annotated[str, typer.Option(help="why the row is not to be stored")] = "",
                  actor: ActorOpt = "steward", network: NetworkOpt = None, home: HomeOpt = None) -> None:
-        """Decide that a quarantined row is not to be stored, with the steward's reason."""
+        """Decide that quarantined row(s) are not to be stored, with the steward's reason.
+
+        Several IDs or ``--rule`` decide in bulk, with a progress bar on a terminal.
+        """
         from stafet.ingest.quarantine import reject_quarantined
 
+        if not reason.strip():
+            raise typer.BadParameter("--reason is required: why the row is not to be stored",
+                                     param_hint="--reason")
         try:
             ctx = _ctx(network, home)
-            reject_quarantined(ctx.store, qid, reason=reason, actor=actor)
+            chosen = _chosen(ctx, qids, rule)
+            if len(chosen) == 1 and not rule:
+                reject_quarantined(ctx.store, chosen[0], reason=reason, actor=actor)
         except StafetError as e:
             _fail(e)
             return
-        console.print(f"rejected quarantined row {qid}")
+        if len(chosen) == 1 and not rule:
+            console.print(f"rejected quarantined row {chosen[0]}")
+            return
+
+        def reject(qid: int) -> bool:
+            reject_quarantined(ctx.store, qid, reason=reason, actor=actor)
+            return True
+
+        _bulk(chosen, "reject", reject)
+
+
+def _chosen(ctx: Context, qids: list[int] | None, rule: str | None) -> list[int]:
+    """The rows a decision is about: the IDs given, or every open row of ``--rule``."""
+    if bool(qids) == bool(rule):
+        raise typer.BadParameter("give the rows' IDs or --rule RULE (not both)")
+    if not rule:
+        return list(dict.fromkeys(qids or []))
+    from stafet.store.console import quarantine_ids
+
+    with ctx.store.session() as s:
+        chosen = quarantine_ids(s, None, rule=rule, limit=BULK_MAX)
+    if not chosen:
+        raise StafetError(f"no open quarantined rows broke rule {rule!r} (see `stafet quarantine list`)")
+    return chosen
+
+
+def _bulk(chosen: list[int], action: str, decide: Callable[[int], bool]) -> None:
+    """One decision on each row, with a progress bar; a summary, and exit 1 when some did not go through."""
+    done: list[int] = []
+    kept: list[int] = []
+    failed: dict[int, str] = {}
+    with progress(action, len(chosen), unit="rows", console=err) as step:
+        for n, qid in enumerate(chosen, 1):
+            try:
+                (done if decide(qid) else kept).append(qid)
+            except StafetError as e:
+                failed[qid] = str(e)
+            step(n, len(chosen))
+    verb = {"release": "released", "reject": "rejected"}[action]
+    console.print(f"{verb} {len(done)} of {len(chosen)} quarantined row(s)"
+                  + (f"; {len(kept)} still break a rule and stay in quarantine" if kept else "")
+                  + (f"; {len(failed)} could not be decided" if failed else ""), highlight=False)
+    from stafet.core.redaction import redact
+
+    for qid, why in failed.items():
+        err.print(f"  row {qid}: {redact(why)}", markup=False, highlight=False)
+    if kept:
+        err.print("next: stafet quarantine show ID says why; release ID --fix FIELD=VALUE", highlight=False)
+    if kept or failed:
+        raise typer.Exit(1)

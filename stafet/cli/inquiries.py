@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from stafet.cli.common import HomeOpt, JsonOpt, NetworkOpt, check_org, echo_json, iso
+from stafet.cli.common import CprFlag, HomeOpt, JsonOpt, NetworkOpt, check_org, echo_json, iso
 from stafet.cli.common import day as _day
 from stafet.cli.common import fail as _fail
 from stafet.cli.common import open_ctx as _ctx
@@ -39,8 +39,7 @@ inquiry_app = typer.Typer(help="Forespørgsler til UU om en ung, og UU's svar.",
 def send(asker: Annotated[str, typer.Option("--from", help="the asking member")],
          guidance: Annotated[str, typer.Option("--to", help="the UU asked")],
          question: Annotated[str, typer.Option("--question", help="the question (free text)")],
-         by_cpr: Annotated[bool, typer.Option("--cpr", help="ask for the CPR (hidden prompt or stdin)")]
-         = False,
+         by_cpr: CprFlag = False,
          network: NetworkOpt = None, home: HomeOpt = None) -> None:
     """Send a signed, encrypted inquiry about one youth to a UU."""
     from stafet.core.cpr import parse_cpr

@@ -26,6 +26,7 @@ from stafet.cli.common import (
     check_org,
     echo_json,
     more_line,
+    progress,
     setup_verbosity,
 )
 from stafet.core.errors import StafetError
@@ -94,10 +95,15 @@ def demo(home: HomeOpt = None,
 
         console.print("[bold]1. nightly-sync[/bold]: ingest → route → send → receipts")
         first = nightly_sync(network)
+        from stafet.demo.story import answer_inquiries, between_nights, show_between
+
+        console.print("[bold]2. uu-skive's node does not answer[/bold]: resend, notice, escalation")
+        show_between(console, between_nights(network, dt.date.today()))
         for org in OWN_NODE:
-            console.print(f"[bold]2. {org} runs its own node[/bold]: stafet receive --org {org}")
+            console.print(f"[bold]3. {org} runs its own node again[/bold]: stafet receive --org {org}")
             receive(network, org, str(member_home(demo_dir, org)))
-        console.print("[bold]3. nightly-sync again[/bold]: collects the receipts; nothing is sent twice")
+        answer_inquiries(network, dt.date.today())  # UU Viborg answers Mercantec's inquiry
+        console.print("[bold]4. nightly-sync again[/bold]: collects the receipts; nothing is sent twice")
         second = nightly_sync(network)
     except StafetError as e:
         _fail(e)
@@ -152,8 +158,9 @@ def send(network: NetworkOpt = None, home: HomeOpt = None,
         net = _net(network)
         for org in to or []:
             check_org(night.context(net).network, org, "--to")
-        routed = night.route(net)
-        result = night.send(net, to or night.pending_recipients(net))
+        routed = night.route(net, recipients=to or None)  # --to X: only what concerns X is routed
+        with progress("send", unit="handovers", show=not as_json) as step:  # quiet when not a TTY
+            result = night.send(net, to or night.pending_recipients(net), progress=step)
     except StafetError as e:
         _fail(e)
     if as_json:
@@ -184,7 +191,8 @@ def receive(org: Annotated[str, typer.Option("--org", help="the organisation tha
     try:
         ctx = open_context(network, home=h)
         check_org(ctx.network, org)
-        r = process_inbox(ctx, org, location=inbox)
+        with progress(f"receive {org}", unit="packages", show=not as_json) as step:  # quiet when not a TTY
+            r = process_inbox(ctx, org, location=inbox, progress=step)
     except StafetError as e:
         _fail(e)
     counts = {"imported": r.imported, "receipts_sent": r.receipts_sent, "acknowledged": r.acknowledged,
@@ -239,7 +247,7 @@ def status(network: NetworkOpt = None, home: HomeOpt = None,
         certs.add_column(col)
     for item in st["certificates"]:
         days = f"[red]{item['days_left']}[/red]" if item["warn"] else str(item["days_left"])
-        certs.add_row(item["org"], item["what"], item["expires"], days)
+        certs.add_row(item["org"], item["what"], item["valid_to"][:10], days)
     console.print(certs)
     rev = Table(title=f"revocation (CRLs, OCSP; grace {st['crl_grace_hours']:g} h past nextUpdate)")
     for col in ("source", "state", "issuer", "next update", "detail"):

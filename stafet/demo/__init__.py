@@ -1,4 +1,4 @@
-"""The demo network of ``make demo``: eight organisations, a demo CA, sample exports.
+"""The demo network of ``make demo``: ten organisations, a demo CA, sample exports.
 
 ``network.py`` builds it; ``data/`` holds the synthetic exports (synthetic CPRs only).
 May import everything below ``stafet.night``.

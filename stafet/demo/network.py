@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import serialization
 
 from keys import KeyStore
 
-HUB_HOSTED = ["779008", "751001", "uu-viborg", "jobcenter-viborg", "familie-viborg", "social-viborg",
-              "uu-thy", "koordinator"]
+HUB_HOSTED = ["779008", "751001", "280012", "uu-viborg", "jobcenter-viborg", "familie-viborg",
+              "social-viborg", "uu-thy", "koordinator"]
 OWN_NODE = ["uu-skive"]
 
 # The demo-only export with rows that break rules: an unknown event type (AFBRUDT), a CPR
@@ -37,6 +37,7 @@ MEMBERS = [
     ("uu-thy", "guidance", "UU Thy", "787", ["787"]),
     ("779008", "institution", "Mercantec", "791", []),
     ("751001", "institution", "Viborg Katedralskole", "791", []),
+    ("280012", "primary_school", "Vestervang Skole", "791", []),
     ("jobcenter-viborg", "job_centre", "Jobcenter Viborg", "791", []),
     ("familie-viborg", "family_services", "Familieafdelingen Viborg", "791", []),
     ("social-viborg", "social_services", "Socialafdelingen Viborg", "791", []),
@@ -44,9 +45,11 @@ MEMBERS = [
 ]
 
 # Drop folder → the files the source system drops there: the published samples
-# (FORMATS.md) plus three demo-only files (a plan with support needs and a consent
-# that covers the plan but not the support needs: a partial handover; and an EASY-A
-# export whose three rows each break a rule, for the quarantine and the steward's report).
+# (FORMATS.md) plus demo-only files (a plan with support needs and a consent file that
+# covers the plan but not the support needs: a partial handover, and a parent's consent
+# to tell the pupil's support needs to the school applied to; an EASY-A export whose three
+# rows each break a rule, for the quarantine and the steward's report; and the youth
+# register sample with one more row: a 16-year-old the network knows nothing else of).
 SOURCES = {
     "easy-a": ["779008_haendelser_2026112102.csv", BAD_ROWS_FILE],
     "gymnasium": ["751001_elevhaendelser_202611210200.xml"],
@@ -54,11 +57,15 @@ SOURCES = {
     "uu-planer": ["uu_791_planer_20261120.xml", "uu_791_planer_20261121.xml"],
     "familie": ["familie_791_overgange_20261121.csv"],
     "samtykker": ["samtykker_791_20261121.csv", "samtykker_791_20261122.csv"],
+    "grundskole": ["grundskole_280012_elever_20261125.xml"],
+    "ungeregister": ["cpr_791_unge_20261125.csv"],
+    "jobcenter-samtaler": ["jobcenter_791_samtaler_20261121.csv"],
 }
 
 
 SOURCE_ORG = {"easy-a": "779008", "gymnasium": "751001", "jobcenter": "jobcenter-viborg",
-              "uu-planer": "uu-viborg", "familie": "familie-viborg", "samtykker": "uu-viborg"}
+              "uu-planer": "uu-viborg", "familie": "familie-viborg", "samtykker": "uu-viborg",
+              "grundskole": "280012", "ungeregister": "uu-viborg", "jobcenter-samtaler": "jobcenter-viborg"}
 """Whose source system each drop folder is: a steward of that organisation sees its sources."""
 
 

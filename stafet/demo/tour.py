@@ -26,6 +26,7 @@ TOUR: tuple[tuple[str, str, str], ...] = (
      "UU Skive åbner ventende pakker og sender kvitteringer"),
     ("UU", "stafet notices", "pligtbeskeder og eskaleringer sendt til navngivne personer"),
     ("UU", "stafet opsporing", "15-17-årige uden uddannelse, aktivitet eller UU-kontakt"),
+    ("UU", "stafet inquiry list", "institutionernes forespørgsler og UU's svar"),
     ("koordinator", "stafet statistics --from 2026-01 --to 2026-11", "netværkets statistik pr. måned"),
 )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
@@ -209,8 +210,12 @@ def consents_of(s: Session, youth: str) -> list[dict[str, Any]]:
 
 
 def route(s: Session, network: Network, today: date,
-          rules: tuple[Rule, ...] | None = None) -> list[Decision]:
-    """Apply the rule table to every live record; one decision per (rule, sender, recipient, youth)."""
+          rules: tuple[Rule, ...] | None = None,
+          recipients: Collection[str] | None = None) -> list[Decision]:
+    """Apply the rule table to every live record; one decision per (rule, sender, recipient, youth).
+
+    ``recipients`` (``stafet send --to``): only the decisions for these; the others are not made.
+    """
     rules = rules or default_rules()
     by_kind: dict[str, list[Rule]] = defaultdict(list)
     for r in rules:
@@ -235,6 +240,8 @@ def route(s: Session, network: Network, today: date,
                 continue
             sender = _sender(rule, network, payload, origin_municipality)
             recipient = _recipient(rule, network, payload, sender, link)
+            if recipients is not None and (recipient is None or recipient.id not in recipients):
+                continue
             if "moved" in rule.when and sender is not None and recipient is not None \
                     and sender.id == recipient.id:
                 continue  # moved between two municipalities the same UU serves: nobody to hand over to

@@ -230,36 +230,32 @@ def _item(group: str, f: RegisterFacts, uu: str, muni: str, today: date, referen
                     last[1] if last else "", (today - last[0]).days if last else None, reference)
 
 
-def opsporing_item(f: RegisterFacts, guidance_for: GuidanceFor, today: date) -> ListItem | None:
-    """The 15–17 duty: a registered 15–17-year-old in no education, activity or UU contact."""
+def _resident_item(group: str, ages: range, f: RegisterFacts, guidance_for: GuidanceFor, today: date,
+                   busy: Callable[[RegisterFacts, date], bool], lacks: str) -> ListItem | None:
+    """A youth registered in a network municipality, aged in ``ages``, not ``busy``: on ``group``."""
     r = residence_on(f, today)
-    if r is None or not 15 <= age_on(f.birth_date, today) <= 17:
-        return None
-    if in_education(f, today) or has_activity(f, today) or has_uu_contact(f, today):
+    if r is None or age_on(f.birth_date, today) not in ages or busy(f, today):
         return None
     uu = guidance_for(r.municipality)
     if uu is None:
         return None
-    return _item("15-17", f, uu, r.municipality, today,
-                 f"registered in {r.municipality} since {r.moved_in.isoformat()}; no education, "
-                 "activity or UU contact")
+    return _item(group, f, uu, r.municipality, today,
+                 f"registered in {r.municipality} since {r.moved_in.isoformat()}; {lacks}")
+
+
+def opsporing_item(f: RegisterFacts, guidance_for: GuidanceFor, today: date) -> ListItem | None:
+    """The 15–17 duty: a registered 15–17-year-old in no education, activity or UU contact."""
+    return _resident_item("15-17", range(15, 18), f, guidance_for, today,
+                          lambda f, d: in_education(f, d) or has_activity(f, d) or has_uu_contact(f, d),
+                          "no education, activity or UU contact")
 
 
 def target_group_item(f: RegisterFacts, guidance_for: GuidanceFor, today: date) -> ListItem | None:
     """The 18–24 target group: registered, not in education, never completed one, no agreement."""
-    r = residence_on(f, today)
-    if r is None or not 18 <= age_on(f.birth_date, today) <= 24:
-        return None
-    if in_education(f, today) or has_activity(f, today):
-        return None
-    if any(k == "completion" and d <= today for d, k in f.events):
-        return None
-    uu = guidance_for(r.municipality)
-    if uu is None:
-        return None
-    return _item("18-24", f, uu, r.municipality, today,
-                 f"registered in {r.municipality} since {r.moved_in.isoformat()}; no youth education "
-                 "and no agreement")
+    return _resident_item("18-24", range(18, 25), f, guidance_for, today,
+                          lambda f, d: in_education(f, d) or has_activity(f, d)
+                          or any(k == "completion" and e <= d for e, k in f.events),
+                          "no youth education and no agreement")
 
 
 def not_ready_item(f: RegisterFacts, guidance_for: GuidanceFor, today: date) -> ListItem | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +34,7 @@ from stafet.packages.document import (
 )
 from stafet.packages.opening import open_all
 from stafet.packages.package import Opened
-from stafet.store import Session, imported, inbox, utcnow
+from stafet.store import Session, imported, inbox, outbox, utcnow
 from stafet.store.db import Prepared, prepare
 from transports.base import free_pair
 
@@ -209,7 +209,37 @@ def _no_key(ctx: Context, org_id: str) -> ConfigError:
                        f"was not touched. {hint}", org=org_id)
 
 
-def process_inbox(ctx: Context, org_id: str, *, location: str | None = None) -> InboxResult:
+def _claim(ctx: Context, org_id: str, box: Any, names: list[str], claimant: str,
+           takeover: tuple[str, ...]) -> list[str]:
+    """The listed files this pass may receive: on PostgreSQL those it claimed and that are still there.
+
+    Another pass over the same inbox at the same moment (a second receive partition, an
+    operator's re-run) gets the others (:func:`stafet.store.inbox.claim_files`). A file
+    listed here that another pass received and moved away meanwhile is let go again.
+    """
+    with ctx.store.session() as s:
+        if not names or not inbox.claims_apply(s):
+            return names
+        inbox.register_files(s, org_id, names)
+    with ctx.store.session() as s:
+        got = set(inbox.claim_files(s, org_id, names, claimant=claimant, takeover=takeover))
+    present = set(box.list("*.eml")) if got else set()
+    gone = sorted(got - present)
+    if gone:
+        with ctx.store.session() as s:
+            inbox.release_files(s, org_id, gone, claimant=claimant)
+    return [n for n in names if n in got and n in present]
+
+
+def _release(ctx: Context, org_id: str, names: list[str], claimant: str) -> None:
+    with ctx.store.session() as s:
+        if names and inbox.claims_apply(s):
+            inbox.release_files(s, org_id, names, claimant=claimant)
+
+
+def process_inbox(ctx: Context, org_id: str, *, location: str | None = None, claimant: str = "",
+                  takeover: tuple[str, ...] = (),
+                  progress: Callable[[int, int], None] | None = None) -> InboxResult:
     """Receive everything waiting for ``org_id``: handovers, receipts, withdrawal notices.
 
     Each file is opened and checked (see :func:`stafet.packages.package.open_package`), on
@@ -227,6 +257,12 @@ def process_inbox(ctx: Context, org_id: str, *, location: str | None = None) -> 
        imported and acknowledges it again), the refusal is kept and answered, and
        the file leaves the inbox (processed or rejected) last.
 
+    On PostgreSQL the listed files are claimed first, for ``claimant`` (default host:pid;
+    ``takeover``: dead runs whose claims may be taken), and released when the pass ends:
+    two passes over one inbox at once never receive the same file (:func:`_claim`).
+
+    ``progress(done, total)``: after each file opened and at the end (the CLI's progress bar).
+
     Raises:
         ConfigError: ``org_id`` is not a member, or this data folder holds no valid key
             for it (a set-up mistake, e.g. the hub's ``STAFET_HOME`` for a member that
@@ -243,21 +279,29 @@ def process_inbox(ctx: Context, org_id: str, *, location: str | None = None) -> 
     box = open_inbox(loc, **ctx.network.sftp_login(org_id), max_bytes=ctx.network.max_bytes(org_id))
     trust = trust_store(ctx)
     result = InboxResult()
-    names = box.list("*.eml")
-    unread: list[tuple[str, FileRejected]] = []
-    opened = open_all(_read_each(box, names, unread), count=len(names), org_id=org_id, keys=keys,
-                      trust=trust, members=ctx.network.members)
-    batch: list[Incoming] = []
-    for name, data, outcome in opened:
-        batch.append(Incoming(name, data, refused=outcome) if isinstance(outcome, PackageRejected)
-                     else Incoming(name, data, opened=outcome))
-        if len(batch) >= IMPORT_BATCH:
+    who = claimant or outbox.default_claimant()
+    names = _claim(ctx, org_id, box, box.list("*.eml"), who, tuple(takeover))
+    try:
+        unread: list[tuple[str, FileRejected]] = []
+        opened = open_all(_read_each(box, names, unread), count=len(names), org_id=org_id, keys=keys,
+                          trust=trust, members=ctx.network.members)
+        batch: list[Incoming] = []
+        for done, (name, data, outcome) in enumerate(opened, 1):
+            batch.append(Incoming(name, data, refused=outcome) if isinstance(outcome, PackageRejected)
+                         else Incoming(name, data, opened=outcome))
+            if progress is not None:
+                progress(done, len(names))
+            if len(batch) >= IMPORT_BATCH:
+                _receive_batch(ctx, org_id, box, batch, result)
+                batch = []
+        if batch:
             _receive_batch(ctx, org_id, box, batch, result)
-            batch = []
-    if batch:
-        _receive_batch(ctx, org_id, box, batch, result)
-    for name, e in unread:
-        _refuse_unread(ctx, org_id, box, name, e, result)
+        for name, e in unread:
+            _refuse_unread(ctx, org_id, box, name, e, result)
+        if progress is not None:
+            progress(len(names), len(names))
+    finally:
+        _release(ctx, org_id, names, who)
     return result
 
 

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from stafet.context import Context
@@ -154,53 +157,128 @@ class SendResult:
     held: int = 0
     retry_later: int = 0
     failed: int = 0
+    deferred: int = 0  # the endpoint had no free delivery slot before the pass gave up: still pending
     errors: dict[str, str] = field(default_factory=dict)
+
+
+EndpointSlot = Callable[[str], AbstractContextManager[bool]]
+"""``slot(recipient)``: a context holding one delivery slot of ``recipient``'s endpoint.
+
+It yields True while the slot is held, False when none was free (it does not wait long:
+a slow endpoint must not hold the worker while other endpoints' packages wait). The flows pass
+one backed by Prefect's
+global concurrency limits, so the limit holds across every worker (:mod:`flows.partitioned`).
+"""
+
+CLAIM_BATCH = 50
+"""Handovers a send claims at a time (PostgreSQL)."""
+DEFER_POLL = (0.2, 2.0)
+"""Seconds between rounds over deferred handovers: the first wait, the longest (doubling)."""
+
+
+def _no_slot(recipient: str) -> AbstractContextManager[bool]:
+    return nullcontext(True)
 
 
 def send_pending(ctx: Context, *, recipients: list[str] | None = None,
                  now: dt.datetime | None = None, claimant: str = "",
-                 takeover: tuple[str, ...] = ()) -> SendResult:
+                 takeover: tuple[str, ...] = (), slot: EndpointSlot | None = None,
+                 defer_seconds: float = 1800.0,
+                 progress: Callable[[int, int], None] | None = None) -> SendResult:
     """Steps 2–4 for every due pending handover; one failing endpoint never blocks the others.
 
     On PostgreSQL the handovers are claimed for ``claimant`` first (:func:`stafet.store.outbox.due`):
     a concurrent send never gets the same ones; ``takeover`` names dead claimants whose rows may be taken.
+
+    Back-pressure (``slot``, see :data:`EndpointSlot`): each put holds a delivery slot of its
+    endpoint. A handover whose endpoint has no free slot is set aside, not waited for, and
+    the pass goes on with the others; the set-aside ones are tried again in rounds (a short,
+    growing pause when a round moved nothing) until ``defer_seconds`` have passed. What is
+    still waiting then stays pending, its claim released, for the next pass (``deferred``).
+
+    ``progress(done, total)`` after each handover dealt with (the CLI's progress bar); ``total``
+    is the pending handovers to ``recipients`` when the pass began (an estimate: never below done).
     """
     now = now or utcnow()
     result = SendResult()
-    with ctx.store.session() as s:
-        due = outbox.due(s, now, recipients, claimant=claimant, takeover=takeover)
-    for h in due:
-        try:
-            data, _ = build_outbox_package(ctx, h)
-            outlet_for(ctx, h.recipient, ctx.network.member(h.sender).email).put(f"{h.id}.eml", data)
-        except NotSendable as e:
-            with ctx.store.session() as s:
-                outbox.not_sendable(s, h.id, e.reason, withdrawn=e.withdrawn, consent_ref=h.consent_ref)
-            result.held += 1
-            continue
-        except TransientError as e:
-            max_attempts, max_age = limits(ctx, h.recipient)
-            with ctx.store.session() as s:
-                gave_up = outbox.attempt_failed(s, h.id, str(e), now=now, max_attempts=max_attempts,
-                                                max_age_hours=max_age)
-            if gave_up:
-                result.failed += 1
-            else:
-                result.retry_later += 1
-            result.errors[h.id] = str(e)
-            log.warning("handover %s to %s: will retry: %s", h.id, h.recipient, e)
-            continue
-        except StafetError as e:
-            with ctx.store.session() as s:
-                outbox.failed(s, h.id, str(e))
-            result.failed += 1
-            result.errors[h.id] = str(e)
-            log.error("handover %s to %s failed: %s", h.id, h.recipient, e)
-            continue
+    take = slot or _no_slot
+    waiting: list[Handover] = []
+    total = _pending_count(ctx, recipients) if progress is not None else 0
+
+    def one(h: Handover) -> bool:
+        dealt = _send_one(ctx, h, now, result, take)
+        if dealt and progress is not None:
+            done = result.sent + result.held + result.retry_later + result.failed
+            progress(done, max(total, done))
+        return dealt
+    while True:  # claim a batch at a time: concurrent sends to the same recipients share the rows
         with ctx.store.session() as s:
-            outbox.sent(s, h.id, recipient=h.recipient, digest=h.digest)
-        result.sent += 1
+            batched = outbox.claims_apply(s)
+            due = outbox.due(s, now, recipients, claimant=claimant, takeover=takeover,
+                             limit=CLAIM_BATCH if batched else None, exclude=[h.id for h in waiting])
+        waiting += [h for h in due if not one(h)]
+        if not batched or len(due) < CLAIM_BATCH:
+            break
+    deadline, pause = time.monotonic() + defer_seconds, DEFER_POLL[0]
+    while waiting and time.monotonic() < deadline:
+        before = len(waiting)
+        waiting = [h for h in waiting if not one(h)]
+        if len(waiting) == before:
+            time.sleep(pause)
+            pause = min(DEFER_POLL[1], pause * 2)
+        else:
+            pause = DEFER_POLL[0]
+    if waiting:
+        with ctx.store.session() as s:
+            outbox.release(s, [h.id for h in waiting])
+        result.deferred = len(waiting)
+        log.warning("%d handover(s) still wait for a delivery slot: left for the next pass", len(waiting))
     return result
+
+
+def _pending_count(ctx: Context, recipients: list[str] | None) -> int:
+    """Pending handovers to ``recipients`` (all when None): the total a progress bar shows."""
+    with ctx.store.session() as s:
+        return sum(c.get("pending", 0) for r, c in outbox.counts_by(s, "recipient").items()
+                   if not recipients or r in recipients)
+
+
+def _send_one(ctx: Context, h: Handover, now: dt.datetime, result: SendResult, slot: EndpointSlot) -> bool:
+    """Build and put one handover within a delivery slot of its endpoint; False when no slot was free."""
+    try:
+        data, _ = build_outbox_package(ctx, h)   # built (CPU) before a slot is taken
+        with slot(h.recipient) as held:
+            if not held:
+                return False
+            outlet_for(ctx, h.recipient, ctx.network.member(h.sender).email).put(f"{h.id}.eml", data)
+    except NotSendable as e:
+        with ctx.store.session() as s:
+            outbox.not_sendable(s, h.id, e.reason, withdrawn=e.withdrawn, consent_ref=h.consent_ref)
+        result.held += 1
+        return True
+    except TransientError as e:
+        max_attempts, max_age = limits(ctx, h.recipient)
+        with ctx.store.session() as s:
+            gave_up = outbox.attempt_failed(s, h.id, str(e), now=now, max_attempts=max_attempts,
+                                            max_age_hours=max_age)
+        if gave_up:
+            result.failed += 1
+        else:
+            result.retry_later += 1
+        result.errors[h.id] = str(e)
+        log.warning("handover %s to %s: will retry: %s", h.id, h.recipient, e)
+        return True
+    except StafetError as e:
+        with ctx.store.session() as s:
+            outbox.failed(s, h.id, str(e))
+        result.failed += 1
+        result.errors[h.id] = str(e)
+        log.error("handover %s to %s failed: %s", h.id, h.recipient, e)
+        return True
+    with ctx.store.session() as s:
+        outbox.sent(s, h.id, recipient=h.recipient, digest=h.digest)
+    result.sent += 1
+    return True
 
 
 def resend_unacknowledged(ctx: Context, *, max_resends: int, now: dt.datetime | None = None) -> dict[str, int]:  # noqa: E501
@@ -259,5 +337,5 @@ def retry_handover(ctx: Context, handover_id: str, *, actor: str = "operator") -
     return "pending"
 
 
-__all__ = ["NotSendable", "SendResult", "build_outbox_package", "check_basis", "handover_document",
+__all__ = ["EndpointSlot", "NotSendable", "SendResult", "build_outbox_package", "check_basis", "handover_document",  # noqa: E501
            "plan_handovers", "resend_unacknowledged", "retry_handover", "send_pending"]

@@ -7,6 +7,7 @@ the process that writes the store.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from stafet.core.errors import DataError
 from stafet.core.models import Consent, Provenance
 from stafet.ingest.gx import Failure, ResultSink, validate_columns
-from stafet.store.db import Prepared, prepare
+from stafet.store.db import Prepared, prepare, prepare_values
 
 if TYPE_CHECKING:  # pragma: no cover
     from mappings import Source
@@ -58,6 +59,49 @@ def prepare_rows(source: Source, rows: Iterable[Mapping[str, str]], failures: Ma
     return out
 
 
+COLUMNAR_ENV = "STAFET_INGEST_COLUMNAR"
+"""Set to ``0`` to map a chunk row by row (``map_row``) even where it arrives as columns."""
+
+
+def columnar() -> bool:
+    """Whether chunks that arrive as columns are mapped column by column (:func:`prepare_columns`)."""
+    return os.environ.get(COLUMNAR_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def prepare_columns(source: Source, fields: Mapping[str, Sequence[str]], n: int, failures: Mapping[int, Any],
+                    file: str, received_at: datetime, numbers: Sequence[int]) -> list[RowOutcome]:
+    """:func:`prepare_rows` for a chunk given as its columns (every row has every field).
+
+    The source's :attr:`~mappings.Source.map_columns` converts each distinct value once and
+    :func:`~stafet.store.db.prepare_values` writes each payload without building the record
+    (consents are still built: their table needs the record). The rows are made as
+    dicts only where the outcome carries them (a failed row's raw fields), in the
+    columns' order, as the row by row path has them.
+    """
+    assert source.map_columns is not None
+    name = source.name
+    institution, municipality = source.origin(file)
+    keys = tuple(fields)
+    cols = tuple(fields.values())
+
+    def row(i: int) -> dict[str, str]:
+        return dict(zip(keys, [c[i] for c in cols], strict=True))
+
+    out: list[RowOutcome] = []
+    for i, (m, number) in enumerate(zip(source.map_columns(fields, n, file, numbers), numbers, strict=True)):
+        if i in failures:
+            out.append(row(i))
+        elif isinstance(m, DataError):
+            out.append(MapError(m.rule or "mapping", str(m), row(i)))
+        elif issubclass(m[0], Consent):
+            prov = Provenance(name, file, number, received_at, institution, municipality)
+            rec = m[0](provenance=prov, **m[1])
+            out.append(prepare(rec, keep=True))
+        else:
+            out.append(prepare_values(m[0], m[1], name, file, number, received_at, institution, municipality))
+    return out
+
+
 MapSpec = tuple[str, Any, Sequence[int]]
 """What a chunk needs to be mapped as well as validated: the file's name, the time of
 receipt and each row's number in the file (see :func:`check_chunk`)."""
@@ -65,17 +109,21 @@ receipt and each row's number in the file (see :func:`check_chunk`)."""
 
 def check_chunk(source: Source, rows: Iterable[Mapping[str, str]], columns: Sequence[Sequence[str]], *,
                 today: date, institutions: Sequence[str], mapping: MapSpec | None = None,
-                docs: ResultSink | None = None) -> tuple[dict[int, list[Failure]], list[Any] | None]:
+                docs: ResultSink | None = None, fields: Mapping[str, Sequence[str]] | None = None,
+                n: int = 0) -> tuple[dict[int, list[Failure]], list[Any] | None]:
     """Validate a chunk and, given ``mapping``, map and prepare the rows that pass for the store.
 
     Returns the failures by position and, with ``mapping``, one entry per row from
-    :func:`prepare_rows`.
+    :func:`prepare_rows` — or :func:`prepare_columns`, given the chunk's ``n`` rows as ``fields``
+    (its columns, every row having every field) and a source that maps columns.
     Mapping runs here so that it runs where validation does: in the worker process
     during bulk ingest, beside the process that writes the store.
     """
     failures = validate_columns(source, columns, today=today, institutions=institutions, docs=docs)
     if mapping is None:
         return failures, None
+    if fields is not None and source.map_columns is not None and columnar():
+        return failures, prepare_columns(source, fields, n, failures, *mapping)
     return failures, prepare_rows(source, rows, failures, *mapping)
 
 

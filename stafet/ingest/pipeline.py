@@ -27,6 +27,8 @@ steward's decisions on quarantined rows are :mod:`stafet.ingest.quarantine`.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -34,6 +36,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -281,6 +284,33 @@ class _Run:
                                   self.now)
 
 
+@contextlib.contextmanager
+def _collector_skips_what_exists() -> Iterator[None]:
+    """While a file is ingested, the garbage collector leaves the objects that existed before alone.
+
+    A chunk makes tens of thousands of objects (rows, prepared records) and each of the
+    collector's full passes would otherwise walk every object of the process too (the
+    imported modules, SQLAlchemy's caches): ``gc.freeze`` for the file's duration, then
+    ``gc.unfreeze``. Nested or concurrent ingests (threads) freeze once and unfreeze last.
+    """
+    global _frozen
+    with _freeze_lock:
+        if _frozen == 0:
+            gc.freeze()
+        _frozen += 1
+    try:
+        yield
+    finally:
+        with _freeze_lock:
+            _frozen -= 1
+            if _frozen == 0:
+                gc.unfreeze()
+
+
+_frozen = 0
+_freeze_lock = threading.Lock()
+
+
 def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
     """Lists of ``size`` rows (the last may be shorter).
 
@@ -356,7 +386,7 @@ def _ingest(store: Store, network: Network, name: str,
         with store.session() as s:
             tune_for_bulk(s)
             run = _Run(store, s, src, name, sha, now, known_institutions(network), result)
-            with opener() as fh, worker.validator() as val:
+            with opener() as fh, worker.validator() as val, _collector_skips_what_exists():
                 if docs_dir is not None:
                     val.start_file(name)
                 # One chunk ahead: the next chunk is read and validated (in the worker)

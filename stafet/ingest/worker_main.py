@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ class _Validation:
 
     def __init__(self) -> None:
         gx._gx_context()
+        # GX and pandas leave ~200,000 objects that live as long as the worker: frozen,
+        # the collector stops walking them on every full collection a chunk's objects set off.
+        gc.freeze()
         self._docs = docs.DocsTally()
         self._chunk_done = False
 
@@ -53,9 +57,11 @@ class _Validation:
         self._chunk_done = rows > 0
         source = get_source(name)
         fields, columns = packing.unpack_rows(keys, packed, rows)
+        dense = bool(keys) and all(isinstance(c, str) for c in packed)  # every row has every field
         failures, mapped = map_step.check_chunk(
             source, fields, gx.columns_from(source, columns, rows), today=today,
-            institutions=institutions, mapping=mapping, docs=self._docs)
+            institutions=institutions, mapping=mapping, docs=self._docs,
+            fields=columns if dense else None, n=rows)
         return (failures, map_step.plain_prepared(mapped)), gx.STATS.seconds - seconds, rows
 
     def after(self) -> None:

@@ -22,9 +22,9 @@ the full reading):
   ``dropout_agreement`` the earliest plan agreement date on or after it,
   ``transition_meeting`` the case's meeting date (a planned meeting that is neither
   held nor on or before the due date is open), ``handover_ack`` the receipt's Danish
-  calendar day. ``followup_18_24`` recurs (two follow-ups in every 12 months) and has
-  no single evidence date: it is not counted here (``stafet deadlines`` lists it), nor
-  is a rule whose evidence :data:`DUTY_RULES` does not name;
+  calendar day, and so on for every rule of the duty clock (:data:`DUTY_RULES` names
+  them all; ``docs/statistics.md`` has each one's evidence). ``followup_18_24`` recurs:
+  its first cycle is counted (the second follow-up within a year of entering the group);
 * **opsporing list** — the size of UU's list of 15–17-year-olds not in education, at
   each month's end, when :mod:`stafet.duties` provides the list (else marked not
   available);
@@ -78,15 +78,25 @@ from mappings.common import REASON_CODES
 from stafet.core.config import Network, private_dir, write_private
 from stafet.core.errors import ConfigError
 from stafet.core.models import OrgKind
+from stafet.duties import moves as move_rules
+from stafet.duties import youth_register as register_rules
 from stafet.duties.deadlines import (
     LOCAL_TZ,
+    DutySettings,
     YouthFacts,
     anniversary,
+    concern_deadlines,
     dropout_deadlines,
+    duty_settings,
+    first_contact_deadlines,
+    followup_deadline,
     handover_deadline,
     load_facts,
+    order_deadlines,
     transition_deadlines,
 )
+from stafet.duties.deadlines import _job_centre as job_centre_lookup
+from stafet.duties.routing import concern_window_days
 from stafet.reports.charts import bar_svg, line_svg
 from stafet.store import outbox
 from stafet.store import statistics as q
@@ -128,10 +138,18 @@ DUTY_RULES: dict[str, str] = {
     "dropout_contact": "Kontakt inden for 5 arbejdsdage efter afbrud (15–17 år)",
     "dropout_contact_custody": "Kontakt til forældremyndigheden efter afbrud (15–17 år)",
     "dropout_agreement": "Aftale inden for 30 dage efter afbrud (15–17 år)",
+    "dropout_first_contact": "Tilbud om vejledningssamtale efter afbrud (18–24 år)",
+    "followup_18_24": "To opfølgninger det første år uden uddannelse (18–24 år)",
+    "concern_contact": "Kontakt til studievejlederen efter bekymringsmærke",
+    "absence_concern": "Kontakt til studievejlederen om fravær over tærsklen",
+    "order_start": "Uddannelsesstart inden uddannelsespålæggets frist",
+    "first_interview": "1. samtale inden 7 dage efter uddannelsespålægget",
+    "grundskole_transition": "UU-kontakt fra ½ år før grundskolens afslutning",
+    "move_handover": "Den nye UU har kvitteret for en ung, der er flyttet",
     "transition_meeting": "Overgangsmøde senest ved det 17. år",
     "handover_ack": "Overlevering kvitteret inden for netværkets frist",
 }
-"""The duties counted (rule ids of :mod:`stafet.duties.deadlines`) and their Danish names."""
+"""The duties counted: every rule of the duty clock (:data:`stafet.duties.deadlines.RULES`), in Danish."""
 DUTY_OUTCOMES = ("on_time", "late", "open")
 DUTY_OUTCOMES_DA = ("Rettidigt", "For sent", "Åben")
 UNKNOWN = "ukendt"
@@ -656,17 +674,21 @@ _DROPOUT_EVIDENCE: dict[str, Callable[[YouthFacts, str], Iterable[date]]] = {
 """What closes each dropout rule in :func:`stafet.duties.deadlines.dropout_deadlines`."""
 
 
-def duty_outcomes(facts: Iterable[YouthFacts], network: Network, today: date) -> list[DutyOutcome]:
-    """The record-based duties (every counted rule but ``handover_ack``) with their evidence.
+def duty_outcomes(facts: Iterable[YouthFacts], network: Network, today: date,
+                  settings: DutySettings | None = None) -> list[DutyOutcome]:
+    """The duties of the youths' own records, with their evidence.
+
+    Every counted rule but ``handover_ack``, ``grundskole_transition`` and ``move_handover``
+    (:func:`handover_outcomes`, :func:`register_outcomes`, :func:`move_outcomes`).
 
     Which duties exist and their due dates come from the rules of
     :mod:`stafet.duties.deadlines`, called with the evidence taken away (so a met duty is
-    still found); the evidence is what closes each rule there, dated no later than ``today``.
+    still found); the evidence is what closes each rule there, dated no later than ``today``
+    (``docs/statistics.md`` has the table). ``settings``: the clocks (rules.yaml's by default).
     """
-    def guidance(m: str) -> str | None:
-        uu = network.guidance_for(m)
-        return uu.id if uu is not None else None
-
+    cfg = settings or duty_settings()
+    guidance = register_rules.guidance_lookup(network)
+    jobs = job_centre_lookup(network)
     out: list[DutyOutcome] = []
     for f in facts:
         enrolments = [e for e in f.events if e.kind == "enrolment"]
@@ -674,12 +696,21 @@ def duty_outcomes(facts: Iterable[YouthFacts], network: Network, today: date) ->
             if ev.kind != "dropout":
                 continue
             bare = YouthFacts(f.youth, f.birth_date, events=[*enrolments, ev])
-            for d in dropout_deadlines(bare, guidance):
+            for d in dropout_deadlines(bare, guidance, cfg.clock("dropout_contact", 5),
+                                       cfg.clock("dropout_agreement", 30)):
                 if d.rule not in _DROPOUT_EVIDENCE:
                     continue  # a rule this report does not know the evidence of
                 evidence = _DROPOUT_EVIDENCE[d.rule](f, d.responsible)
                 out.append(DutyOutcome(d.rule, d.due, _first_on_or_after(evidence, ev.day, today),
                                        ev.institution, ev.municipality))
+            for d in first_contact_deadlines(bare, guidance, today, cfg.clock("dropout_first_contact", 10)):
+                met = _first_on_or_after(f.contacts_by(d.responsible), ev.day, today)
+                out.append(DutyOutcome(d.rule, d.due, met, ev.institution, ev.municipality))
+        out += _concern_outcomes(f, guidance, today, cfg)
+        out += _order_outcomes(f, jobs, today, cfg)
+        follow = _followup_outcome(f, guidance, today)
+        if follow is not None:
+            out.append(follow)
         for c in f.cases:
             bare = YouthFacts(f.youth, f.birth_date, cases=[replace(c, meeting_date=None)])
             for d in transition_deadlines(bare, lambda _c: "", today):
@@ -687,6 +718,122 @@ def duty_outcomes(facts: Iterable[YouthFacts], network: Network, today: date) ->
                     c.meeting_date <= today or c.meeting_date <= d.due) else None
                 out.append(DutyOutcome(d.rule, d.due, met, "", c.municipality))
     return out
+
+
+def _concern_outcomes(f: YouthFacts, guidance: Callable[[str], str | None], today: date,
+                      cfg: DutySettings) -> list[DutyOutcome]:
+    """``concern_contact`` per concern flag and ``absence_concern`` per school's latest absence figure.
+
+    Each judged on its own day (the rule stops tracking a flag after the flag's lifetime; the
+    statistics count it in the month it fell due). Evidence: the UU's earliest contact with
+    the school's study counsellor on or after the flag (the absence figure).
+    """
+    window, out = concern_window_days(), []
+
+    def evidence(uu: str, start: date) -> date | None:
+        return _first_on_or_after(f.contacts_by(uu, "school_counsellor"), start, today)
+
+    clock = cfg.clock("concern_contact", 3)
+    for fl in f.flags:
+        bare = YouthFacts(f.youth, f.birth_date, flags=[fl])
+        for d in concern_deadlines(bare, guidance, fl.day, working_days=clock,
+                                   absence_threshold=cfg.absence_threshold, max_age_days=window):
+            out.append(DutyOutcome(d.rule, d.due, evidence(d.responsible, fl.day), fl.institution,
+                                   fl.municipality))
+    latest: dict[str, Any] = {}
+    for a in sorted(f.absences, key=lambda a: a.day):
+        latest[a.institution] = a
+    for a in latest.values():
+        bare = YouthFacts(f.youth, f.birth_date, events=f.events, flags=f.flags, absences=[a])
+        for d in concern_deadlines(bare, guidance, a.day, working_days=cfg.clock("absence_concern", clock),
+                                   absence_threshold=cfg.absence_threshold, max_age_days=window):
+            if d.rule == "absence_concern":
+                out.append(DutyOutcome(d.rule, d.due, evidence(d.responsible, a.day), a.institution,
+                                       a.municipality))
+    return out
+
+
+def _order_outcomes(f: YouthFacts, jobs: Callable[[str], str | None], today: date,
+                    cfg: DutySettings) -> list[DutyOutcome]:
+    """``order_start`` and ``first_interview`` for each education order that was ever active.
+
+    The order as it stood when it became active (its latest ``AKTIV`` status), so an order
+    that ended since is still counted. Evidence: the earliest enrolment (``order_start``),
+    the earliest held interview (``first_interview``) on or after the order's status date.
+    """
+    active: dict[str, Any] = {}
+    for o in sorted(f.order_facts, key=lambda o: o.status_date):
+        if o.status == "AKTIV":
+            active[o.order_id] = o
+    out = []
+    for o in active.values():
+        bare = YouthFacts(f.youth, f.birth_date, order_facts=[o])
+        for d in order_deadlines(bare, jobs, today, cfg.clock("first_interview", 7)):
+            days = ([e.day for e in f.events if e.kind == "enrolment"] if d.rule == "order_start"
+                    else list(f.interviews))
+            out.append(DutyOutcome(d.rule, d.due, _first_on_or_after(days, o.status_date, today), "",
+                                   o.municipality))
+    return out
+
+
+def _followup_outcome(f: YouthFacts, guidance: Callable[[str], str | None],
+                      today: date) -> DutyOutcome | None:
+    """``followup_18_24``: its first cycle, the two follow-ups due a year after the youth entered the group.
+
+    The rule recurs; the statistics count the first 12 months of a youth in the group today
+    (the later of the 18th birthday and the latest dropout): on time when the second UU
+    follow-up is dated on or before the due date, late after it, open without it.
+    """
+    bare = YouthFacts(f.youth, f.birth_date, events=f.events, orders=f.orders)
+    d = followup_deadline(bare, guidance, today)
+    if d is None:
+        return None
+    drop = max((e for e in f.events if e.kind == "dropout"), key=lambda e: e.day)
+    start = max(anniversary(f.birth_date, 18), drop.day)
+    done = sorted(c for c in f.contacts if start <= c <= today)
+    return DutyOutcome(d.rule, d.due, done[1] if len(done) >= 2 else None, "", drop.municipality)
+
+
+def register_outcomes(facts: Iterable[Any], network: Network, today: date) -> list[DutyOutcome]:
+    """``grundskole_transition`` per pupil (its latest record), by the youth's home municipality.
+
+    Judged on the day it falls due at the latest (the clock drops a pupil whose grundskole has
+    ended); evidence: the earliest UU contact on or after the duty's start. A duty that lapsed
+    (an enrolment on or after the start, before any contact) is not counted.
+    """
+    guidance = register_rules.guidance_lookup(network)
+    out = []
+    for f in facts:
+        p = register_rules.latest_pupil(f)
+        if p is None:
+            continue
+        bare = replace(f, contacts=set(), events=[])
+        d = register_rules.transition_due(bare, guidance, min(today, p.expected_end))
+        if d is None:
+            continue
+        met = _first_on_or_after(f.contacts, d.due, today)
+        if met is None and any(k == "enrolment" and d.due <= day <= today for day, k in f.events):
+            continue  # lapsed: the youth started a youth education
+        out.append(DutyOutcome(d.rule, d.due, met, "", register_rules.home_municipality(f, d.due)))
+    return out
+
+
+def move_outcomes(moves: Iterable[Any], handovers: Iterable[Any]) -> list[DutyOutcome]:
+    """``move_handover`` per move inside the network: due the day of the move, by the old municipality.
+
+    Evidence: the Danish day the new UU acknowledged the old UU's handover of the move.
+    """
+    acks: dict[tuple[int, str, str], date] = {}
+    for h in handovers:
+        if h.acknowledged_at is None:
+            continue
+        for rid in h.record_ids or ():
+            key = (int(rid), h.sender, h.recipient)
+            day = _local_day(h.acknowledged_at)
+            acks[key] = min(day, acks.get(key, day))
+    return [DutyOutcome(move_rules.RULE, m.day, acks.get((m.record, m.old_uu, m.new_uu)), "",
+                        m.from_municipality)
+            for m in moves if m.old_uu is not None and m.new_uu is not None and m.old_uu != m.new_uu]
 
 
 def handover_outcomes(handovers: Iterable[Any], network: Network, today: date) -> list[DutyOutcome]:
@@ -852,6 +999,9 @@ def compute_statistics(ctx: Context, period: Period, *, today: date | None = Non
         facts = load_facts(s)
         sent = outbox.of_statuses(s, ("pending", "sent", "failed", "acknowledged"))
         duties = duty_outcomes(facts.values(), ctx.network, today)
+        duties += register_outcomes(register_rules.load_register_facts(s).values(), ctx.network, today)
+        duties += move_outcomes(move_rules.moves_of(s, ctx.network, today),
+                                outbox.of_rule(s, move_rules.RULE))
         duties += handover_outcomes(sent, ctx.network, today)
     stats = Statistics(ctx.network.name, period, today)
     stats.tables += _event_tables(events, period, names)
@@ -1011,5 +1161,5 @@ def write_outputs(stats: Statistics, out: Path) -> dict[str, Any]:
 
 __all__ = ["COMPLEMENTARY", "FORMAT", "PRIMARY", "TARGETS", "THRESHOLD", "DutyOutcome", "Period",
            "Statistics", "Table", "compute_statistics", "count_table", "duty_outcomes", "handover_outcomes",
-           "is_small", "render_html", "suppress", "to_csv", "to_document", "to_markdown", "with_totals",
-           "write_outputs"]
+           "is_small", "move_outcomes", "register_outcomes", "render_html", "suppress", "to_csv",
+           "to_document", "to_markdown", "with_totals", "write_outputs"]

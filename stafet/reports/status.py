@@ -13,23 +13,30 @@ from stafet.store import files, inbox, outbox, quarantine, utcnow
 EXPIRY_WARN_DAYS = 30
 
 
+def _validity(cert: x509.Certificate) -> dict[str, str]:
+    """``valid_from``/``valid_to`` as everywhere in stafet's JSON: ISO 8601 with time zone (UTC)."""
+    return {"valid_from": cert.not_valid_before_utc.isoformat(),
+            "valid_to": cert.not_valid_after_utc.isoformat()}
+
+
 def certificate_expiries(ctx: Context, today: dt.date) -> list[dict[str, Any]]:
-    """Days left on every member certificate in the network config and every key we hold."""
+    """Days left on every member certificate in the network config and every key we hold.
+
+    Each item: ``org``, ``what``, ``valid_from``, ``valid_to`` (ISO 8601, UTC), ``days_left``, ``warn``.
+    """
     out = []
     for org in ctx.network.members.values():
         if org.certificate and ctx.network.resolve(org.certificate).exists():
             cert = x509.load_pem_x509_certificate(ctx.network.resolve(org.certificate).read_bytes())
             days = (cert.not_valid_after_utc.date() - today).days
-            out.append({"org": org.id, "what": "member certificate",
-                        "expires": str(cert.not_valid_after_utc.date()), "days_left": days,
+            out.append({"org": org.id, "what": "member certificate", **_validity(cert), "days_left": days,
                         "warn": days < EXPIRY_WARN_DAYS})
         if ctx.keys.org_dir(org.id).exists():
             for pem in sorted(ctx.keys.org_dir(org.id).glob("*.pem")):
                 cert = x509.load_pem_x509_certificate(pem.read_bytes())
                 days = (cert.not_valid_after_utc.date() - today).days
-                out.append({"org": org.id, "what": f"own key {pem.stem}",
-                            "expires": str(cert.not_valid_after_utc.date()), "days_left": days,
-                            "warn": days < EXPIRY_WARN_DAYS})
+                out.append({"org": org.id, "what": f"own key {pem.stem}", **_validity(cert),
+                            "days_left": days, "warn": days < EXPIRY_WARN_DAYS})
     return sorted(out, key=lambda e: e["days_left"])
 
 

@@ -6,8 +6,9 @@ from the store, so rows released or rejected since show their current state.
 
 What it shows: per source file the counts (read, accepted, duplicate, updated,
 quarantined, rejected and why), per rule how many rows broke it, and every
-quarantined row of the run with its row number, rules and masked CPR
-(``DDMMYY-xxxx``) — never a clear CPR, never a raw row.
+quarantined row of the run with its row number, rules, masked CPR
+(``DDMMYY-xxxx``) and why in its own values and the allowed list
+(:mod:`stafet.reports.rule_text`) — never a clear CPR, never a raw row.
 
 Safe to open anywhere: no scripts, no external assets (a Content-Security-Policy
 forbids both), every value HTML-escaped, and a value that a spreadsheet would read
@@ -20,12 +21,13 @@ from __future__ import annotations
 import html
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stafet.core.config import private_dir, stafet_home, write_private
+from stafet.core.errors import StafetError
 from stafet.core.redaction import redact
 from stafet.store import Store, quarantine, utcnow
 from stafet.store.schema import Quarantine
@@ -79,8 +81,13 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Seque
 
 def render(results: Sequence[FileResult], quarantined: Sequence[Quarantine], *,
            generated_at: datetime | None = None, docs_url: str | None = None,
-           title: str = "stafet: valideringsrapport for indlæsning") -> str:
-    """The report's HTML for ``results`` and their quarantined rows (pure: no I/O)."""
+           title: str = "stafet: valideringsrapport for indlæsning",
+           why: Mapping[int, str] | None = None) -> str:
+    """The report's HTML for ``results`` and their quarantined rows (pure: no I/O).
+
+    ``why``: per quarantined row id, the sentence with the row's own values and the allowed
+    list (:func:`stafet.reports.rule_text.explain`); the stored rule text where it is missing.
+    """
     when = (generated_at or utcnow()).strftime("%Y-%m-%d %H:%M UTC")
     files = _table(
         ("fil", "kilde", "læst", "accepteret", "dubletter", "opdateret", "i karantæne", "afvist", "årsag"),
@@ -94,7 +101,7 @@ def render(results: Sequence[FileResult], quarantined: Sequence[Quarantine], *,
     rules = _table(("regel", "rækker"), sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])),
                    numeric=(1,)) if totals else '<p class="ok">Ingen række brød en regel.</p>'
     qrows = _table(("id", "fil", "række", "maskeret CPR", "regler", "hvorfor", "status"),
-                   [(q.id, q.source_file, q.row, q.masked_cpr, q.rule, q.reason,
+                   [(q.id, q.source_file, q.row, q.masked_cpr, q.rule, (why or {}).get(q.id, q.reason),
                      STATUS_DA.get(q.status, q.status))
                     for q in quarantined],
                    numeric=(0, 2)) if quarantined else '<p class="ok">Intet kom i karantæne.</p>'
@@ -125,7 +132,21 @@ def build_report(store: Store, results: Sequence[FileResult], *, docs_url: str |
     shas = [r.sha256 for r in results if r.sha256 and not r.duplicate_file]
     with store.session() as s:
         rows = quarantine.of_files(s, shas)
-    return render(results, rows, docs_url=docs_url, generated_at=generated_at)
+    return render(results, rows, docs_url=docs_url, generated_at=generated_at, why=_sentences(store, rows))
+
+
+def _sentences(store: Store, rows: Sequence[Quarantine]) -> dict[int, str]:
+    """Each row's rule text in its own values (decrypted here, never a CPR in the text)."""
+    from stafet.ingest.quarantine import quarantined_fields
+    from stafet.reports.rule_text import rule_sentence
+
+    out = {}
+    for q in rows:
+        try:
+            out[q.id] = rule_sentence(q.source, q.rule, quarantined_fields(store, q), q.reason)
+        except (StafetError, ValueError, KeyError):  # unreadable: the stored rule text
+            continue
+    return out
 
 
 def new_run(now: datetime | None = None) -> str:

@@ -8,9 +8,12 @@ SQLite by default (``$STAFET_HOME/stafet.db``), PostgreSQL with ``STAFET_DATABAS
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import io
 import json
 import operator
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -19,7 +22,7 @@ from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from stafet.core.config import private_dir, private_file
@@ -356,6 +359,63 @@ def prepare(rec: Record, *, keep: bool = False) -> Prepared:
                     rec if keep else None)
 
 
+_FastSpec = tuple[tuple[str, ...], dict[str, Any], frozenset[str], frozenset[str], Any]
+_FAST: dict[type, _FastSpec | None] = {}
+
+
+def _fast_spec(cls: type[Record]) -> _FastSpec | None:
+    """What :func:`prepare_values` needs of a record class, or None where it must build the record.
+
+    ``(payload names sorted, field defaults, field names, required names, key fields)``; None for a class
+    with its own ``payload`` or ``natural_key``, or a field with a default factory.
+    """
+    try:
+        return _FAST[cls]
+    except KeyError:
+        pass
+    found = _payload_fields(cls)
+    spec = None
+    fields = dataclasses.fields(cls)
+    if found is not None and cls.natural_key is Record.natural_key and all(
+            f.default_factory is dataclasses.MISSING for f in fields):
+        defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
+        names = frozenset(f.name for f in fields)
+        # A key field is a field of the record, or a class attribute (its kind).
+        key = tuple((k, k in names, None if k in names else getattr(cls, k)) for k in cls.key_fields)
+        required = frozenset(names - defaults.keys() - {"provenance"})
+        spec = (found[0], defaults, names, required, key)
+    _FAST[cls] = spec
+    return spec
+
+
+def prepare_values(cls: type[Record], values: dict[str, Any], source: str, file: str, row: int,
+                   received_at: datetime, institution: str, municipality: str) -> Prepared:
+    """:func:`prepare` of ``cls(provenance=Provenance(…), **values)``, without building the record.
+
+    The provenance is ``Provenance(source, file, row, received_at, institution, municipality)``;
+    where the class allows no shortcut the record is built (the result is the same).
+
+    Bulk ingest maps a chunk column by column (:attr:`mappings.Source.map_columns`): a
+    frozen record of fifteen fields costs more to build than its payload costs to write.
+    """
+    spec = _fast_spec(cls)
+    if spec is None or "provenance" in values or not values.keys() <= spec[2] or not spec[3] <= values.keys():
+        from stafet.core.models import Provenance
+
+        rec = cls(provenance=Provenance(source, file, row, received_at, institution, municipality), **values)
+        return prepare(rec)
+    names, defaults, _, _, key = spec
+    merged = {**defaults, **values}
+    plain = _PLAIN
+    ordered = map(merged.__getitem__, names)
+    payload = dict(zip(names, [v if type(v) in plain else _jsonable_cached(v) for v in ordered], strict=True))
+    raw = canonical_json(payload)
+    cpr = merged["cpr"]
+    natural_key = "|".join([str(merged[k] if is_field else attr) for k, is_field, attr in key])
+    return Prepared(cls.kind, cpr.digits, cpr.birth_date, natural_key, raw.decode(), _sha256(raw).hexdigest(),
+                    source, file, row, received_at, institution, municipality, None)
+
+
 _sha256 = hashlib.sha256
 
 
@@ -444,6 +504,9 @@ def _insert_many(s: Session, table: Any, columns: Sequence[str], rows: Sequence[
     skipped (``ON CONFLICT DO NOTHING``, SQLite and PostgreSQL).
     """
     conn = s.connection()
+    if len(rows) >= COPY_MIN_ROWS and _copyable(conn, table, columns, raw):
+        _copy_merge(conn, table, columns, rows, ignore_conflict_on)
+        return
     ph = _placeholder(s)
     if ph is None:
         s.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
@@ -473,6 +536,103 @@ def _insert_many(s: Session, table: Any, columns: Sequence[str], rows: Sequence[
     if ignore_conflict_on:
         sql += f" ON CONFLICT ({ignore_conflict_on}) DO NOTHING"
     conn.exec_driver_sql(sql, list(rows))
+
+
+COPY_MIN_ROWS = 1000
+"""From this many rows on, :func:`_insert_many` on PostgreSQL (psycopg2) is ``COPY`` into a
+staging table and one ``INSERT … SELECT`` (the merge) instead of an executemany, which
+psycopg2 sends as one statement per row. ``STAFET_PG_COPY=0`` turns it off."""
+
+_COPY_TYPES = (str, int, float, bool, bytes, date, datetime)
+
+
+def _copyable(conn: Any, table: Any, columns: Sequence[str], raw: Sequence[str]) -> bool:
+    """Whether the COPY path applies: psycopg2, and every column plain (or passed ``raw``)."""
+    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg2":
+        return False
+    if os.environ.get("STAFET_PG_COPY", "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    for c in columns:
+        if c in raw:
+            continue
+        try:
+            if table.c[c].type.python_type not in _COPY_TYPES:
+                return False
+        except NotImplementedError:
+            return False
+    return True
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(v: Any) -> str:
+    r"""One value in COPY's text format (``\N`` is NULL; backslash, tab and line breaks escaped)."""
+    t = type(v)
+    if t is str:
+        # Most values hold none of the four: testing for them is cheaper than translating.
+        return v.translate(_COPY_ESCAPES) if "\\" in v or "\t" in v or "\n" in v or "\r" in v else v
+    if v is None:
+        return "\\N"
+    if t is bool:
+        return "t" if v else "f"
+    if t is datetime or t is date:
+        return _time_text(v)
+    if t is bytes or t is memoryview:
+        return "\\\\x" + bytes(v).hex()
+    if t is int:
+        return str(v)
+    if t is float:
+        return repr(v)
+    return str(v).translate(_COPY_ESCAPES)
+
+
+@functools.lru_cache(maxsize=4096)
+def _time_text(v: date) -> str:
+    """A date's or time's text for COPY (a bulk file repeats them: remembered)."""
+    return v.isoformat(" ") if type(v) is datetime else v.isoformat()
+
+
+def _copy_merge(conn: Any, table: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                ignore_conflict_on: str) -> None:
+    """``COPY`` ``rows`` into a temporary staging table, then one ``INSERT … SELECT`` in their order.
+
+    The staging table has the target's column types and no constraints; the merge
+    enforces the target's (``ignore_conflict_on``: ``ON CONFLICT DO NOTHING``, as the
+    executemany path). The same transaction as everything else: a rollback undoes it.
+    """
+    cols = ", ".join(columns)
+    stage = f"_stage_{table.name}"
+    buf = io.StringIO()
+    write, conv = buf.write, _copy_text
+    for n, r in enumerate(rows):
+        write("\t".join([conv(v) for v in r]))
+        write(f"\t{n}\n")
+    buf.seek(0)
+    # Table and column names come from the schema, never from data; values go through COPY.
+    # Only COPY itself goes straight to the driver; its errors are wrapped as SQLAlchemy's own
+    # (a lost server is an OperationalError and its connection invalidated, as elsewhere).
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {stage}")
+    conn.exec_driver_sql(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "  # noqa: S608
+                         f"SELECT {cols}, 0::bigint AS _n FROM {table.name} WITH NO DATA")
+    statement = f"COPY {stage} ({cols}, _n) FROM STDIN"
+    dbapi_conn = conn.connection.dbapi_connection
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        cur.copy_expert(statement, buf)
+    except conn.dialect.loaded_dbapi.Error as e:
+        disconnect = conn.dialect.is_disconnect(e, dbapi_conn, cur)
+        if disconnect:
+            conn.invalidate(e)
+        raise DBAPIError.instance(statement, None, e, conn.dialect.loaded_dbapi.Error,
+                                  connection_invalidated=disconnect, dialect=conn.dialect) from None
+    finally:
+        cur.close()
+    merge = f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {stage} ORDER BY _n"  # noqa: S608
+    if ignore_conflict_on:
+        merge += f" ON CONFLICT ({ignore_conflict_on}) DO NOTHING"
+    conn.exec_driver_sql(merge)
+    conn.exec_driver_sql(f"DROP TABLE {stage}")
 
 
 def tune_for_bulk(s: Session) -> None:

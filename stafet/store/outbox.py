@@ -92,8 +92,14 @@ def default_claimant() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def claims_apply(s: Session) -> bool:
+    """Whether :func:`due` claims rows here (PostgreSQL: concurrent sends; SQLite has one writer)."""
+    return s.get_bind().dialect.name == "postgresql"
+
+
 def due(s: Session, now: dt.datetime, recipients: Sequence[str] | None = None, *, claimant: str = "",
-        takeover: Sequence[str] = (), lease_seconds: float = CLAIM_SECONDS) -> list[Handover]:
+        takeover: Sequence[str] = (), lease_seconds: float = CLAIM_SECONDS, limit: int | None = None,
+        exclude: Sequence[str] = ()) -> list[Handover]:
     """Pending handovers whose next attempt is due, oldest first (to ``recipients`` if given).
 
     On PostgreSQL the rows are also *claimed* for ``claimant`` (default: host:pid) until
@@ -102,17 +108,24 @@ def due(s: Session, now: dt.datetime, recipients: Sequence[str] | None = None, *
     has not run out, unless that someone is in ``takeover`` (a run known to be dead, e.g. a
     crashed flow run). Two concurrent sends therefore never get the same handover; the
     claim is committed with the caller's transaction. On SQLite (one writer) nothing is
-    claimed, as before.
+    claimed, as before, and ``limit`` does not apply.
+
+    ``limit``: claim at most this many (a send claims in batches, so concurrent sends to the
+    same recipients share them); ``exclude``: ids the caller already holds and set aside.
     """
     q = select(Handover).where(Handover.status == "pending").order_by(Handover.created_at)
     if recipients:
         q = q.where(Handover.recipient.in_(recipients))
-    if s.get_bind().dialect.name != "postgresql":
+    if exclude:
+        q = q.where(Handover.id.not_in(list(exclude)))
+    if not claims_apply(s):
         return [h for h in s.scalars(q) if h.next_attempt_at is None or h.next_attempt_at <= now]
     who, wall = claimant or default_claimant(), utcnow()
     q = q.where(or_(Handover.next_attempt_at.is_(None), Handover.next_attempt_at <= now),
                 or_(Handover.claimed_until.is_(None), Handover.claimed_until <= wall,
                     Handover.claimed_by.in_([who, *takeover]))).with_for_update(skip_locked=True)
+    if limit:
+        q = q.limit(limit)
     rows = list(s.scalars(q))
     until = wall + dt.timedelta(seconds=lease_seconds)
     for h in rows:
@@ -131,6 +144,14 @@ def claims(s: Session) -> dict[str, int]:
 
 def _release(row: Handover) -> None:
     row.claimed_by, row.claimed_until = None, None
+
+
+def release(s: Session, handover_ids: Sequence[str]) -> None:
+    """Let go of the claims on ``handover_ids`` (still pending: the next pass, any run, sends them)."""
+    for hid in handover_ids:
+        row = s.get(Handover, hid)
+        if row is not None and row.status == "pending":
+            _release(row)
 
 
 def get(s: Session, handover_id: str) -> Handover | None:

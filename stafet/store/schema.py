@@ -214,6 +214,21 @@ class Receipt(Base):
     at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class InboxClaim(Base):
+    """A lease on one inbox file while one run receives it (PostgreSQL; revision 0011, issue 21).
+
+    ``name`` is the inbox file's name (a package id's safe name, never a CPR). The row is
+    claimed under ``SELECT … FOR UPDATE SKIP LOCKED`` and deleted when the file has left
+    the inbox (:func:`stafet.store.inbox.claim_files`, :func:`~stafet.store.inbox.release_files`).
+    """
+
+    __tablename__ = "inbox_claims"
+    org: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    claimed_by: Mapped[str] = mapped_column(String(128))
+    claimed_until: Mapped[datetime] = mapped_column(DateTime)
+
+
 class AuditEntry(Base):
     """Append-only, hash-chained audit log: each entry holds its predecessor's digest."""
 

@@ -28,7 +28,7 @@ def _demo_cprs() -> set[str]:
 def demo_run(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("newcomer")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STAFET_", "PREFECT_"))}
-    env.update(STAFET_DEMO_KEY_BITS="2048", PYTHONUNBUFFERED="1")
+    env.update(STAFET_DEMO_KEY_BITS="2048", PYTHONUNBUFFERED="1", COLUMNS="200")  # the tables unwrapped
     runs, states = [], []
     for _ in range(2):
         p = subprocess.run([sys.executable, "-m", "stafet", "demo"], cwd=cwd, env=env,
@@ -46,7 +46,8 @@ def _state(cwd: Path) -> dict:
                             "imported_packages")}
         statuses = sorted(db.execute("select id, status from handovers").fetchall())
         notices = sorted(db.execute("select package_id, step, rule from notices where status = 'sent'").fetchall())  # noqa: E501
-    return {"tables": tables, "handovers": statuses, "notices": notices,
+        inquiries = sorted(db.execute("select org, direction, status, answer_id from inquiries").fetchall())
+    return {"tables": tables, "handovers": statuses, "notices": notices, "inquiries": inquiries,
             "outbox": sorted(p.name for p in (cwd / ".stafet" / "outbox").glob("*.eml")),
             "delivered": sorted(p.name for p in (cwd / ".stafet-demo" / "inbox").rglob("PKG-*.eml"))}
 
@@ -66,6 +67,11 @@ def test_every_sendable_handover_is_acknowledged_and_blocked_ones_held(demo_run)
     assert ("order_to_institution", "779008") in sent
     assert ("transition_to_unit", "jobcenter-viborg") in sent
     assert sum(1 for r, _ in sent if r == "dropout_to_uu") == 5
+    # issue 18: a grundskole pupil's support needs to UU Viborg, and with the parent's consent to
+    # the school applied to; the youth who moved from Viborg to Skive, taken over by UU Skive
+    assert ("pupil_support_to_uu", "uu-viborg") in sent
+    assert ("pupil_support_to_institution", "779008") in sent
+    assert ("move_handover", "uu-skive") in sent
     # the youth with an active education order: the job centre gets the dropout too (issue 17)
     assert ("dropout_to_job_centre", "jobcenter-viborg") in sent
     assert [(r, c) for r, c, s in rows if s == "held"] == [("transition_to_unit", "social-viborg")]
@@ -84,9 +90,15 @@ def test_second_run_adds_nothing(demo_run) -> None:
     assert first == second
     assert len(first["outbox"]) == sum(1 for _, s in first["handovers"] if s == "acknowledged")
     # every package and receipt crossed a real folder endpoint once, and each duty notice
-    assert len(first["delivered"]) == 2 * len(first["outbox"]) + len(first["notices"])
+    # (and the inquiry and its answer, each with its receipt; a resend overwrote its own file)
+    assert len(first["delivered"]) == (2 * len(first["outbox"]) + len(first["notices"])
+                                       + 4 * sum(1 for _, d, _, _ in first["inquiries"] if d == "out"))
     assert {f"{pid}.eml" for pid, _, _ in first["notices"]} <= set(first["delivered"])
-    assert all(step == "notice" for _, step, _ in first["notices"])  # the second run told nobody again
+    # the only escalations are those of the simulated nights' unacknowledged handovers: the
+    # second run re-sent nothing and told nobody again
+    assert {(step, rule) for _, step, rule in first["notices"] if step != "notice"} == {
+        ("coordinator", "handover_ack")}
+    assert "ingen overleveringer venter på kvittering" in runs[1].stdout
     assert "handovers acknowledged" in runs[1].stdout
 
 
@@ -123,7 +135,7 @@ def test_prefect_artifacts_per_source_rule_and_recipient_hold_counts_only(demo_r
     per_rule = json.loads(json.loads([d for k, d in rows if k == "nightly-per-rule"][-1]))
     assert {r["rule"] for r in per_rule} >= {"dropout_to_uu", "order_to_institution", "plan_to_institution"}
     first = json.loads(json.loads(next(d for k, d in rows if k == "nightly-per-source")))
-    assert sum(r["rows"] for r in first) == 21 and len(first) == 6   # six source systems, first night
+    assert sum(r["rows"] for r in first) == 33 and len(first) == 9   # nine source systems, first night
     assert {r["source"]: r["quarantined"] for r in first if r["quarantined"]} == {"easy-a": 3}  # the bad rows
     assert all(set(r) <= {"source", "files", "rows", "accepted", "duplicates", "updated", "quarantined",
                           "rejected_files"} for r in first)
@@ -139,7 +151,7 @@ def test_the_bad_rows_wait_in_quarantine_with_their_rules(demo_run) -> None:
     assert rows == [(BAD_ROWS_FILE, 2, "event_type", "open", "010108-xxxx"),
                     (BAD_ROWS_FILE, 3, "cpr_birth_date", "open", "310209-xxxx"),
                     (BAD_ROWS_FILE, 4, "municipality_format,decimal_format", "open", "050509-xxxx")]
-    assert "18 / 3" in runs[0].stdout   # rows accepted / quarantined
+    assert "30 / 3" in runs[0].stdout   # rows accepted / quarantined
 
 
 def test_each_file_has_the_stewards_report_linked_from_the_nightly_report(demo_run) -> None:
@@ -147,7 +159,7 @@ def test_each_file_has_the_stewards_report_linked_from_the_nightly_report(demo_r
     reports = cwd / ".stafet" / "reports"
     with _db(cwd) as db:
         shas = [sha for (sha,) in db.execute("select sha256 from source_files")]
-    assert len(shas) == 9
+    assert len(shas) == 12
     pages = {sha: reports / f"file-{sha[:8]}.{sha[8:16]}.html" for sha in shas}
     assert all(p.is_file() for p in pages.values())
     (nightly,) = reports.glob("nightly-*.html")
@@ -166,28 +178,59 @@ def test_the_nights_markdown_artifact_links_the_reports(demo_run) -> None:
     import json
 
     md = json.loads(first)
-    assert len(re.findall(r"\[file-[0-9a-f]{8}\.[0-9a-f]{8}\]\(file://", md)) == 9
+    assert len(re.findall(r"\[file-[0-9a-f]{8}\.[0-9a-f]{8}\]\(file://", md)) == 12
     assert "**3** i karantæne" in md and "## Fejl (0)" in md
     assert not [c for c in _demo_cprs() if c in md or f"{c[:6]}-{c[6:]}" in md]
 
 
-def test_a_handover_left_unacknowledged_fails_the_demo_naming_it(demo_run, tmp_path) -> None:
+def _lose_a_receipt(cwd: Path, tmp: Path, *, resends: int) -> tuple[Path, str]:
+    """A copy of the demo where one receipt from UU Skive was lost: sent, never acknowledged."""
     import shutil
 
-    cwd, _, _ = demo_run
-    copy = tmp_path / "copy"
+    copy = tmp / "copy"
     shutil.copytree(cwd, copy, symlinks=True)
-    with _db(copy) as db:   # its receipt was lost: sent, never acknowledged
+    with _db(copy) as db:
         (pid,) = db.execute("select id from handovers where status = 'acknowledged' "
                             "and recipient = 'uu-skive' limit 1").fetchone()
-        db.execute("update handovers set status = 'sent', acknowledged_at = null, "
-                   "sent_at = datetime('now') where id = ?", (pid,))
+        db.execute("update handovers set status = 'sent', acknowledged_at = null, resends = ?, "
+                   "sent_at = datetime('now') where id = ?", (resends, pid))
+    return copy, pid
+
+
+def _rerun(copy: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STAFET_", "PREFECT_"))}
-    env.update(STAFET_DEMO_KEY_BITS="2048", PYTHONUNBUFFERED="1")
-    p = subprocess.run([sys.executable, "-m", "stafet", "demo"], cwd=copy, env=env, capture_output=True,
-                       text=True, timeout=600)
+    env.update(STAFET_DEMO_KEY_BITS="2048", PYTHONUNBUFFERED="1", COLUMNS="200")
+    return subprocess.run([sys.executable, "-m", "stafet", "demo"], cwd=copy, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_a_lost_receipt_is_healed_by_the_resend(demo_run, tmp_path) -> None:
+    """Issue 17: the resend (same package id) reaches UU Skive as a duplicate delivery, answered again."""
+    cwd, _, _ = demo_run
+    copy, pid = _lose_a_receipt(cwd, tmp_path, resends=0)
+    p = _rerun(copy)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert "gensendt 1" in p.stdout
+    with _db(copy) as db:
+        assert db.execute("select status, resends from handovers where id = ?", (pid,)).fetchone() == (
+            "acknowledged", 1)
+        resent = db.execute("select count(*) from audit_log where action = 'handover.resent' "
+                            "and subject = ?", (f"handover:{pid}",)).fetchone()[0]
+    assert resent == 1
+    with sqlite3.connect(copy / ".stafet-demo" / "members" / "uu-skive" / "stafet.db") as db:
+        seen = [a for (a,) in db.execute("select action from audit_log where subject = ? order by id",
+                                         (f"package:{pid}",))]
+    assert seen == ["package.imported", "package.duplicate"]  # UU Skive's node: the resend is a duplicate
+
+
+def test_a_handover_left_unacknowledged_fails_the_demo_naming_it(demo_run, tmp_path) -> None:
+    """Re-sent as often as rules.yaml allows and escalated, still no receipt: the relay did not finish."""
+    cwd, _, _ = demo_run
+    copy, pid = _lose_a_receipt(cwd, tmp_path, resends=2)
+    p = _rerun(copy)
     assert p.returncode == 1, p.stdout[-2000:] + p.stderr[-2000:]
     assert pid in p.stderr and "stafet outbox list" in p.stderr and "Traceback" not in p.stderr
+    assert "gensendt 0, påmindelser 1" in p.stdout and "eskaleret til koordinator 1" in p.stdout
 
 
 def test_the_demo_shows_each_duty_chain_once(demo_run) -> None:
@@ -199,4 +242,55 @@ def test_the_demo_shows_each_duty_chain_once(demo_run) -> None:
     assert "påmindelse sendt" in out and "eskaleres" in out and "koordinator" in out
     assert "jobcentret får afbruddet" in out and "jobcenter-viborg" in out
     assert "bekymringsmærke" in out and "studievejleder" in out
+    assert not [c for c in _demo_cprs() if c in out or f"{c[:6]}-{c[6:]}" in out]
+    # the unacknowledged handover (UU Skive's node away): re-sent, the sender told, escalated, acknowledged
+    nights = re.findall(r"nat (\d{4}-\d\d-\d\d): gensendt (\d+), påmindelser (\d+), "
+                        r"eskaleret til koordinator (\d+)", out)
+    assert [tuple(map(int, n[1:])) for n in nights] == [(2, 0, 0), (2, 2, 0), (0, 0, 0), (0, 0, 2)]
+    assert [d for d, *_ in nights] == sorted(d for d, *_ in nights)
+    assert re.search(r"2 overlevering\(er\) til uu-skive gensendt 2 gange \(samme pakke-id\): "
+                     r"acknowledged", out)
+    assert "påmindelse til afsenderen → uu-viborg" in out and "eskaleret (coordinator) → koordinator" in out
+
+
+def test_the_demo_shows_the_whole_youth(demo_run) -> None:
+    """Issue 18: grundskole support needs, the opsporing list, a move, an inquiry, the statistics."""
+    import json
+
+    cwd, runs, _ = demo_run
+    out = runs[0].stdout
+    assert "1 elev(er) → uu-viborg (UU): acknowledged" in out
+    assert "1 elev(er) → 779008 (den søgte skole, med samtykke): acknowledged" in out
+    # the 16-year-old of the register whom the network knows nothing else of
+    assert ("uu-viborg: en ung på 16 år uden uddannelse, aktivitet eller UU-kontakt "
+            "(sidst kendt: intet)") in out
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STAFET_", "PREFECT_"))}
+    p = subprocess.run([sys.executable, "-m", "stafet", "opsporing", "--org", "uu-viborg", "--json"], cwd=cwd,
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    items = json.loads(p.stdout)["items"]
+    assert [(i["masked_cpr"], i["age"], i["responsible"]) for i in items] == [
+        ("140610-xxxx", 16, "uu-viborg")]
+    # the youth who moved from Viborg to Skive: her course and history, acknowledged by UU Skive's node
+    assert "1 ung(e) flyttet: uu-viborg → uu-skive med historik (concern_flag): acknowledged" in out
+    with sqlite3.connect(cwd / ".stafet-demo" / "members" / "uu-skive" / "stafet.db") as db:
+        kinds = db.execute("select kind from imported_records where sender = 'uu-viborg'").fetchall()
+    assert kinds == [("registration",)]
+    # Mercantec's inquiry, answered by UU Viborg, both sides receipted
+    assert "1 × 779008 spurgte uu-viborg: answered" in out
+    with _db(cwd) as db:
+        rows = db.execute("select org, direction, status, answer_outcome, answer_records > 0, "
+                          "acknowledged_at is not null, answer_acknowledged_at is not null from inquiries "
+                          "order by org").fetchall()
+    # the asker has UU Viborg's receipt for its inquiry, UU Viborg Mercantec's for the answer
+    assert rows == [("779008", "out", "answered", "answered", 1, 1, 0),
+                    ("uu-viborg", "in", "answered", "answered", 1, 0, 1)]
+    # the statistics: small counts suppressed, every duty kind of the clock among the duties
+    (hidden,) = re.findall(r"(\d+) små tal skjult \(<5\)", out)
+    assert int(hidden) > 0
+    report = cwd / ".stafet" / "reports" / "statistics-2026-01_2026-11"
+    assert "&lt;5" in (report / "statistics.html").read_text(encoding="utf-8")
+    duties = (report / "duties_by_municipality.csv").read_text(encoding="utf-8-sig")
+    assert "Den nye UU har kvitteret for en ung, der er flyttet" in duties
+    assert "UU-kontakt fra ½ år før grundskolens afslutning" in duties
     assert not [c for c in _demo_cprs() if c in out or f"{c[:6]}-{c[6:]}" in out]

@@ -102,6 +102,12 @@ def test_gpgsm_decrypts_and_verifies_what_stafet_sends(net, tmp_path, gnupghome)
            .build(b"test-pw"))
     p12 = pkcs12.serialize_key_and_certificates(b"uu", uu.key, uu.cert, None, enc)
     (tmp_path / "uu.p12").write_bytes(p12)
+    # gpgsm needs the network CA (marked as trusted in trustlist.txt) before it imports the key:
+    # imported after, the decryption now and then failed with "issuer certificate not found".
+    ca = net.root / "net/certs/ca.pem"
+    run("gpgsm", "--batch", "--import", ca, env=gnupghome)
+    fpr = run("openssl", "x509", "-in", ca, "-noout", "-fingerprint", "-sha1").decode().split("=", 1)[1]
+    (Path(gnupghome["GNUPGHOME"]) / "trustlist.txt").write_text(f"{fpr.strip()} S\n")
     gpgsm = ["gpgsm", "--batch", "--pinentry-mode", "loopback", "--passphrase-fd", "0"]
     run(*gpgsm, "--import", tmp_path / "uu.p12", stdin=b"test-pw\n", env=gnupghome)
     # The package is also encrypted to the sender (its archived copy). gpgsm tries the recipients
@@ -113,11 +119,6 @@ def test_gpgsm_decrypts_and_verifies_what_stafet_sends(net, tmp_path, gnupghome)
     signed = proc.stdout
     content, sig = split_signed(signed)
 
-    # To verify, gpgsm needs the network CA, marked as trusted in trustlist.txt.
-    ca = net.root / "net/certs/ca.pem"
-    run("gpgsm", "--batch", "--import", ca, env=gnupghome)
-    fpr = run("openssl", "x509", "-in", ca, "-noout", "-fingerprint", "-sha1").decode().split("=", 1)[1]
-    (Path(gnupghome["GNUPGHOME"]) / "trustlist.txt").write_text(f"{fpr.strip()} S\n")
     (tmp_path / "content").write_bytes(content)
     (tmp_path / "sig.p7s").write_bytes(sig)
     verify = ["gpgsm", "--batch", "--disable-crl-checks", "--status-fd", "1", "--verify"]

@@ -266,6 +266,94 @@ def test_a_transition_meeting_after_the_17th_birthday_is_late() -> None:
     assert [d.outcome for d in out] == ["late", "on_time", "open"]
 
 
+def test_every_duty_kind_on_the_clock_is_counted() -> None:
+    from stafet.duties.deadlines import RULES
+
+    assert set(stats_mod.DUTY_RULES) == set(RULES)
+    assert len(set(stats_mod.DUTY_RULES.values())) == len(RULES)  # one Danish name each
+
+
+def _rules_of(out: list) -> list[tuple[str, date, str]]:
+    return sorted((d.rule, d.due, d.outcome) for d in out)
+
+
+def test_the_18_24_first_contact_and_the_concern_clocks_on_time_late_open() -> None:
+    from stafet.duties.deadlines import FlagFact
+
+    drop = SchoolFact("dropout", date(2026, 3, 2), "779008", "791")   # 21: first contact due 16 March
+    adults = [YouthFacts(f"A{n}", date(2005, 1, 1), events=[drop], contacts=set(c))
+              for n, c in enumerate([[date(2026, 3, 16)], [date(2026, 3, 17)], []])]
+    got = [d.outcome for d in duty_outcomes(adults, _network(), TODAY) if d.rule == "dropout_first_contact"]
+    assert got == ["on_time", "late", "open"]
+    flag = FlagFact(date(2026, 3, 2), "779008", "791")                  # contact due 5 March (3 working days)
+    late = {(date(2026, 3, 6), "uu-viborg", "school_counsellor")}
+    youth_contact = {(date(2026, 3, 3), "uu-viborg", "youth")}          # not the school's counsellor
+    flagged = [YouthFacts("F1", date(2010, 1, 1), flags=[flag], registered=late),
+               YouthFacts("F2", date(2010, 1, 1), flags=[flag], registered=youth_contact)]
+    out = [d for d in duty_outcomes(flagged, _network(), TODAY) if d.rule == "concern_contact"]
+    assert [(d.due, d.outcome) for d in out] == [(date(2026, 3, 5), "late"), (date(2026, 3, 5), "open")]
+    # over the absence threshold at school, no flag sent: the same clock from the figure's day
+    absent = FlagFact(date(2026, 3, 2), "779008", "791", absence_pct=25.0)
+    enrolled = SchoolFact("enrolment", date(2026, 3, 2), "779008", "791")
+    on_time = {(date(2026, 3, 5), "uu-viborg", "school_counsellor")}
+    out = duty_outcomes([YouthFacts("B", date(2010, 1, 1), events=[enrolled], absences=[absent],
+                                    registered=on_time)], _network(), TODAY)
+    assert _rules_of(out) == [("absence_concern", date(2026, 3, 5), "on_time")]
+
+
+def test_an_education_order_counts_its_start_and_first_interview_even_after_it_ended() -> None:
+    from stafet.duties.deadlines import OrderFact
+
+    net = _network()
+    jc = _org("jobcenter-viborg", OrgKind.JOB_CENTRE, "Jobcenter Viborg", "791")
+    net = Network(net.name, net.path, {**net.members, jc.id: jc}, (), (), (), ack_limit_hours=48)
+    active = OrderFact("UP-1", "AKTIV", date(2026, 3, 2), date(2026, 4, 1), "791")
+    ended = OrderFact("UP-1", "OPHOERT_UDDANNELSESSTART", date(2026, 4, 10), date(2026, 4, 1), "791")
+    started = SchoolFact("enrolment", date(2026, 4, 10), "779008", "791")  # after the frist: late
+    f = YouthFacts("O", date(2004, 1, 1), events=[started], order_facts=[active, ended],
+                   interviews={date(2026, 3, 6)})                       # within 7 days: on time
+    assert _rules_of(duty_outcomes([f], net, TODAY)) == [("first_interview", date(2026, 3, 9), "on_time"),
+                                                          ("order_start", date(2026, 4, 1), "late")]
+    assert _rules_of(duty_outcomes([f], _network(), TODAY)) == []       # no job centre in the network
+
+
+def test_the_18_24_follow_up_counts_its_first_year() -> None:
+    drop = SchoolFact("dropout", date(2025, 3, 3), "779008", "791")     # 20: two follow-ups by 3 March 2026
+    twice = YouthFacts("T", date(2005, 1, 1), events=[drop], contacts={date(2025, 6, 1), date(2026, 2, 1)})
+    once = YouthFacts("O", date(2005, 1, 1), events=[drop], contacts={date(2025, 6, 1)})
+    late = YouthFacts("L", date(2005, 1, 1), events=[drop], contacts={date(2025, 6, 1), date(2026, 5, 1)})
+    out = [d for d in duty_outcomes([twice, once, late], _network(), TODAY) if d.rule == "followup_18_24"]
+    assert [(d.due, d.outcome) for d in out] == [(date(2026, 3, 3), "on_time"), (date(2026, 3, 3), "open"),
+                                                 (date(2026, 3, 3), "late")]
+
+
+def test_the_grundskole_transition_and_a_move_are_counted() -> None:
+    from stafet.duties.moves import Move
+    from stafet.duties.youth_register import PupilFact, RegisterFacts, Residence
+
+    pupil = PupilFact("280012", "791", date(2025, 11, 24), date(2026, 6, 25))  # duty from 25 December 2025
+    home = [Residence("791", date(2011, 3, 15))]
+    late = RegisterFacts("P1", date(2011, 3, 15), residences=home, pupils=[pupil],
+                         contacts={date(2026, 1, 5)})
+    lapsed = RegisterFacts("P2", date(2011, 3, 15), residences=home, pupils=[pupil],
+                           events=[(date(2026, 1, 5), "enrolment")])
+    out = stats_mod.register_outcomes([late, lapsed], _network(), TODAY)
+    assert [(d.rule, d.due, d.outcome, d.municipality) for d in out] == [
+        ("grundskole_transition", date(2025, 12, 25), "late", "791")]
+
+    class H:  # an outbox row as move_outcomes reads it
+        def __init__(self, rid: int, at: datetime | None) -> None:
+            self.record_ids, self.sender, self.recipient = [rid], "uu-viborg", "uu-skive"
+            self.acknowledged_at = at
+
+    moved = [Move("M1", 1, "791", "779", date(2026, 3, 2), "uu-viborg", "uu-skive"),
+             Move("M2", 2, "791", "779", date(2026, 3, 2), "uu-viborg", "uu-skive"),
+             Move("M3", 3, "791", "", date(2026, 3, 2), "uu-viborg", None)]   # abroad: the coordinator's list
+    out = stats_mod.move_outcomes(moved, [H(1, datetime(2026, 3, 1, 23, 30)), H(2, None)])
+    assert [(d.rule, d.outcome, d.municipality) for d in out] == [("move_handover", "on_time", "791"),
+                                                                  ("move_handover", "open", "791")]
+
+
 # --------------------------------------------------------------------------- the store
 def _org(oid: str, kind: OrgKind, name: str, muni: str, serves: tuple[str, ...] = ()) -> Organisation:
     return Organisation(oid, kind, name, muni, f"folder:inbox/{oid}", f"{oid}@example.dk", serves=serves)

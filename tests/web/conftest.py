@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -38,29 +38,31 @@ ACCOUNTS = (
 )
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A demo network after ingest, routing, sending and receiving at UU Viborg; accounts made."""
+def build_world(root: Path, *, snapshot_day: date | None, extra: dict[str, bytes] | None = None,
+                before_ingest: Callable[[Path], None] | None = None) -> tuple[str, Any]:
+    """The demo network under ``root`` after ingest, routing, sending and receiving at UU Viborg.
+
+    ``extra`` adds EASY-A files (name → rows after the header); ``before_ingest`` gets the
+    network.yaml path first; the duty snapshot is of ``snapshot_day`` (``None``: the real today).
+    """
     from stafet.core.vault import load_secret
     from stafet.demo.network import member_home, setup_demo
-    from stafet.store import users
 
-    root = tmp_path_factory.mktemp("web")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("STAFET_KEY_PASSPHRASE", "test-passphrase")
-    mp.setenv("STAFET_HOME", str(root / "home"))
     setup_demo(root / "demo", root / "home", drop_samples=False, bits=2048)
     load_secret(root / "home", create=True)
     load_secret(member_home(root / "demo", "uu-skive"), create=True)
     path = str(root / "demo" / "network.yaml")
+    if before_ingest is not None:
+        before_ingest(Path(path))
+    data = resources.files("stafet.demo.data")
     for src, name in (("easy-a", "779008_haendelser_2026112102.csv"),
                       ("jobcenter", "jobcenter_791_paalaeg_20261121.csv")):
         drop = root / "demo" / "drop" / src
         drop.mkdir(parents=True, exist_ok=True)
-        (drop / name).write_bytes(resources.files("stafet.demo.data").joinpath(name).read_bytes())
-    header = resources.files("stafet.demo.data").joinpath("779008_haendelser_2026112102.csv").read_bytes()
-    header = header.split(b"\n", 1)[0] + b"\n"
-    (root / "demo" / "drop" / "easy-a" / "779008_haendelser_2026112203.csv").write_bytes(header + BAD_ROWS)
+        (drop / name).write_bytes(data.joinpath(name).read_bytes())
+    header = data.joinpath("779008_haendelser_2026112102.csv").read_bytes().split(b"\n", 1)[0] + b"\n"
+    for name, rows in {"779008_haendelser_2026112203.csv": BAD_ROWS, **(extra or {})}.items():
+        (root / "demo" / "drop" / "easy-a" / name).write_bytes(header + rows)
     night.context.cache_clear()
     ctx = night.context(path)
     night.ingest_source(path, "easy-a")
@@ -68,7 +70,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     night.route(path, TODAY)
     night.send(path, night.pending_recipients(path))
     night.receive(path, "uu-viborg")
-    night.deadlines(path, TODAY)  # the night's duty snapshot, which /duties shows
+    night.deadlines(path, snapshot_day)  # the night's duty snapshot, which /duties shows
+    return path, ctx
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A demo network after ingest, routing, sending and receiving at UU Viborg; accounts made."""
+    from stafet.store import users
+
+    root = tmp_path_factory.mktemp("web")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("STAFET_KEY_PASSPHRASE", "test-passphrase")
+    mp.setenv("STAFET_HOME", str(root / "home"))
+    path, ctx = build_world(root, snapshot_day=TODAY)
     with ctx.store.session() as s:
         for name, role, org, sources in ACCOUNTS:
             users.add(s, username=name, password_hash=hash_password(PASSWORD), role=role, org=org,

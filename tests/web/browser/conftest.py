@@ -25,14 +25,13 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 from servers import ServerUnavailable, _tail, end_tree, free_port, peer_unavailable, setting
 
-from tests.web.conftest import BAD_ROWS, PASSWORD
+from tests.web.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[3]
 CHROMIUM = "/usr/bin/chromium"
@@ -73,35 +72,12 @@ def _env(root: Path) -> dict[str, str]:
 
 
 def _build_world(root: Path) -> tuple[str, Any]:
-    """The demo network with data: the same steps as ``tests/web/conftest.py``'s ``world``."""
-    from stafet import night
-    from stafet.core.vault import load_secret
-    from stafet.demo.network import member_home, setup_demo
-    from tests.web.conftest import TODAY
+    """The console tests' world, with UU Viborg reading in a mail client and a 16-year-old's dropout."""
+    from tests.web.conftest import build_world
 
-    setup_demo(root / "demo", root / "home", drop_samples=False, bits=2048)
-    load_secret(root / "home", create=True)
-    load_secret(member_home(root / "demo", "uu-skive"), create=True)
-    path = str(root / "demo" / "network.yaml")
-    _read_in_a_mail_client(Path(path), "uu-viborg")
-    data = resources.files("stafet.demo.data")
-    for src, name in (("easy-a", "779008_haendelser_2026112102.csv"),
-                      ("jobcenter", "jobcenter_791_paalaeg_20261121.csv")):
-        drop = root / "demo" / "drop" / src
-        drop.mkdir(parents=True, exist_ok=True)
-        (drop / name).write_bytes(data.joinpath(name).read_bytes())
-    header = data.joinpath("779008_haendelser_2026112102.csv").read_bytes().split(b"\n", 1)[0] + b"\n"
-    (root / "demo" / "drop" / "easy-a" / "779008_haendelser_2026112203.csv").write_bytes(header + BAD_ROWS)
-    (root / "demo" / "drop" / "easy-a" / "779008_haendelser_2026112304.csv").write_bytes(header + DROPOUT_16)
-    night.context.cache_clear()
-    ctx = night.context(path)
-    night.ingest_source(path, "easy-a")
-    night.ingest_source(path, "jobcenter")
-    night.route(path, TODAY)
-    night.send(path, night.pending_recipients(path))
-    night.receive(path, "uu-viborg")
-    night.deadlines(path)  # the night's duty snapshot of today, which /duties shows (the console's own day)
-    return path, ctx
+    return build_world(root, snapshot_day=None,
+                       before_ingest=lambda p: _read_in_a_mail_client(p, "uu-viborg"),
+                       extra={"779008_haendelser_2026112304.csv": DROPOUT_16})
 
 
 def _read_in_a_mail_client(network_yaml: Path, org: str) -> None:
