@@ -121,7 +121,8 @@ def show_chains(console: Console, ctx: Context, today: date) -> None:
         t.add_row("ikke kvitteret → gensendt",
                   f"{n} overlevering(er) til {recipient} gensendt {resends} gange (samme pakke-id): {status}")
     for (day, step, recipient), n in c.ack_notices:
-        what = "påmindelse til afsenderen" if step == "notice" else f"eskaleret ({step})"
+        what = {"notice": "påmindelse til afsenderen", "coordinator": "eskaleret til koordinatoren",
+                "management": "eskaleret til ledelsen"}.get(step, step)
         t.add_row("ikke kvitteret → eskaleret", f"{n} × {what} → {recipient}, simuleret nat {day}")
     for (rule, recipient), n in c.escalations:
         t.add_row(f"eskaleres {c.escalate_on}",

@@ -50,7 +50,8 @@ class LaterNight:
     day: dt.date
     resent: int = 0
     notices: int = 0
-    escalations: int = 0
+    coordinator: int = 0
+    management: int = 0  # a duty already escalated to the coordinator goes on to the sender's management
 
 
 @dataclass
@@ -84,7 +85,7 @@ def unanswered_nights(ctx: Context, today: dt.date) -> list[LaterNight]:
     """Simulated nights after ``today`` while some sent handover waits for its receipt.
 
     The first is 3 working days on (after the network's 48-hour limit), then one working
-    day apart, until the coordinator has been told (or :data:`MAX_NIGHTS`). Each re-sends
+    day apart, until a duty has been escalated (or :data:`MAX_NIGHTS`). Each re-sends
     what is overdue, then sends the ``handover_ack`` notices and escalations of its day.
     """
     settings = duty_settings()
@@ -99,9 +100,9 @@ def unanswered_nights(ctx: Context, today: dt.date) -> list[LaterNight]:
                                          now=_night_clock(day))["resent"]
         items = [i for i in compute_deadlines(ctx, day) if i.rule == "handover_ack"]
         told = send_notices(ctx, day, items=items)
-        n.notices, n.escalations = told["notice"], told["coordinator"]
+        n.notices, n.coordinator, n.management = told["notice"], told["coordinator"], told["management"]
         out.append(n)
-        if n.escalations:
+        if n.coordinator or n.management:
             break
         day = add_working_days(day, 1)
     return out
@@ -138,7 +139,8 @@ def show_between(console: Any, b: Between) -> None:
                   "(dagen og gensendelsens ur flyttet frem):", highlight=False)
     for n in b.nights:
         console.print(f"    nat {n.day.isoformat()}: gensendt {n.resent}, påmindelser {n.notices}, "
-                      f"eskaleret til koordinator {n.escalations}", highlight=False)
+                      f"eskaleret til koordinator {n.coordinator}"
+                      + (f", til ledelsen {n.management}" if n.management else ""), highlight=False)
 
 
 __all__ = ["ASKED", "ASKER", "Between", "LaterNight", "answer_inquiries", "ask_uu", "between_nights",

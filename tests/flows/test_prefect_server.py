@@ -469,7 +469,7 @@ def test_nightly_summary_counts(night: Night) -> None:
     tasks = {t["name"].rsplit("-", 1)[0] for t in night.task_runs["nightly-sync"]}
     assert {"ingest-source", "route", "send", "receive", "deadlines", "report"} <= tasks, tasks
     ingests = [t for t in night.task_runs["nightly-sync"] if t["name"].startswith("ingest-source")]
-    assert len(ingests) == 6                                      # one task per source, not per row
+    assert len(ingests) == 9                                      # one task per source, not per row
     for dep, runs in night.task_runs.items():
         assert runs, dep
         assert {t["state"]["type"] for t in runs} == {"COMPLETED"}, dep
