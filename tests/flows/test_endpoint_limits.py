@@ -62,6 +62,7 @@ def put(self, name, data):
 folder.FolderOutlet.put = put
 from flows.partitioned import nightly_partition
 go = os.environ["LIMIT_GO"]
+open(go + f".ready-{os.getpid()}", "w").close()  # imported: the test may start the race
 while not os.path.exists(go):
     time.sleep(0.05)
 out = nightly_partition(sys.argv[1], "send", sys.argv[2].split(","))
@@ -149,7 +150,9 @@ def test_a_slow_endpoint_is_limited_across_workers_and_the_others_keep_flowing(
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
                  for _ in range(2)]
         try:
-            time.sleep(8)                 # both processes have imported Prefect and stafet
+            deadline = time.monotonic() + 150   # both processes have imported Prefect and stafet
+            while len(list(tmp_path.glob("go.ready-*"))) < len(procs) and time.monotonic() < deadline:
+                time.sleep(0.2)
             go.write_text("go")
             outs = []
             for p in procs:
