@@ -315,16 +315,34 @@ def outbox_retry(handover_id: Annotated[str, typer.Argument(help="the handover's
 
 
 @app.command("run")
-def run(what: Annotated[str, typer.Argument(help="nightly | receive | deadlines")],
+def run(what: Annotated[str, typer.Argument(help="nightly | receive | deadlines | nightly-partitioned")],
         network: NetworkOpt = None, home: HomeOpt = None,
         org: Annotated[str | None, typer.Option("--org", help="the receiving organisation (receive)")] = None,
         day: Annotated[str | None, typer.Option(
             "--day", help="re-run a past night: judge by this day, YYYY-MM-DD (nightly, deadlines)")] = None,
+        only: Annotated[list[str] | None, typer.Option(
+            "--only", help="nightly-partitioned: run only this part, e.g. send:uu-viborg, ingest:easy-a, "
+                           "route (repeat for more)")] = None,
+        failed: Annotated[bool, typer.Option(
+            "--failed", help="nightly-partitioned: re-run what the last night did not complete")] = False,
+        no_wait: Annotated[bool, typer.Option(
+            "--no-wait", help="nightly-partitioned: return once the server has the run")] = False,
         as_json: JsonOpt = False) -> None:
-    """Run a flow locally on an ephemeral Prefect (no server needed)."""
+    """Run a flow locally on an ephemeral Prefect (no server needed).
+
+    ``nightly-partitioned`` is the exception: its partitions are flow runs for the work pool's
+    workers, so it is started on the Prefect server PREFECT_API_URL names.
+    """
     _home(home)
+    if what == "nightly-partitioned":
+        _run_partitioned(network, list(only or ()), failed=failed, wait=not no_wait, as_json=as_json)
+        return
     if what not in ("nightly", "receive", "deadlines"):
-        err.print(f"error: unknown flow {what!r}: run nightly | deadlines | receive --org ORG")
+        err.print(f"error: unknown flow {what!r}: run nightly | deadlines | receive --org ORG | "
+                  "nightly-partitioned")
+        raise typer.Exit(2)
+    if only or failed or no_wait:
+        err.print("error: --only, --failed and --no-wait are for nightly-partitioned (a night on the server)")
         raise typer.Exit(2)
     if day:
         from stafet.cli.common import day as parse_day
@@ -367,6 +385,48 @@ def run(what: Annotated[str, typer.Argument(help="nightly | receive | deadlines"
         echo_json(result)
         return
     _show_result(what, result)
+
+
+def _run_partitioned(network: str | None, only: list[str], *, failed: bool, wait: bool,
+                     as_json: bool) -> None:
+    """``stafet run nightly-partitioned``: start (part of) the night on the server; report its partitions."""
+    from flows.partitioned import parse_selection
+    from stafet.ops import partitions
+
+    if only and failed:
+        err.print("error: give --only or --failed, not both")
+        raise typer.Exit(2)
+    try:
+        parse_selection(only)
+    except ValueError as e:
+        err.print(f"error: --only: {e}; a part is STAGE or STAGE:KEY,KEY (e.g. send:uu-viborg)")
+        raise typer.Exit(2) from None
+    try:
+        if failed:
+            last = partitions.last_failures()
+            if not last["failed"]:
+                if as_json:
+                    echo_json({"rerun": [], "last": last})
+                else:
+                    console.print(f"Nothing to re-run: every part of the last night ({last['name']}, "
+                                  f"{last['state']}) completed.", highlight=False)
+                return
+            only = last["failed"]
+        out = partitions.start(only, network=str(Path(network).resolve()) if network else None, wait=wait)
+    except StafetError as e:
+        _fail(e)
+    if as_json:
+        echo_json(out)
+    else:
+        parts = ", ".join(out["partitions"]) or "the whole night"
+        console.print(f"{out['name']} ({out['flow_run']}): {parts}: {out['state']}", highlight=False)
+        for row in out.get("table", []):
+            figures = ", ".join(f"{k} {v}" for k, v in row.items()
+                                if k not in ("partition", "state", "runs") and v)
+            console.print(f"  {row['partition']}: {row['state']}" + (f" ({figures})" if figures else ""),
+                          highlight=False)
+    if out["state"] not in ("COMPLETED", "SCHEDULED"):
+        raise typer.Exit(1)
 
 
 def _show_result(what: str, result: Any) -> None:

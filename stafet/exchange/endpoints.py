@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from keys.trust import ENCRYPT, TrustStore
 from stafet.context import Context
@@ -112,18 +113,44 @@ def refresh_revocation(ctx: Context, *, ocsp_url: str = "") -> dict[str, str]:
     from keys.trust import refresh_revocation as refresh
 
     trust = trust_store(ctx)
-    pairs = []
+    certs: list[x509.Certificate] = []
     for org in ctx.network.members.values():
-        # the current certificate and the previous ones still pinned (rotation overlap)
+        # the current certificate and the previous ones still pinned (rotation overlap); a
+        # member's file may carry the intermediate CAs that issued it after its own certificate
         for f in ([org.certificate] if org.certificate else []) + list(org.previous_certificates):
             path = ctx.network.resolve(f)
-            if not path.exists():
-                continue
-            for cert in x509.load_pem_x509_certificates(path.read_bytes()):
-                issuer = next((a for a in trust.anchors if a.subject == cert.issuer), None)
-                if issuer is not None:
-                    pairs.append((cert, issuer))
+            if path.exists():
+                certs += x509.load_pem_x509_certificates(path.read_bytes())
+    pairs, seen = [], set()
+    for cert in certs:
+        if cert in seen:
+            continue
+        seen.add(cert)
+        issuer = _issuer_of(cert, [*trust.anchors, *certs])
+        if issuer is not None:
+            pairs.append((cert, issuer))
     return refresh(pairs, revocation_cache(ctx), ocsp_url=ocsp_url or ctx.network.ocsp_url)
+
+
+def _issuer_of(cert: x509.Certificate, candidates: list[x509.Certificate]) -> x509.Certificate | None:
+    """The CA certificate among ``candidates`` that signed ``cert``, or None.
+
+    An anchor, or an intermediate CA carried in a member's certificate file. Its name must
+    match and its key must verify the signature, so a look-alike of the same name is no
+    issuer. None for a self-signed anchor and for a certificate whose issuer is not
+    configured (the receive path then refuses it).
+    """
+    for ca in candidates:
+        if ca == cert or ca.subject != cert.issuer:
+            continue
+        try:
+            if not ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+                continue
+            cert.verify_directly_issued_by(ca)
+        except (x509.ExtensionNotFound, ValueError, TypeError, InvalidSignature):
+            continue
+        return ca
+    return None
 
 
 def inbox_location(ctx: Context, org_id: str) -> str:

@@ -219,3 +219,84 @@ def test_the_night_refresh_fetches_a_members_crl_and_the_receive_path_refuses_it
     with pytest.raises(PackageRejected) as e:
         open_package(eml, org_id="uu-viborg", keys=keys, trust=trust_store(ctx), members=net.members)
     assert e.value.reason == "revoked"
+
+
+def test_the_night_refresh_covers_a_member_certificate_issued_by_an_intermediate_ca(net, http):
+    """A member whose certificate an intermediate CA issued (its file carries the intermediate
+    after its own certificate): the refresh fetches the intermediate's CRL for it, and the root's
+    for the intermediate, so a revocation by the intermediate reaches the receive path."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from trust_crafting import issue
+
+    from stafet.exchange.endpoints import refresh_revocation as refresh_network
+    from stafet.exchange.endpoints import trust_store
+
+    # a second anchor of the network, without the demo CA's pathLenConstraint 0
+    ca_cert, ca_key = ROOT, ROOT_KEY
+    pem, der = serialization.Encoding.PEM, serialization.Encoding.DER
+    (net.root / "net" / "certs" / "second-anchor.pem").write_bytes(ROOT.public_bytes(pem))
+    inter_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    inter_name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "DK"),
+                            x509.NameAttribute(NameOID.COMMON_NAME, "stafet test intermediate CA")])
+    inter = (x509.CertificateBuilder().subject_name(inter_name).issuer_name(ca_cert.subject)
+             .public_key(inter_key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(NOW - dt.timedelta(days=1)).not_valid_after(NOW + dt.timedelta(days=60))
+             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+             .add_extension(_ku(key_cert_sign=True, crl_sign=True), critical=True)
+             .add_extension(x509.SubjectKeyIdentifier.from_public_key(inter_key.public_key()), critical=False)
+             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                            critical=False)
+             .add_extension(crl_dp(http.url("root.crl")), critical=False)
+             .sign(ca_key, hashes.SHA256()))
+    # the member's certificate, as the network CA would issue it, but signed by the intermediate
+    template = issue(net, "779008", key_encipherment=True).cert
+    b = (x509.CertificateBuilder().subject_name(template.subject).issuer_name(inter_name)
+         .public_key(template.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(NOW - dt.timedelta(minutes=5)).not_valid_after(NOW + dt.timedelta(days=30))
+         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(inter_key.public_key()),
+                        critical=False)
+         .add_extension(crl_dp(http.url("inter.crl")), critical=False))
+    for ext in template.extensions:
+        if not isinstance(ext.value, x509.AuthorityKeyIdentifier):
+            b = b.add_extension(ext.value, critical=ext.critical)
+    member = b.sign(inter_key, hashes.SHA256())
+    path = net.root / "net" / "certs" / "779008-via-intermediate.pem"
+    path.write_bytes(member.public_bytes(serialization.Encoding.PEM)
+                     + inter.public_bytes(serialization.Encoding.PEM))
+    config = net.config()
+    for m in config["members"]:
+        if m["id"] == "779008":
+            m["previous_certificates"] = [f"certs/{path.name}"]
+    config["trust_anchors"] = [*config["trust_anchors"], "certs/second-anchor.pem"]
+    net.write_config(config)
+    (net.root / "net" / "certs" / "crl.pem").unlink()  # only the distribution points cover them
+    (http.root / "root.crl").write_bytes(make_crl(ca_cert.subject, ca_key).public_bytes(der))
+    (http.root / "inter.crl").write_bytes(make_crl(inter_name, inter_key).public_bytes(der))
+
+    ctx = net.ctx("uu-viborg")
+    done = refresh_network(ctx)
+    assert done[format(member.serial_number, "x")] == "crl"  # was skipped: its issuer is no anchor
+    assert done[format(inter.serial_number, "x")] == "crl"
+    trust_store(ctx).check_certificate(member, NOW, [inter])  # valid, revocation known
+
+    (http.root / "inter.crl").write_bytes(make_crl(inter_name, inter_key, [member], number=2)
+                                          .public_bytes(serialization.Encoding.DER))
+    refresh_network(ctx)
+    with pytest.raises(PackageRejected) as e:
+        trust_store(ctx).check_certificate(member, NOW, [inter])
+    assert e.value.reason == "revoked"
+
+
+def test_a_look_alike_issuer_of_the_same_name_is_not_taken_for_the_intermediate():
+    """The refresh pairs a certificate with the CA whose key verifies it, not with any of that name."""
+    from stafet.exchange.endpoints import _issuer_of
+
+    cert = leaf("http://127.0.0.1:1/ca.crl")
+    impostor = (x509.CertificateBuilder().subject_name(ROOT_NAME).issuer_name(ROOT_NAME)
+                .public_key(OTHER_KEY.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(NOW - dt.timedelta(days=1)).not_valid_after(NOW + dt.timedelta(days=365))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(OTHER_KEY, hashes.SHA256()))
+    assert _issuer_of(cert, [impostor]) is None
+    assert _issuer_of(cert, [impostor, ROOT]) == ROOT
+    assert _issuer_of(ROOT, [ROOT]) is None  # an anchor is no certificate to refresh
