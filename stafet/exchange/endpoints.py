@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -74,12 +77,48 @@ def revocation_cache(ctx: Context) -> Path:
     return ctx.home / "revocation"
 
 
+_PINNED: ContextVar[tuple[Context, TrustStore] | None] = ContextVar("stafet_pinned_trust", default=None)
+
+
+@contextmanager
+def one_trust(ctx: Context) -> Iterator[TrustStore]:
+    """One trust store for a whole pass (a send pass, say).
+
+    :func:`trust_store` inside it returns the store of the pass's start without looking at
+    the files again. Working out whether the files changed stats every member's certificate and every cached
+    CRL and OCSP answer: at 600 members that cost more than building a package. A CRL the
+    scheduled refresh rewrites during the pass is used from the next pass on, as a receive
+    pass already does (it reads the store once).
+    """
+    store = trust_store(ctx)
+    token = _PINNED.set((ctx, store))
+    try:
+        yield store
+    finally:
+        _PINNED.reset(token)
+
+
 def trust_store(ctx: Context) -> TrustStore:
     """The network's trust: anchors, CRLs, cached OCSP responses, grace, member pins.
 
     One store per state of its files (path, size, mtime): its verdict cache then lasts
-    from one receive pass to the next, and a rewritten CRL makes a new store.
+    from one receive pass to the next, and a rewritten CRL makes a new store. Inside
+    :func:`one_trust`, the pass's store.
     """
+    pinned = _PINNED.get()
+    if pinned is not None and pinned[0] is ctx:
+        return pinned[1]
+    key = _trust_key(ctx)
+    store = _TRUST.get(key)
+    if store is None:
+        if len(_TRUST) > 16:
+            _TRUST.clear()
+        store = _TRUST[key] = TrustStore.for_network(ctx.network, revocation_cache(ctx))
+    return store
+
+
+def _trust_key(ctx: Context) -> tuple[object, ...]:
+    """The state of the trust's files: path, size and mtime of each (the cache key)."""
     net = ctx.network
     cache = revocation_cache(ctx)
     files = [*net.trust_anchors, *net.crls, *(net.resolve(f) for o in net.members.values()
@@ -94,13 +133,7 @@ def trust_store(ctx: Context) -> TrustStore:
             state.append((str(f), st.st_size, st.st_mtime_ns))
         except OSError:
             state.append((str(f), None))
-    key = tuple(state)
-    store = _TRUST.get(key)
-    if store is None:
-        if len(_TRUST) > 16:
-            _TRUST.clear()
-        store = _TRUST[key] = TrustStore.for_network(net, cache)
-    return store
+    return tuple(state)
 
 
 def refresh_revocation(ctx: Context, *, ocsp_url: str = "") -> dict[str, str]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from stafet.context import Context
 from stafet.core.errors import StafetError, TransientError
 from stafet.duties.routing import Decision, package_scope
-from stafet.exchange.endpoints import limits, outlet_for, recipient_certificate, write_durably
+from stafet.exchange.endpoints import limits, one_trust, outlet_for, recipient_certificate, write_durably
 from stafet.exchange.withdrawals import WITHDRAWAL_RULE, withdrawal_document
 from stafet.packages.document import (
     Document,
@@ -211,23 +211,24 @@ def send_pending(ctx: Context, *, recipients: list[str] | None = None,
             done = result.sent + result.held + result.retry_later + result.failed
             progress(done, max(total, done))
         return dealt
-    while True:  # claim a batch at a time: concurrent sends to the same recipients share the rows
-        with ctx.store.session() as s:
-            batched = outbox.claims_apply(s)
-            due = outbox.due(s, now, recipients, claimant=claimant, takeover=takeover,
-                             limit=CLAIM_BATCH if batched else None, exclude=[h.id for h in waiting])
-        waiting += [h for h in due if not one(h)]
-        if not batched or len(due) < CLAIM_BATCH:
-            break
-    deadline, pause = time.monotonic() + defer_seconds, DEFER_POLL[0]
-    while waiting and time.monotonic() < deadline:
-        before = len(waiting)
-        waiting = [h for h in waiting if not one(h)]
-        if len(waiting) == before:
-            time.sleep(pause)
-            pause = min(DEFER_POLL[1], pause * 2)
-        else:
-            pause = DEFER_POLL[0]
+    with one_trust(ctx):  # the recipients' certificates are checked against one trust store a pass
+        while True:  # claim a batch at a time: concurrent sends to the same recipients share the rows
+            with ctx.store.session() as s:
+                batched = outbox.claims_apply(s)
+                due = outbox.due(s, now, recipients, claimant=claimant, takeover=takeover,
+                                 limit=CLAIM_BATCH if batched else None, exclude=[h.id for h in waiting])
+            waiting += [h for h in due if not one(h)]
+            if not batched or len(due) < CLAIM_BATCH:
+                break
+        deadline, pause = time.monotonic() + defer_seconds, DEFER_POLL[0]
+        while waiting and time.monotonic() < deadline:
+            before = len(waiting)
+            waiting = [h for h in waiting if not one(h)]
+            if len(waiting) == before:
+                time.sleep(pause)
+                pause = min(DEFER_POLL[1], pause * 2)
+            else:
+                pause = DEFER_POLL[0]
     if waiting:
         with ctx.store.session() as s:
             outbox.release(s, [h.id for h in waiting])

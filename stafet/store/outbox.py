@@ -57,10 +57,27 @@ def plan(s: Session, plans: Sequence[Plan], *, actor: str, new_id: Callable[[], 
     came since). Each row written is audited (``handover.pending`` / ``handover.held``).
     """
     counts = {"planned": 0, "held": 0, "existing": 0}
-    for p in plans:
-        records = list(s.scalars(select(RecordRow).where(RecordRow.id.in_(p.record_ids))))
-        key = handover_key(p.sender, p.recipient, p.youth, p.rule, [f"{r.id}:{r.digest}" for r in records])
-        row = s.scalars(select(Handover).where(Handover.handover_key == key)).first()
+    # the records and the existing rows of a batch of plans in two queries, not two a plan
+    for start in range(0, len(plans), PLAN_BATCH):
+        _plan_batch(s, plans[start:start + PLAN_BATCH], counts, actor=actor, new_id=new_id)
+    return counts
+
+
+PLAN_BATCH = 500
+"""Plans whose records and existing rows :func:`plan` reads in one query each."""
+
+
+def _plan_batch(s: Session, plans: Sequence[Plan], counts: dict[str, int], *, actor: str,
+                new_id: Callable[[], str]) -> None:
+    wanted = sorted({i for p in plans for i in p.record_ids})
+    by_id = {r.id: r for r in s.scalars(select(RecordRow).where(RecordRow.id.in_(wanted)))} if wanted else {}
+    found = [[by_id[i] for i in sorted(set(p.record_ids)) if i in by_id] for p in plans]
+    keys = [handover_key(p.sender, p.recipient, p.youth, p.rule, [f"{r.id}:{r.digest}" for r in records])
+            for p, records in zip(plans, found, strict=True)]
+    existing = {h.handover_key: h
+                for h in s.scalars(select(Handover).where(Handover.handover_key.in_(set(keys))))}
+    for p, key, records in zip(plans, keys, found, strict=True):
+        row = existing.get(key)
         if row is not None and not (row.status == "held" and p.status == "pending"):
             counts["existing"] += 1
             continue
@@ -69,6 +86,7 @@ def plan(s: Session, plans: Sequence[Plan], *, actor: str, new_id: Callable[[], 
             row = Handover(id=new_id(), handover_key=key, sender=p.sender, recipient=p.recipient,
                            youth=p.youth, status=p.status, created_at=utcnow())
             s.add(row)
+            existing[key] = row  # a second plan of the same key in this batch finds it
         row.kinds, row.record_ids, row.rule = kinds, list(p.record_ids), p.rule
         row.legal_basis, row.consent_ref, row.status = p.legal_basis, p.consent_ref, p.status
         row.last_error = p.reason
@@ -78,7 +96,6 @@ def plan(s: Session, plans: Sequence[Plan], *, actor: str, new_id: Callable[[], 
             "legal_basis": p.legal_basis, "consent_ref": p.consent_ref, "reason": p.reason,
             "omitted": [list(o) for o in p.omitted], "kinds": kinds})
         counts["held" if p.status == "held" else "planned"] += 1
-    return counts
 
 
 # --- sending ------------------------------------------------------------------------
