@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from stafet.core.config import private_dir
 from stafet.core.cpr import parse_cpr
 from stafet.core.errors import ConfigError, FileRejected, PackageRejected, StafetError, TransientError
 from stafet.core.models import Provenance, record_from_payload
-from stafet.exchange.endpoints import inbox_location, trust_store, write_durably
+from stafet.exchange.endpoints import inbox_location, one_trust, write_durably
 from stafet.exchange.inquiries import check_answer, mark_answered, receive_inquiry
 from stafet.exchange.receipts import accept, answer_refusal, send_receipt
 from stafet.exchange.withdrawals import apply_notice
@@ -277,11 +278,11 @@ def process_inbox(ctx: Context, org_id: str, *, location: str | None = None, cla
         raise _no_key(ctx, org_id)
     loc = ctx.network.locate(location or inbox_location(ctx, org_id))
     box = open_inbox(loc, **ctx.network.sftp_login(org_id), max_bytes=ctx.network.max_bytes(org_id))
-    trust = trust_store(ctx)
     result = InboxResult()
     who = claimant or outbox.default_claimant()
     names = _claim(ctx, org_id, box, box.list("*.eml"), who, tuple(takeover))
-    try:
+    # one trust store for the pass: the packages and the receipts sent back are checked with it
+    with _released(ctx, org_id, names, who), one_trust(ctx) as trust:
         unread: list[tuple[str, FileRejected]] = []
         opened = open_all(_read_each(box, names, unread), count=len(names), org_id=org_id, keys=keys,
                           trust=trust, members=ctx.network.members)
@@ -300,9 +301,16 @@ def process_inbox(ctx: Context, org_id: str, *, location: str | None = None, cla
             _refuse_unread(ctx, org_id, box, name, e, result)
         if progress is not None:
             progress(len(names), len(names))
+    return result
+
+
+@contextmanager
+def _released(ctx: Context, org_id: str, names: list[str], who: str) -> Iterator[None]:
+    """The pass's claims on ``names``, released however it ends."""
+    try:
+        yield
     finally:
         _release(ctx, org_id, names, who)
-    return result
 
 
 def store_batch(ctx: Context, org_id: str, batch: list[Incoming]) -> None:

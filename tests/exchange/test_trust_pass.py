@@ -62,3 +62,15 @@ def test_inside_a_pass_a_rewritten_crl_waits_for_the_next_pass(net):
         assert endpoints.trust_store(ctx) is pinned          # the pass's store
         assert endpoints.trust_store(net.ctx(RECEIVER)) is not pinned  # another org's context looks
     assert endpoints.trust_store(ctx) is not pinned          # the next pass sees the new CRL
+
+
+def test_a_receive_pass_looks_at_the_trust_files_once_for_its_packages_and_receipts(net, looks):
+    from stafet.exchange.inbox import process_inbox
+
+    for reason in ("a", "b", "c"):
+        plan(net, reason=reason)
+    assert send_pending(net.ctx(SENDER)).sent == 3
+    looks.clear()
+    result = process_inbox(net.ctx(RECEIVER), RECEIVER)
+    assert result.imported == 3 and result.receipts_sent == 3
+    assert len(looks) == 1              # the packages and the three receipts back: one look

@@ -1,6 +1,6 @@
 """The fast paths of building and opening a package give what the plain paths gave, byte for byte.
 
-Each fast path (issue 21: orjson for the JSON part, numpy for the base64 lines, a bare
+Each fast path (issue 21: orjson for the JSON part, pybase64 for the base64 lines, a bare
 address taken without the e-mail parser) is held to the plain code it replaced by a
 property test, and a package built through them is read by ``openssl cms`` and opened by
 stafet to the same document.
