@@ -593,6 +593,53 @@ def _time_text(v: date) -> str:
     return v.isoformat(" ") if type(v) is datetime else v.isoformat()
 
 
+_SAME_TEXT = frozenset({str, bool, int, date, bytes, type(None)})
+"""Types of which equal values have the same COPY text (not float: ``-0.0 == 0.0``; a datetime
+only without a time zone: equal instants in two zones are written apart)."""
+
+
+def _copy_column(col: Sequence[Any]) -> Sequence[str]:
+    """:func:`_copy_text` of each value of one column (each distinct value once, where that is safe)."""
+    types = set(map(type, col))
+    if types == {str}:
+        # Which of the four escaped characters occur at all: four scans of the joined column
+        # in C; then only the values holding one are translated.
+        joined = "".join(col)
+        found = [c for c in "\\\t\n\r" if c in joined]
+        del joined
+        tr = _COPY_ESCAPES
+        if not found:
+            return col
+        if len(found) == 1:
+            (c,) = found
+            return [v.translate(tr) if c in v else v for v in col]
+        return [v.translate(tr) if "\\" in v or "\t" in v or "\n" in v or "\r" in v else v for v in col]
+    if types == {int}:
+        return list(map(str, col))
+    kinds = types - {type(None)}
+    if len(kinds) <= 1:
+        kind = next(iter(kinds), type(None))
+        distinct = set(col) if kind in _SAME_TEXT or kind is datetime else None
+        if distinct is not None and (kind is not datetime
+                                     or all(v is None or v.tzinfo is None for v in distinct)):
+            done = {v: _copy_text(v) for v in distinct}
+            return list(map(done.__getitem__, col))
+    return [_copy_text(v) for v in col]
+
+
+def copy_rows_text(rows: Sequence[Sequence[Any]]) -> str:
+    r"""``rows`` in COPY's text format, each with its position as a last column (``…\t<n>\n``).
+
+    Column by column (:func:`_copy_column`): a row's values are joined once, in C; what it
+    writes is what :func:`_copy_text` of every value, row by row, writes (a test compares them).
+    """
+    if not rows or not rows[0]:
+        return "".join(f"\t{n}\n" for n in range(len(rows)))
+    columns = [_copy_column(c) for c in zip(*rows, strict=True)]
+    columns.append(list(map(str, range(len(rows)))))
+    return "\n".join(map("\t".join, zip(*columns, strict=True))) + "\n"
+
+
 def _copy_merge(conn: Any, table: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                 ignore_conflict_on: str) -> None:
     """``COPY`` ``rows`` into a temporary staging table, then one ``INSERT … SELECT`` in their order.
@@ -603,12 +650,7 @@ def _copy_merge(conn: Any, table: Any, columns: Sequence[str], rows: Sequence[Se
     """
     cols = ", ".join(columns)
     stage = f"_stage_{table.name}"
-    buf = io.StringIO()
-    write, conv = buf.write, _copy_text
-    for n, r in enumerate(rows):
-        write("\t".join([conv(v) for v in r]))
-        write(f"\t{n}\n")
-    buf.seek(0)
+    buf = io.StringIO(copy_rows_text(rows))
     # Table and column names come from the schema, never from data; values go through COPY.
     # Only COPY itself goes straight to the driver; its errors are wrapped as SQLAlchemy's own
     # (a lost server is an OperationalError and its connection invalidated, as elsewhere).
@@ -636,11 +678,19 @@ def _copy_merge(conn: Any, table: Any, columns: Sequence[str], rows: Sequence[Se
 
 
 def tune_for_bulk(s: Session) -> None:
-    """Give a bulk writer's SQLite connection a larger page cache (other databases: nothing).
+    """Give a bulk writer's transaction more memory: SQLite's page cache, PostgreSQL's sorts.
 
-    16 MB of page cache (SQLite's default is 2 MB): the unique indexes take random keys.
+    SQLite: 16 MB of page cache (SQLite's default is 2 MB): the unique indexes take random keys.
     More buys little (measured at a million records: 64 MB and 256 MB within 10 % of
     16 MB, the operating system caches the file too) and costs memory.
+
+    PostgreSQL: ``work_mem`` 64 MB for this transaction only (``SET LOCAL``): the COPY path's
+    merge sorts a chunk's staged rows by position, about 13 MB for 20,000 records, which
+    at the default 4 MB spilled to disk (``external merge``, measured: the records' merge
+    took 1.4 s a chunk instead of 0.95 s).
     """
-    if s.connection().dialect.name == "sqlite":
-        s.connection().exec_driver_sql("PRAGMA cache_size=-16384")
+    conn = s.connection()
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA cache_size=-16384")
+    elif conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")

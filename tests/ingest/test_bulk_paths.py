@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ingest_fixtures import NOW, SECRET, network
 from sqlalchemy import create_engine, select, text
 
@@ -172,3 +175,60 @@ def test_columnar_mapping_stores_what_row_by_row_mapping_stores(
     worker._IDLE.close()
     assert columnar[0][0][4] > 0 and columnar[0][1][3] > 0
     assert columnar == row_by_row
+
+
+def _copy_text_row_by_row(rows: list[tuple[Any, ...]]) -> str:
+    """COPY's text as the staging path wrote it before it went column by column."""
+    from stafet.store.db import _copy_text
+
+    return "".join("\t".join([_copy_text(v) for v in r]) + f"\t{n}\n" for n, r in enumerate(rows))
+
+
+_CELLS = {
+    "text": st.text(alphabet=st.sampled_from("aØ\\\t\r\n|x\x00 é"), max_size=6),
+    "none_or_text": st.none() | st.sampled_from(["", "\\N", "a\tb", "Søren"]),
+    "flag": st.booleans(),
+    "mixed_numbers": st.booleans() | st.integers(-2, 2) | st.sampled_from([0.0, -0.0, 1.5, float("nan")]),
+    "floats": st.sampled_from([0.0, -0.0, 1e-05, 2.5, float("inf")]) | st.none(),
+    "day": st.dates(min_value=date(1, 1, 1)) | st.none(),
+    "naive": st.sampled_from([datetime(2026, 11, 22, 6), datetime(2026, 11, 22, 6, 0, 0, 5),
+                              datetime(2026, 11, 22, 6, fold=1)]),
+    "aware": st.sampled_from([datetime(2026, 11, 22, 6, tzinfo=UTC),
+                              datetime(2026, 11, 22, 7, tzinfo=timezone(timedelta(hours=1))),
+                              datetime(2026, 11, 22, 6)]),
+    "blob": st.binary(max_size=4) | st.none(),
+    "view": st.binary(max_size=3).map(memoryview),
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(sorted(_CELLS)), min_size=0, max_size=5).flatmap(
+    lambda kinds: st.lists(st.tuples(*[_CELLS[k] for k in kinds]), min_size=1, max_size=30)))
+def test_copy_text_column_by_column_is_what_row_by_row_wrote(rows: list[tuple[Any, ...]]) -> None:
+    """The staging COPY's text, built column by column (each distinct value converted once where
+    equal values write the same text), is exactly the text of every value converted row by row."""
+    from stafet.store.db import copy_rows_text
+
+    assert copy_rows_text(rows) == _copy_text_row_by_row(rows)
+
+
+@pytest.mark.postgres
+def test_a_bulk_transaction_on_postgresql_sorts_in_memory_and_only_itself(postgres_url: str) -> None:
+    """``tune_for_bulk`` gives the ingest's transaction 64 MB for sorts (the COPY merge's ORDER BY
+    spilled to disk at the default), and only that transaction: the pooled connection is back
+    to the default once it commits."""
+    from stafet.store.db import tune_for_bulk
+
+    _empty(postgres_url)
+    store = Store(postgres_url, Vault(SECRET))
+    try:
+        with store.session() as s:
+            default = s.connection().exec_driver_sql("SHOW work_mem").scalar()
+        assert default != "64MB"
+        with store.session() as s:
+            tune_for_bulk(s)
+            assert s.connection().exec_driver_sql("SHOW work_mem").scalar() == "64MB"
+        with store.session() as s:
+            assert s.connection().exec_driver_sql("SHOW work_mem").scalar() == default
+    finally:
+        store.engine.dispose()
