@@ -41,6 +41,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 from prefect.deployments import run_deployment
 from prefect.runtime import flow_run as current_run
@@ -85,8 +86,17 @@ ENDPOINT_LIMIT = "stafet-endpoint-{org}"
 
 An operator sets one for a slow endpoint: ``prefect gcl create stafet-endpoint-uu-viborg --limit 2``.
 """
-SLOT_WAIT = 0.1
-"""Seconds a put waits for a delivery slot before its handover is set aside (back-pressure)."""
+SLOT_ASK_TIMEOUT = 30.0
+"""Seconds one request for a delivery slot may take (a hung server), not a wait for a free slot.
+
+A slot is asked for once (``max_retries=0``): the server grants it or answers that none is
+free, and the handover is set aside (back-pressure). A short client-side timeout instead
+(0.1 s) raced the server: a slot granted just after the client gave up stayed leased to
+no one for the lease's life, and the endpoint's other deliveries stalled behind it.
+"""
+SLOT_LEASE = 60.0
+"""Seconds a delivery slot's lease lasts without renewal: held slots are renewed while the put
+runs; one whose process died comes free after this."""
 
 
 def limited_endpoints(orgs: list[str]) -> set[str]:
@@ -106,9 +116,10 @@ def limited_endpoints(orgs: list[str]) -> set[str]:
 def endpoint_slots(limited: set[str]) -> Any:
     """The :data:`stafet.exchange.outbox.EndpointSlot` of a send partition: Prefect's global limits.
 
-    A put to a limited endpoint occupies one slot of ``stafet-endpoint-<org>`` (leased: a
-    dead worker's slot comes free by itself) or, when none comes free within
-    :data:`SLOT_WAIT`, is set aside by the send pass; other endpoints take no slot.
+    A put to a limited endpoint occupies one slot of ``stafet-endpoint-<org>`` (leased for
+    :data:`SLOT_LEASE`, renewed while held: a dead worker's slot comes free by itself) or,
+    when the server has none free, is set aside by the send pass; other endpoints take no
+    slot. A slot is asked for once (:data:`SLOT_ASK_TIMEOUT`).
     """
     @contextmanager
     def slot(recipient: str) -> Iterator[bool]:
@@ -118,8 +129,9 @@ def endpoint_slots(limited: set[str]) -> Any:
         stack = ExitStack()
         try:
             stack.enter_context(concurrency(ENDPOINT_LIMIT.format(org=recipient), occupy=1,
-                                            timeout_seconds=SLOT_WAIT, strict=False))
-        except TimeoutError:
+                                            timeout_seconds=SLOT_ASK_TIMEOUT, max_retries=0,
+                                            lease_duration=SLOT_LEASE, strict=False))
+        except (TimeoutError, ConcurrencySlotAcquisitionError):  # none free (423), or no answer
             yield False
             return
         with stack:
