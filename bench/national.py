@@ -363,9 +363,6 @@ def build(base: Path, munis_n: int, youths_n: int, events: int, bits: int) -> di
     from cryptography.hazmat.primitives import serialization
 
     from keys import KeyStore
-    from mappings import easy_a as easya
-    from stafet.context import open_context
-    from stafet.core.models import Provenance
 
     os.environ["STAFET_HOME"] = str(base / "home")
     rng = random.Random(20261203)
@@ -404,23 +401,7 @@ def build(base: Path, munis_n: int, youths_n: int, events: int, bits: int) -> di
 
     # The history: every youth enrolled at one school, through the store's bulk path in batches.
     t = time.perf_counter()
-    ctx = open_context(network, home=home)
-    now = dt.datetime.now()
-    batch: list[Any] = []
-    for i, y in enumerate(youths):
-        start = dt.date(TODAY.year - rng.randrange(1, 3), 8, rng.randrange(1, 28))
-        fields = {"Instnr": y.institution, "Afdeling": "EUD", "CprNr": y.cpr, "Bopaelskommune": y.muni,
-                  "Haendelse": "OPTAG", "Haendelsesdato": f"{start:%d-%m-%Y}", "Uddannelse": "1640",
-                  "Udd_betegnelse": "Tømrer", "Startdato": f"{start:%d-%m-%Y}", "Afbrudsaarsag": "",
-                  "Fravaersprocent": ""}
-        prov = Provenance(source="easy-a", file=f"{y.institution}_haendelser_{start:%Y%m%d}02.csv", row=i + 2,
-                          received_at=now)
-        batch.append(easya.map_row(fields, prov))
-        if len(batch) == 20_000 or i == len(youths) - 1:
-            with ctx.store.session() as session:
-                ctx.store.upsert_records(session, batch, with_ids=False)
-            batch = []
-    ctx.store.engine.dispose()
+    nightly.write_history(network, home, youths, rng)
     history_s = time.perf_counter() - t
     return {"network": str(network), "keys_s": keys_s, "exports_s": exports_s, "history_s": history_s,
             "members": len(ms), "sources": len(sources), "files": sum(len(f) for f in sources.values()),

@@ -307,9 +307,6 @@ def build(base: Path, youths_n: int, events: int, bits: int) -> dict[str, Any]:
     from cryptography.hazmat.primitives import serialization
 
     from keys import KeyStore
-    from mappings import easy_a as easya
-    from stafet.context import open_context
-    from stafet.core.models import Provenance
 
     os.environ["STAFET_HOME"] = str(base / "home")
     rng = random.Random(20261122)
@@ -343,6 +340,17 @@ def build(base: Path, youths_n: int, events: int, bits: int) -> dict[str, Any]:
 
     # History: every youth enrolled at one school, straight into the store in batches.
     t = time.perf_counter()
+    write_history(network, home, youths, rng)
+    return {"network": str(network), "keys_s": keys_s, "history_s": time.perf_counter() - t,
+            "sources": len(sources), "files": sum(len(f) for f in sources.values()), "rows": rows}
+
+
+def write_history(network: Path, home: Path, youths: list[Youth], rng: random.Random) -> None:
+    """Every youth enrolled at one school, into the store in batches of 20,000 (its bulk path)."""
+    from mappings import easy_a as easya
+    from stafet.context import open_context
+    from stafet.core.models import Provenance
+
     ctx = open_context(network, home=home)
     now = dt.datetime.now()
     batch: list[Any] = []
@@ -360,8 +368,6 @@ def build(base: Path, youths_n: int, events: int, bits: int) -> dict[str, Any]:
                 ctx.store.upsert_records(s, batch, with_ids=False)
             batch = []
     ctx.store.engine.dispose()
-    return {"network": str(network), "keys_s": keys_s, "history_s": time.perf_counter() - t,
-            "sources": len(sources), "files": sum(len(f) for f in sources.values()), "rows": rows}
 
 
 # --------------------------------------------------------------------------- the two runs
