@@ -28,14 +28,19 @@ TABLE_KEY = "nightly-partitions"
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 
 
-def _client() -> Any:
-    from prefect.client.orchestration import get_client
+def _require_server() -> None:
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
         raise ConfigError("a partitioned night runs on a Prefect server with the deployments of "
                           "prefect.yaml: set PREFECT_API_URL (e.g. http://prefect.internal:4200/api) "
                           "and try again")
+
+
+def _client() -> Any:
+    from prefect.client.orchestration import get_client
+
+    _require_server()
     return get_client(sync_client=True)
 
 
@@ -101,8 +106,7 @@ def start(only: list[str] | None = None, *, network: str | None = None, wait: bo
         params["partitions"] = list(only)
     if network:
         params["network"] = network
-    with _client():  # checks PREFECT_API_URL before anything is started
-        pass
+    _require_server()  # before anything is started
     try:
         fr = run_deployment(PARENT, parameters=params, timeout=0,
                             tags=["stafet-rerun"] if only else None)
