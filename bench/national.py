@@ -47,7 +47,7 @@ rows/s (ingest), packages/s (send, receive); CPU seconds of the workers' process
 
 **Prefect's share of wall time**, defined per stage:
 
-* a partitioned stage (ingest, send, receive): each child measures the time it spends in
+* a partitioned stage (ingest, send, receive, receipts): each child measures the time it spends in
   the stage's own work (``flows.partitioned._run_partition``: reading, validating and
   storing; signing, encrypting and putting; decrypting, verifying, importing and
   answering) and writes it into its counts artifact as ``work_ms``. The children a worker
@@ -58,7 +58,7 @@ rows/s (ingest), packages/s (send, receive); CPU seconds of the workers' process
   the flow engine, artifacts, the parent's polling and idle workers waiting on the last
   partition (imbalance counts against Prefect, i.e. against partitioning);
 * a stage the parent runs once: the ``stafet.night`` calls its task makes are timed in the
-  parent process (the union of their intervals: the receipts pass runs them in threads);
+  parent process (the union of their intervals);
   Prefect's share = stage wall − that.
 
 Prefect's share of the night = (night wall − Σ stafet's work per stage) / night wall, the
@@ -111,7 +111,7 @@ import nightly  # noqa: E402 - bench/nightly.py: the generator's building blocks
 
 BIN = Path(sys.executable).parent
 STAGES = ("ingest", "route", "send", "revocation", "receive", "receipts", "deadlines", "report", "notices")
-PARTITIONED = ("ingest", "send", "receive")
+PARTITIONED = ("ingest", "send", "receive", "receipts")
 CONSENT_RULES = {"order_to_institution", "plan_to_institution", "transition_to_unit",
                  "pupil_support_to_institution"}
 """The nightly rules of stafet/duties/rules.yaml with ``basis: consent``: the only ones whose handovers may
@@ -473,6 +473,8 @@ def parent(network: str, partitions: int) -> None:
     from flows import partitioned
     from stafet import night as stafet_night
 
+    # night.receive runs in the parent only when the receipts pass does (few receipts), else in
+    # the children's own processes, which this does not see
     once = {"route": "route", "refresh_revocation": "revocation", "receive": "receipts",
             "deadlines": "deadlines", "report": "report", "notices": "notices"}
     spans: dict[str, list[tuple[float, float]]] = {s: [] for s in once.values()}
@@ -482,8 +484,6 @@ def parent(network: str, partitions: int) -> None:
             try:
                 return fn(*a, **k)
             finally:
-                # night.receive also runs in the receive stage's children, never in the parent: only
-                # the receipts pass calls it here
                 spans[label].append((t0, time.perf_counter()))
         return call
 
@@ -679,7 +679,7 @@ def figures(r: dict[str, Any]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for stage in STAGES:
         wall = float(r["seconds"].get(stage, 0.0))
-        if stage in PARTITIONED:
+        if stage in PARTITIONED and any(ch["stage"] == stage for ch in r["children"]):
             per_worker: dict[str, float] = {}
             for ch in r["children"]:
                 if ch["stage"] == stage:
@@ -761,7 +761,7 @@ def report(results: dict[int, dict[str, Any]], built: dict[str, Any], load_befor
             cells += [f"{a / figs[n][stage]['wall']:.2f}×" if figs[n][stage]["wall"] > 0.05 else ""
                       for n in ns if n != 1]
         label = f"**{stage}**" if stage == "night" else stage
-        if stage in PARTITIONED:
+        if stage in PARTITIONED and figs[ns[0]][stage]["partitions"]:
             label += f" ({int(figs[ns[0]][stage]['partitions'])})"
         print(f"| {label} | " + " | ".join(cells) + " |")
     cpu = [results[n]["cpu"] for n in ns]

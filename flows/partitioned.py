@@ -13,8 +13,10 @@ workers of the pool, on as many machines, share one night:
    (:func:`stafet.store.outbox.due`), so no two runs send the same package;
 4. ``revocation`` — once, in the parent;
 5. ``receive:<orgs>`` — per batch of hosted organisations (their inboxes);
-6. ``receipts`` (the second pass over the inboxes: receipts written by one hosted org
-   land in another's), ``deadlines``, ``report``, ``notices`` — once, in the parent.
+6. ``receipts:<orgs>`` — the second pass over the inboxes (receipts written by one hosted
+   org land in another's), partitioned as ``receive`` once the receive stage has sent
+   ``spread_receipts_from`` receipts or more; fewer, and the parent reads them (threads);
+7. ``deadlines``, ``report``, ``notices`` — once, in the parent.
 
 Why these keys: docs/scaling.md. The parent waits for each stage's children (polling the
 server), reads each child's counts artifact, and reports every partition's outcome in
@@ -55,7 +57,6 @@ from flows.nightly import (
     _threads,
     _why,
     deadlines_task,
-    ingest_source,
     notices_task,
     receive_task,
     refresh_revocation_task,
@@ -63,12 +64,19 @@ from flows.nightly import (
     route,
 )
 from stafet import night
+from stafet.core.errors import TransientError
 from stafet.core.logs import protect_all_handlers
 
 CHILD = "nightly-partition/nightly-partition"
 """The deployment each partition runs as (prefect.yaml)."""
 STAGES = ("ingest", "route", "send", "revocation", "receive", "receipts", "deadlines", "report", "notices")
-PARTITIONED = ("ingest", "send", "receive")
+PARTITIONED = ("ingest", "send", "receive", "receipts")
+SPREAD_RECEIPTS_FROM = 2000
+"""Receipts sent in the receive stage from which the receipts pass is worth partitions of its
+own: a receipt costs ≈ 15 ms of CPU to open, so 2,000 are ≈ 30 CPU-s, about what starting
+four flow-run processes costs; below it, the parent reads the inboxes in threads
+(``bench/national.py`` at 10 municipalities: 800 receipts, 14 s in the parent, 38 s as 4
+partitions on one worker)."""
 COLUMNS = ("files", "rows", "accepted", "quarantined", "rejected_files", "sent", "held", "retry_later",
            "failed", "deferred", "imported", "receipts_sent", "acknowledged", "duplicates", "rejected",
            "work_ms")
@@ -147,16 +155,39 @@ def send_claimed(network: str, recipients: list[str], claimant: str, takeover: l
     return _contained(night.send, network, recipients, claimant, tuple(takeover), slot)
 
 
+@task(name="ingest-sources", **_common)
+def ingest_sources(network: str, sources: list[str]) -> dict[str, list[dict[str, Any]] | Exception]:
+    """Pull and ingest the sources' waiting files, their small files validated together.
+
+    Per source its files, or what stopped it (:func:`stafet.night.ingest_sources`).
+    """
+    return _contained(night.ingest_sources, network, sources)
+
+
+INGEST_RETRIES = 3
+"""A source stopped by a transport error is tried again this often (5 s, 10 s, 20 s later),
+as the nightly flow's ``ingest-source`` task retries."""
+
+
+def _ingest_all(network: str, sources: list[str]) -> dict[str, list[dict[str, Any]] | Exception]:
+    outcomes = ingest_sources(network, sources)
+    for attempt in range(INGEST_RETRIES):
+        again = [s for s, o in outcomes.items() if isinstance(o, TransientError)]
+        if not again:
+            break
+        time.sleep(5 * 2 ** attempt)
+        outcomes.update(ingest_sources(network, again))
+    return outcomes
+
+
 def _run_partition(network: str, stage: str, keys: list[str], takeover: list[str]) -> tuple[dict[str, int],
                                                                                            list[str]]:
     counts = dict.fromkeys(COLUMNS, 0)
     failures: list[str] = []
     if stage == "ingest":
-        for source in keys:
-            try:
-                files = ingest_source(network, source)
-            except Exception as e:
-                failures.append(f"source {source}: {_why(e)}")
+        for source, files in _ingest_all(network, keys).items():
+            if isinstance(files, Exception):
+                failures.append(f"source {source}: {_why(files)}")
                 continue
             counts["files"] += len(files)
             counts["rejected_files"] += sum(1 for f in files if f["rejected"])
@@ -167,7 +198,7 @@ def _run_partition(network: str, stage: str, keys: list[str], takeover: list[str
         for k in ("sent", "held", "retry_later", "failed", "deferred"):
             counts[k] += r[k]
         failures += [f"send: {e}" for e in r["errors"]]
-    elif stage == "receive":
+    elif stage in ("receive", "receipts"):
         for org, r in receive_task(network, keys, "", str(current_run.id or ""), takeover).items():
             if "failed" in r:
                 failures.append(f"receive {org}: {r['failed']}")
@@ -309,14 +340,17 @@ def _stage_failures(rows: list[dict[str, Any]]) -> list[str]:
 @flow(name="nightly-partitioned", persist_result=False, log_prints=False, task_runner=_threads())
 def nightly_partitioned(network: str, partitions: list[str] | None = None, max_partitions: int = 8,
                         attempts: int = 3, poll_seconds: float = 2.0, stage_timeout: float = 3600.0,
-                        work_pool: str = "stafet") -> dict[str, Any]:
+                        work_pool: str = "stafet",
+                        spread_receipts_from: int = SPREAD_RECEIPTS_FROM) -> dict[str, Any]:
     """The night, each partition its own flow run on any worker of ``work_pool``.
 
     ``partitions``: run only these (``"send:uu-viborg"``, ``"ingest:easy-a"``, ``"route"``,
     or a whole stage ``"send"``); default everything. ``max_partitions``: partitions per
     stage at most (sources and inboxes are grouped round-robin, recipients by municipality:
     :func:`stafet.night.send_batches`). ``attempts``: runs of one partition when
-    its worker dies. Fails at the end naming the parts that failed.
+    its worker dies. ``spread_receipts_from``: the receipts pass runs as partitions from this
+    many receipts sent in the receive stage on (:data:`SPREAD_RECEIPTS_FROM`). Fails at the end
+    naming the parts that failed.
     """
     protect_all_handlers()
     logger = get_run_logger()
@@ -326,12 +360,15 @@ def nightly_partitioned(network: str, partitions: list[str] | None = None, max_p
     once: dict[str, Any] = {}
     batches_of = {"ingest": lambda: _split(night.source_names(network), max_partitions),
                   "send": lambda: night.send_batches(network, max_partitions),
-                  "receive": lambda: _split(night.hosted_orgs(network), max_partitions)}
+                  "receive": lambda: _split(night.hosted_orgs(network), max_partitions),
+                  "receipts": lambda: _split(night.hosted_orgs(network), max_partitions)}
     for stage in STAGES:
         if stage not in chosen:
             continue
         started = time.monotonic()
-        if stage in PARTITIONED:
+        receipts = sum(r["receipts_sent"] for r in table if r["partition"].startswith("receive:"))
+        spread = stage != "receipts" or bool(chosen[stage]) or receipts >= spread_receipts_from
+        if stage in PARTITIONED and spread:
             named = chosen[stage]
             batches = [named] if named else batches_of[stage]()
             children = _Children(network, stage, attempts, poll_seconds, work_pool)

@@ -49,13 +49,14 @@ map_row = one_kind(EducationOrder, FIELDS)
 
 
 def prepare(df: Any, today: date) -> None:
-    """Typed columns for the suite: birth date, deadline and status date, age at the status date."""
+    """Typed columns for the suite: birth date, deadline and status date, age at the status date, flags."""
     v.add_cpr(df, "cpr")
     v.add_date(df, "frist", "iso")
     v.add_date(df, "status_dato", "iso")
     v.add_age(df, "status_dato")
     v.add_institution(df, "maal_institution", optional=True)
     v.add_match(df, "mentor_bevilget", r"(?i)\s*(ja|nej)\s*")
+    v.add_match(df, "paalaeg_id", r"\s*\S.*")
 
 
 SOURCE = Source(

@@ -7,6 +7,7 @@ which is all that may reach Prefect's database.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -70,27 +71,56 @@ def ingest_source(network: str, name: str) -> list[dict[str, Any]]:
     (``$STAFET_HOME/reports/file-….html``, its path under ``"report"``; the night's Data
     Docs in ``reports/night-<date>/datadocs``). A file refused unread has none.
     """
-    from stafet.ingest.pipeline import ingest_inbox
-    from stafet.reports.validation import docs_dir, write_file_report
+    outcome = ingest_sources(network, [name])[name]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def ingest_sources(network: str, names: list[str]) -> dict[str, list[dict[str, Any]] | Exception]:
+    """:func:`ingest_source` for several sources at once: per source its files, or what stopped it.
+
+    Their small files are validated together, one Great Expectations call per source
+    kind (:func:`stafet.ingest.pipeline.ingest_inboxes`); a source whose inbox fails
+    does not stop the others.
+    """
+    from stafet.ingest.pipeline import ingest_inboxes
+    from stafet.reports.validation import docs_dir
     from transports import open_inbox
 
-    _notify("ingest", name)
+    for name in names:
+        _notify("ingest", name)
     ctx = context(network)
-    src = _source(ctx, name)
-    inbox = open_inbox(ctx.network.locate(src.location), **ctx.network.sftp_login(src),
-                       max_bytes=ctx.network.max_bytes(src))
-    docs = docs_dir(f"night-{utcnow():%Y-%m-%d}", ctx.home)
-    out = []
-    for r in ingest_inbox(ctx.store, ctx.network, inbox, src, docs_dir=docs):
-        item = asdict(r)
-        item["report"] = ""
-        if r.sha256 and not r.duplicate_file:
-            try:  # the rows are stored: a report that cannot be written does not undo the ingest
-                item["report"] = str(write_file_report(ctx.store, r, home=ctx.home))
-            except OSError as e:
-                log.warning("validation report of %s not written: %s", r.sha256[:16], type(e).__name__)
-        out.append(item)
-    return out
+    opened: dict[str, Any] = {}
+    out: dict[str, list[dict[str, Any]] | Exception] = {}
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            src = _source(ctx, name)
+            try:
+                opened[name] = (stack.enter_context(open_inbox(
+                    ctx.network.locate(src.location), **ctx.network.sftp_login(src),
+                    max_bytes=ctx.network.max_bytes(src))), src)
+            except Exception as e:  # this source's inbox: the others go on
+                out[name] = e
+        docs = docs_dir(f"night-{utcnow():%Y-%m-%d}", ctx.home)
+        results = ingest_inboxes(ctx.store, ctx.network, list(opened.values()), docs_dir=docs)
+    for name, outcome in zip(opened, results, strict=True):
+        out[name] = outcome if isinstance(outcome, Exception) else [_with_report(ctx, r) for r in outcome]
+    return {name: out[name] for name in names}
+
+
+def _with_report(ctx: Context, r: Any) -> dict[str, Any]:
+    """A file's summary dict, with its steward's validation report written (``"report"``)."""
+    from stafet.reports.validation import write_file_report
+
+    item = asdict(r)
+    item["report"] = ""
+    if r.sha256 and not r.duplicate_file:
+        try:  # the rows are stored: a report that cannot be written does not undo the ingest
+            item["report"] = str(write_file_report(ctx.store, r, home=ctx.home))
+        except OSError as e:
+            log.warning("validation report of %s not written: %s", r.sha256[:16], type(e).__name__)
+    return item
 
 
 def night_markdown(summary: dict[str, Any], files: list[dict[str, Any]], failures: list[str]) -> str:

@@ -4,7 +4,8 @@ Bad rows go to quarantine for a steward, a bad file is refused and kept. ``pipel
 (one file: archive, dedupe, chunks, store), ``gx`` (GX context, suites, validate),
 ``mapping`` (rows that pass → records prepared for the store), ``packing`` (rows for the
 worker pipe), ``worker`` (the validation worker pool; ``worker_main`` its handler,
-in the worker), ``docs`` (Data Docs), ``quarantine`` (the steward's release/reject). May import
+in the worker), ``ahead`` (a night's small files validated together, one GX call per
+source kind), ``docs`` (Data Docs), ``quarantine`` (the steward's release/reject). May import
 ``stafet.core``, ``connectors``, ``mappings`` (the source declarations), ``stafet.store``
 and ``stafet.context``; never duties, packages, transports or exchange.
 """

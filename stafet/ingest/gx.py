@@ -206,8 +206,18 @@ def validate_columns(source: Source, columns: Sequence[Sequence[str]], *, today:
     n = len(columns[0]) if columns else 0
     if not n:
         return {}
+    _, result = _run_suite(source, columns, today=today, institutions=institutions)
+    if docs is not None:
+        docs.add(source.name, result)
+    return _failures(result)
+
+
+def _run_suite(source: Source, columns: Sequence[Sequence[str]], *, today: date,
+               institutions: Sequence[str]) -> tuple[pd.DataFrame, Any]:
+    """The validation frame of ``columns`` and GX's ``ExpectationSuiteValidationResult`` on it."""
     from great_expectations.validator.v1_validator import Validator
 
+    n = len(columns[0]) if columns else 0
     df = frame_from_columns(source, columns, today)
     vd = _definition(source)
     started = time.perf_counter()
@@ -220,18 +230,185 @@ def validate_columns(source: Source, columns: Sequence[Sequence[str]], *, today:
     STATS.seconds += time.perf_counter() - started
     STATS.rows += n
     STATS.chunks += 1
-    if docs is not None:
-        docs.add(source.name, result)
+    return df, result
+
+
+def _raised(r: Any) -> str:
+    """The rule and message of an expectation result that could not run, or ``""``.
+
+    GX reports an expectation's own error in its ``exception_info``, and an error in a
+    metric it needed (a column the frame lacks) as ``exception_info`` keyed by that
+    metric: either means the rule was not checked, and the chunk fails closed.
+    """
+    info = r.exception_info or {}
+    errors = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    for e in errors:
+        if e.get("raised_exception"):
+            meta = r.expectation_config.meta or {}
+            return (f"expectation for rule {meta.get('rule', r.expectation_config.type)} could not run: "
+                    f"{e.get('exception_message')}")
+    return ""
+
+
+def _failures(result: Any) -> dict[int, list[Failure]]:
+    """The failures per row position of a suite result (an expectation that could not run raises)."""
     failures: dict[int, list[Failure]] = {}
     for r in result.results:
         meta = r.expectation_config.meta or {}
         rule, desc = str(meta.get("rule", r.expectation_config.type)), str(meta.get("description", ""))
-        if r.exception_info and r.exception_info.get("raised_exception"):
-            raise RuntimeError(f"expectation for rule {rule} could not run: "
-                               f"{r.exception_info.get('exception_message')}")
+        if _raised(r):
+            raise RuntimeError(_raised(r))
         if r.success:
             continue
         for hit in r.result.get("unexpected_index_list") or []:
             failures.setdefault(int(hit[ROW_INDEX] if isinstance(hit, dict) else hit), []).append(
                 Failure(rule, desc))
     return failures
+
+
+# --- many small files, one GX call ------------------------------------------------------
+
+@dataclass(frozen=True)
+class PlainConfig:
+    """An expectation's configuration as plain data, what :mod:`stafet.ingest.docs` reads.
+
+    It crosses the worker pipe without GX on the other side.
+    """
+
+    type: str
+    kwargs: dict[str, Any]
+    meta: dict[str, Any]
+
+
+PartOutcome = tuple[dict[int, list[Failure]], dict[str, Any]]
+"""One part of :func:`validate_parts`: its failures by position, and its Data Docs tally
+(the shape of a :class:`stafet.ingest.docs.DocsTally` file entry)."""
+
+_SPLITS = {"expect_column_values_to_be_in_set", "expect_column_values_to_be_between",
+           "expect_column_values_to_not_be_null", "expect_column_pair_values_a_to_be_greater_than_b"}
+"""The expectations whose counts :func:`_split` can tell per part: column (pair) map
+expectations, where every count is a count of rows."""
+
+
+def _plain(cfg: Any) -> PlainConfig:
+    def value(v: Any) -> Any:  # what the Data Docs page renders (json.dumps(..., default=str)), as data
+        return json.loads(json.dumps(v, ensure_ascii=False, default=str))
+
+    return PlainConfig(str(cfg.type), {k: value(v) for k, v in dict(cfg.kwargs or {}).items()},
+                       value(dict(cfg.meta or {})))
+
+
+def _tally(source: Source, result: Any) -> dict[str, Any]:
+    """One validation's Data Docs tally, as :class:`stafet.ingest.docs.DocsTally` would keep it."""
+    return {"source": source.name, "configs": [_plain(r.expectation_config) for r in result.results],
+            "counts": [{k: int((r.result or {}).get(k) or 0) for k in _COUNT_KEYS} for r in result.results]}
+
+
+_COUNT_KEYS = ("element_count", "unexpected_count", "missing_count")
+
+
+def _row_filter(kwargs: Mapping[str, Any]) -> str | None:
+    """The pandas row condition of an expectation ("" for none), or None if it is not one."""
+    cond = kwargs.get("row_condition")
+    if cond is None or cond == "":
+        return ""
+    if kwargs.get("condition_parser") not in (None, "pandas"):
+        return None
+    if isinstance(cond, str):
+        return cond
+    text = (cond.get("pass_through_filter") if isinstance(cond, dict)
+            else getattr(cond, "pass_through_filter", None))
+    return text if isinstance(text, str) else None
+
+
+def _split(source: Source, df: pd.DataFrame, result: Any, sizes: Sequence[int]) -> list[PartOutcome] | None:
+    """Each part's failures and counts from one validation of the parts' rows one after another.
+
+    A row's failures depend on that row only (no expectation here is an aggregate), so a
+    part's failures are the combined result's within the part's positions. Its counts —
+    rows in the expectation's domain (after its row condition), rows missing a value,
+    unexpected rows — are counted per part from the frame the way GX's map expectations
+    count them; they are checked against GX's totals. None when an expectation is not one
+    this can split, raised, or a total does not match: the caller validates part by part.
+    """
+    import numpy as np
+
+    bounds = np.cumsum([0, *sizes])
+    parts = len(sizes)
+
+    def per_part(positions: Any) -> Any:
+        return np.bincount(np.searchsorted(bounds, positions, side="right") - 1, minlength=parts)
+
+    failures: list[dict[int, list[Failure]]] = [{} for _ in sizes]
+    configs: list[list[PlainConfig]] = [[] for _ in sizes]
+    counts: list[list[dict[str, int]]] = [[] for _ in sizes]
+    for r in result.results:
+        cfg, res = r.expectation_config, r.result or {}
+        kwargs = dict(cfg.kwargs or {})
+        row_filter = _row_filter(kwargs)
+        if _raised(r) or cfg.type not in _SPLITS or "mostly" in kwargs or row_filter is None:
+            return None
+        domain = df.query(row_filter, parser="pandas") if row_filter else df
+        if cfg.type == "expect_column_values_to_not_be_null":
+            missing = np.zeros(0, dtype=np.int64)
+        elif "column" in kwargs:
+            missing = domain[ROW_INDEX].to_numpy()[domain[kwargs["column"]].isnull().to_numpy()]
+        else:
+            a, b = domain[kwargs["column_A"]].isnull(), domain[kwargs["column_B"]].isnull()
+            ignore = kwargs.get("ignore_row_if", "both_values_are_missing")
+            mask = {"either_value_is_missing": a | b, "both_values_are_missing": a & b}.get(ignore)
+            if mask is None:
+                return None
+            missing = domain[ROW_INDEX].to_numpy()[mask.to_numpy()]
+        hits = [int(h[ROW_INDEX] if isinstance(h, dict) else h)
+                for h in res.get("unexpected_index_list") or []]
+        elements = per_part(domain[ROW_INDEX].to_numpy())
+        missed, unexpected = per_part(missing), per_part(np.array(hits, dtype=np.int64))
+        if (int(elements.sum()) != int(res.get("element_count") or 0)
+                or int(missed.sum()) != int(res.get("missing_count") or 0)
+                or len(hits) != int(res.get("unexpected_count") or 0)):
+            return None
+        meta = cfg.meta or {}
+        rule, desc = str(meta.get("rule", cfg.type)), str(meta.get("description", ""))
+        plain = _plain(cfg)
+        for i in range(parts):
+            configs[i].append(plain)
+            counts[i].append({"element_count": int(elements[i]), "unexpected_count": int(unexpected[i]),
+                              "missing_count": int(missed[i])})
+        if not r.success:
+            for hit in hits:
+                part = int(np.searchsorted(bounds, hit, side="right") - 1)
+                failures[part].setdefault(hit - int(bounds[part]), []).append(Failure(rule, desc))
+    return [(f, {"source": source.name, "configs": cf, "counts": ct})
+            for f, cf, ct in zip(failures, configs, counts, strict=True)]
+
+
+def validate_parts(source: Source, parts: Sequence[Sequence[Sequence[str]]], *, today: date,
+                   institutions: Sequence[str]) -> list[PartOutcome]:
+    """Validate several small files' rows of one source in one GX call; per part what one call each gives.
+
+    Each part is :func:`columns_of` of one file's rows. GX costs ≈ 0.25 s a call whatever
+    its size (its metric graph, built per expectation), and a night's files are mostly
+    small: one call for all of them instead of one per file. Per part the result is what
+    :func:`validate_columns` on that part alone returns, and its Data Docs tally: the
+    same failures, rules and counts (tested against one call per part,
+    ``tests/ingest/test_validate_parts.py``). When the combined result cannot be split
+    (:func:`_split`), each part is validated alone.
+    """
+    sizes = [len(p[0]) if p else 0 for p in parts]
+    live = [i for i, n in enumerate(sizes) if n]
+    out: list[PartOutcome] = [({}, {"source": source.name, "configs": [], "counts": []}) for _ in parts]
+    if not live:
+        return out
+    if len(live) > 1:
+        combined = [[v for i in live for v in parts[i][c]] for c in range(len(source.columns))]
+        df, result = _run_suite(source, combined, today=today, institutions=institutions)
+        split = _split(source, df, result, [sizes[i] for i in live])
+        if split is not None:
+            for i, outcome in zip(live, split, strict=True):
+                out[i] = outcome
+            return out
+    for i in live:
+        _, result = _run_suite(source, parts[i], today=today, institutions=institutions)
+        out[i] = (_failures(result), _tally(source, result))
+    return out

@@ -122,9 +122,16 @@ def check_chunk(source: Source, rows: Iterable[Mapping[str, str]], columns: Sequ
     failures = validate_columns(source, columns, today=today, institutions=institutions, docs=docs)
     if mapping is None:
         return failures, None
+    return failures, map_checked(source, rows, failures, mapping, fields=fields, n=n)
+
+
+def map_checked(source: Source, rows: Iterable[Mapping[str, str]], failures: Mapping[int, Any],
+                mapping: MapSpec, *, fields: Mapping[str, Sequence[str]] | None = None,
+                n: int = 0) -> list[Any]:
+    """The mapping half of :func:`check_chunk`, for rows already validated (``failures``)."""
     if fields is not None and source.map_columns is not None and columnar():
-        return failures, prepare_columns(source, fields, n, failures, *mapping)
-    return failures, prepare_rows(source, rows, failures, *mapping)
+        return prepare_columns(source, fields, n, failures, *mapping)
+    return prepare_rows(source, rows, failures, *mapping)
 
 
 def plain_prepared(mapped: list[Any] | None) -> list[Any] | None:

@@ -51,6 +51,7 @@ from mappings import Source, get_source, source_for
 from stafet.core.config import Network, SourceConfig, private_dir, stafet_home
 from stafet.core.errors import FileRejected, StafetError
 from stafet.core.models import Consent, OrgKind
+from stafet.ingest.ahead import Checked, check_ahead, validator_for
 from stafet.ingest.mapping import MapError
 from stafet.store import Session, Store, files, utcnow
 from stafet.store import consents as consent_store
@@ -359,8 +360,7 @@ def _build_docs(val: ChunkValidator, name: str, docs_dir: Path, now: datetime) -
 def _ingest(store: Store, network: Network, name: str,
             opener: Opener, *, source: str | Source | None,
             now: datetime | None, home: Path | None, progress: ProgressFn | None,
-            docs_dir: Path | None = None) -> FileResult:
-    from stafet.ingest import worker
+            docs_dir: Path | None = None, checked: Checked | None = None) -> FileResult:
 
     started = time.perf_counter()
     now = now or utcnow()
@@ -386,7 +386,7 @@ def _ingest(store: Store, network: Network, name: str,
         with store.session() as s:
             tune_for_bulk(s)
             run = _Run(store, s, src, name, sha, now, known_institutions(network), result)
-            with opener() as fh, worker.validator() as val, _collector_skips_what_exists():
+            with opener() as fh, validator_for(checked, sha) as val, _collector_skips_what_exists():
                 if docs_dir is not None:
                     val.start_file(name)
                 # One chunk ahead: the next chunk is read and validated (in the worker)
@@ -484,36 +484,105 @@ def ingest_inbox(store: Store, network: Network, inbox: Inbox, source_cfg: Sourc
     ``processed_retention_days``; a refused file goes to ``rejected/`` with the reason.
     A file the inbox will not read — bigger than its ``max_bytes``, a symlink, not a
     regular file — is refused unread (moved to ``rejected/``: its one copy, nothing
-    archived). A transport error leaves the file where it is, for the next run.
+    archived). A transport error leaves the file where it is, for the next run (and
+    is raised).
     """
-    src = _source_of(source_cfg)
-    keep_days = source_cfg.processed_retention_days
-    results = []
-    for name in inbox.list("*", min_age=min_age):
+    outcome = ingest_inboxes(store, network, [(inbox, source_cfg)], now=now, home=home, min_age=min_age,
+                             docs_dir=docs_dir)[0]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def ingest_inboxes(store: Store, network: Network, inboxes: Sequence[tuple[Inbox, SourceConfig]], *,
+                   now: datetime | None = None, home: Path | None = None, min_age: float = 0.0,
+                   docs_dir: Path | None = None) -> list[list[FileResult] | Exception]:
+    """:func:`ingest_inbox` for several sources at once; per source its results, or the error that stopped it.
+
+    Every source's waiting files are copied first; then the small ones are validated
+    together, one Great Expectations call per source kind (:mod:`stafet.ingest.ahead`);
+    then each source's files are ingested in its inbox's order, one transaction each,
+    exactly as :func:`ingest_inbox` describes. A source whose inbox fails (a transport
+    error) is left as it is and the others go on.
+    """
+    batch_now = now or utcnow()
+    outcomes: list[list[FileResult] | Exception] = []
+    with tempfile.TemporaryDirectory(prefix="stafet-ingest-") as tmpdir:
+        fetched: list[list[tuple[str, Path | FileRejected]] | Exception] = []
+        for k, (inbox, cfg) in enumerate(inboxes):
+            try:
+                fetched.append(_fetch(inbox, _source_of(cfg), min_age, Path(tmpdir), k))
+            except Exception as e:  # the source's transport: its files stay where they are
+                log.warning("source %s not read: %s", cfg.name, type(e).__name__)
+                fetched.append(e)
+        small = [(name, local, src) for (_, cfg), items in zip(inboxes, fetched, strict=True)
+                 if not isinstance(items, Exception) and (src := _source_of(cfg)) is not None
+                 for name, local in items if isinstance(local, Path)]
+        checked = check_ahead(small, now=batch_now, institutions=known_institutions(network),
+                              max_rows=CHUNK_ROWS) if len(small) > 1 else {}
+        for (inbox, cfg), items in zip(inboxes, fetched, strict=True):
+            if isinstance(items, Exception):
+                outcomes.append(items)
+                continue
+            try:
+                outcomes.append(_ingest_fetched(store, network, inbox, cfg, items, checked, now=now,
+                                                batch_now=batch_now, home=home, docs_dir=docs_dir))
+            except Exception as e:
+                log.warning("source %s stopped: %s", cfg.name, type(e).__name__)
+                outcomes.append(e)
+    return outcomes
+
+
+def _fetch(inbox: Inbox, src: Source | None, min_age: float, folder: Path,
+           k: int) -> list[tuple[str, Path | FileRejected]]:
+    """Copy the source's waiting files into ``folder``, in the inbox's order; a refused one as its refusal."""
+    items: list[tuple[str, Path | FileRejected]] = []
+    for j, name in enumerate(inbox.list("*", min_age=min_age)):
         if src is not None and not src.matches(name):
             log.info("skipping %s: not named like a %s export", name, src.name)
             continue
+        local = folder / f"{k}-{j}"
         try:
-            with tempfile.TemporaryDirectory(prefix="stafet-ingest-") as tmpdir:
-                local = Path(tmpdir) / "file"
-                with inbox.open(name) as remote, local.open("wb") as out:
-                    shutil.copyfileobj(remote, out, 1 << 20)
-                result = _ingest(store, network, name, lambda p=local: p.open("rb"),  # type: ignore[misc]
-                                 source=src, now=now, home=home, progress=None, docs_dir=docs_dir)
+            with inbox.open(name) as remote, local.open("wb") as out:
+                shutil.copyfileobj(remote, out, 1 << 20)
         except FileRejected as e:  # refused by the inbox before (or instead of) being read
+            local.unlink(missing_ok=True)
+            items.append((name, e))
+            continue
+        items.append((name, local))
+    return items
+
+
+def _ingest_fetched(store: Store, network: Network, inbox: Inbox, source_cfg: SourceConfig,
+                    items: list[tuple[str, Path | FileRejected]], checked: Mapping[Path, Checked], *,
+                    now: datetime | None, batch_now: datetime, home: Path | None,
+                    docs_dir: Path | None) -> list[FileResult]:
+    src = _source_of(source_cfg)
+    results = []
+    for name, local in items:
+        if isinstance(local, FileRejected):
+            e = local
             result = FileResult(file=name, source=src.name if src is not None else "", rejected=True,
                                 reason=e.message)
             log.warning("refused %s unread: %s", name, e.message)
             with store.session() as s:
                 store.audit(s, "ingest", "file.refused", f"file:{name}",
                             {"name": name, "source": result.source, "reason": e.message, "rule": e.rule})
+        else:
+            ahead = checked.get(local)
+            try:
+                result = _ingest(store, network, name, lambda p=local: p.open("rb"),  # type: ignore[misc]
+                                 source=src, now=batch_now if ahead is not None else now, home=home,
+                                 progress=None, docs_dir=docs_dir, checked=ahead)
+            finally:
+                local.unlink(missing_ok=True)
         if result.rejected:
             inbox.reject(name, result.reason)
-        elif keep_days > 0:
+        elif source_cfg.processed_retention_days > 0:
             inbox.mark_processed(name)
         else:
             inbox.discard(name)  # the archive holds it, encrypted: no clear copy stays behind
         results.append(result)
-    if keep_days > 0:
-        inbox.purge("processed", keep_days * 86400)
+    if source_cfg.processed_retention_days > 0:
+        inbox.purge("processed", source_cfg.processed_retention_days * 86400)
     return results

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from stafet.core.workers import Idle, Worker
 from stafet.ingest.docs import DocsTally, build_docs
-from stafet.ingest.gx import STATS, Failure, _gx_context, columns_of
-from stafet.ingest.mapping import MapSpec, check_chunk
+from stafet.ingest.gx import STATS, Failure, _gx_context, columns_of, validate_parts
+from stafet.ingest.mapping import MapSpec, check_chunk, map_checked
 from stafet.ingest.packing import pack_rows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -174,5 +174,37 @@ def validator() -> Iterator[ChunkValidator]:
     w = _IDLE.checkout()
     try:
         yield _Remote(w)
+    finally:
+        _IDLE.checkin(w)
+
+
+PartAnswer = tuple[dict[int, list[Failure]], list[Any], dict[str, Any]]
+"""One file of :func:`check_parts`: failures by position, prepared records, Data Docs tally."""
+
+
+def check_parts(source: Source, parts: Sequence[tuple[Sequence[Mapping[str, str]], MapSpec]], today: date,
+                institutions: Sequence[str]) -> list[PartAnswer]:
+    """Validate several small files' rows of one source in one GX call, and map each file's rows.
+
+    ``parts``: per file its well-formed rows and their :data:`~stafet.ingest.mapping.MapSpec`.
+    Per file: the failures by position, the prepared records (as :func:`check_chunk`
+    gives them) and its Data Docs tally (:func:`stafet.ingest.gx.validate_parts`). In a
+    validation worker, or here with ``STAFET_VALIDATION_WORKER=0``.
+    """
+    if not _use_worker():
+        with _GX_LOCK:
+            outcomes = validate_parts(source, [columns_of(source, rows) for rows, _ in parts], today=today,
+                                      institutions=institutions)
+        return [(failures, map_checked(source, rows, failures, mapping), tally)
+                for (rows, mapping), (failures, tally) in zip(parts, outcomes, strict=True)]
+    packed = []
+    for rows, mapping in parts:
+        keys, columns = pack_rows(rows)
+        packed.append((keys, columns, len(rows), mapping))
+    w = _IDLE.checkout()
+    try:
+        answer: list[PartAnswer] = _Remote(w)._call(
+            ("check_parts", source.name, packed, today, sorted(institutions)))
+        return answer
     finally:
         _IDLE.checkin(w)

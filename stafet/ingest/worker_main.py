@@ -10,7 +10,10 @@ answered with ``(value, GX seconds, rows)``, which the parent adds to
 * ``("start", file)`` → ``None``: count the chunks from now on for ``file``'s Data Docs;
 * ``("docs", file, folder, run_name, run_time)`` → the index page's path, or ``None``;
 * ``("check", source, keys, packed, rows, today, institutions, mapping)`` →
-  ``(failures, mapped rows)`` of :func:`stafet.ingest.mapping.check_chunk`.
+  ``(failures, mapped rows)`` of :func:`stafet.ingest.mapping.check_chunk`;
+* ``("check_parts", source, [(keys, packed, rows, mapping), …], today, institutions)`` →
+  per part ``(failures, mapped rows, Data Docs tally)``: several small files of one source
+  validated in one GX call (:func:`stafet.ingest.gx.validate_parts`), each mapped alone.
 
 Once a chunk's answer is written its frames are garbage: the heap is handed back to
 the system (``malloc_trim``) so the next chunk starts low.
@@ -53,6 +56,8 @@ class _Validation:
             _, file, folder, run_name, run_time = req
             index = docs.build_docs(self._docs.pop(file), file, Path(folder), run_name, run_time)
             return (str(index) if index else None), 0.0, 0
+        if req[0] == "check_parts":
+            return self._check_parts(*req[1:]), gx.STATS.seconds - seconds, sum(p[2] for p in req[2])
         _, name, keys, packed, rows, today, institutions, mapping = req
         self._chunk_done = rows > 0
         source = get_source(name)
@@ -63,6 +68,23 @@ class _Validation:
             institutions=institutions, mapping=mapping, docs=self._docs,
             fields=columns if dense else None, n=rows)
         return (failures, map_step.plain_prepared(mapped)), gx.STATS.seconds - seconds, rows
+
+    def _check_parts(self, name: str, parts: list[tuple[Any, ...]], today: Any,
+                     institutions: list[str]) -> list[tuple[Any, ...]]:
+        self._chunk_done = True
+        source = get_source(name)
+        unpacked = [packing.unpack_rows(keys, packed, n) for keys, packed, n, _ in parts]
+        columns = [gx.columns_from(source, cols, part[2])
+                   for (_, cols), part in zip(unpacked, parts, strict=True)]
+        outcomes = gx.validate_parts(source, columns, today=today, institutions=institutions)
+        out = []
+        for (rows, cols), (keys, packed, n, mapping), (failures, tally) in zip(unpacked, parts, outcomes,
+                                                                                strict=True):
+            dense = bool(keys) and all(isinstance(c, str) for c in packed)
+            mapped = map_step.map_checked(source, rows, failures, mapping, fields=cols if dense else None,
+                                          n=n)
+            out.append((failures, map_step.plain_prepared(mapped), tally))
+        return out
 
     def after(self) -> None:
         """After a chunk's answer is written: hand the freed heap back, so the next starts low."""

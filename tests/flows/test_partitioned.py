@@ -173,7 +173,9 @@ def run(databases: Any, n_workers: int, tmp_path_factory: pytest.TempPathFactory
 
         t = time.monotonic()
         out = _h._run([_h.PREFECT, "deployment", "run", "nightly-partitioned/nightly-partitioned",
-                       "--param", f"max_partitions={n_workers}", "--param", "poll_seconds=1"], client_env)
+                       "--param", f"max_partitions={n_workers}", "--param", "poll_seconds=1",
+                       # the 4-worker night reads the receipts in partitions, the 2-worker one in the parent
+                       "--param", f"spread_receipts_from={0 if n_workers == 4 else 10_000}"], client_env)
         m = re.search(r"UUID:\s*([0-9a-f-]{36})", out)
         assert m, out
         parent_id = m.group(1)
@@ -243,6 +245,12 @@ def test_the_night_completes_after_a_worker_is_killed(run: Run) -> None:
     assert {row["state"] for row in rows.values()} == {"COMPLETED"}, run.artifact
     assert rows[label]["runs"] == 2
     assert {p.split(":")[0] for p in rows} >= {"ingest", "route", "send", "receive", "receipts", "report"}
+    receipts = [c for c in run.children if c["name"].startswith("receipts:")]
+    if len(run.workers) == 4:   # spread_receipts_from=0: the receipts pass as partitions, all completed
+        assert receipts and {c["state"]["type"] for c in receipts} == {"COMPLETED"}, receipts
+        assert "receipts" not in rows
+    else:                       # few receipts: the parent read them, one row of its own
+        assert receipts == [] and rows["receipts"]["runs"] == 1
     assert sum(row["files"] for row in rows.values()) >= 6 and sum(row["sent"] for row in rows.values()) >= 3
     # the stages' partitions ran on more than one worker, the killed one among them
     used = {c["labels"].get("prefect.worker.name") for c in run.children}
