@@ -84,7 +84,9 @@ def check_ahead(files: Sequence[tuple[str, Path, Source]], *, now: datetime, ins
     ``now`` is the time of receipt their ingest must use; a file with more than
     ``max_rows`` rows (the pipeline's chunk) or none that is well formed is left out, as
     is a file whose reader fails (its own ingest reports that) and a source with only
-    one such file (nothing to share). Returns what was checked, by local path.
+    one such file (nothing to share); a batch whose check fails (a rule that could not
+    run, a worker that died) is left to each file's own ingest. Returns what was checked,
+    by local path.
     """
     groups: dict[str, list[tuple[Path, str, Source, list[Any]]]] = {}
     held = 0
@@ -111,7 +113,12 @@ def check_ahead(files: Sequence[tuple[str, Path, Source]], *, now: datetime, ins
             src = batch[0][2]
             parts = [([r.fields for r in good], (name, now, [r.number for r in good]))
                      for _, name, _, good in batch]
-            answers = worker.check_parts(src, parts, today, inst)
+            try:
+                answers = worker.check_parts(src, parts, today, inst)
+            except Exception as e:  # e.g. a rule that could not run: each file meets it in its own ingest
+                log.warning("%d %s files not checked ahead (%s): validated one by one", len(batch), src.name,
+                            type(e).__name__)
+                continue
             for (path, name, _, good), (failures, mapped, tally) in zip(batch, answers, strict=True):
                 out[path] = Checked(_sha256(path), src.name, today, inst,
                                     (name, now, tuple(r.number for r in good)), failures, mapped, tally)

@@ -133,3 +133,26 @@ def test_a_file_that_is_not_what_was_checked_ahead_is_validated_on_its_own(tmp_p
         assert not isinstance(val, ahead._Prechecked)
     with ahead.validator_for(c, c.sha256) as val:
         assert isinstance(val, ahead._Prechecked)
+
+
+def test_a_batch_that_cannot_be_checked_ahead_leaves_each_file_to_its_own_validation(
+        net: Network, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stafet.ingest import worker
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("expectation for rule x could not run")
+
+    monkeypatch.setenv("STAFET_VALIDATION_WORKER", "0")
+    monkeypatch.setattr(worker, "check_parts", broken)
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    for i in range(3):
+        write_easya(folder / f"779008_haendelser_2026112{i}02.csv", [easya_row(absence=f"1{i},0")])
+    store = open_store(tmp_path)
+    calls = gx.STATS.chunks
+    (results,) = ingest_inboxes(store, net, [(FolderInbox(folder), SourceConfig(name="easy-a",
+                                                                                location=f"folder:{folder}"))],
+                                now=NOW, home=tmp_path)
+    assert not isinstance(results, Exception)
+    assert [(r.rows, r.accepted + r.updated + r.duplicates) for r in results] == [(1, 1)] * 3
+    assert gx.STATS.chunks - calls == 3   # one call a file, as without checking ahead
