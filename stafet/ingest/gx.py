@@ -348,7 +348,7 @@ def _split(source: Source, df: pd.DataFrame, result: Any, sizes: Sequence[int]) 
         row_filter = _row_filter(kwargs)
         if _raised(r) or cfg.type not in _SPLITS or "mostly" in kwargs or row_filter is None:
             return None
-        domain = df.query(row_filter, parser="pandas") if row_filter else df
+        domain = df[df.eval(row_filter, parser="pandas")] if row_filter else df  # as DataFrame.query does
         if cfg.type == "expect_column_values_to_not_be_null":
             missing = np.zeros(0, dtype=np.int64)
         elif "column" in kwargs:
