@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
@@ -350,13 +350,25 @@ def package_scope(s: Session, network: Network, rule_id: str, youth: str, recipi
     ``rules``: the rule table (default: :func:`default_rules`); a rule's ``situation`` is
     checked again here too.
     """
+    return package_scope_with(network, rule_id, recipient, kinds, consent_ref, today,
+                              lambda: (youths.birth_date_of(s, youth), consents_of(s, youth)), rules)
+
+
+def package_scope_with(network: Network, rule_id: str, recipient: str, kinds: set[str], consent_ref: str,
+                       today: date, facts: Callable[[], tuple[date, list[dict[str, Any]]]],
+                       rules: tuple[Rule, ...] | None = None) -> Scope:
+    """:func:`package_scope` with the youth's ``facts`` read by the caller (a send reads a batch's at once).
+
+    ``facts()``: the youth's birth date and consents (:func:`consents_of`), called only for
+    a consent rule, where :func:`package_scope` reads them.
+    """
     rule = {r.id: r for r in rules or default_rules()}.get(rule_id)
     if rule is None:
         return Scope(False, f"ukendt regel {rule_id}")
     if rule.basis == "duty":
         return Scope(True, "", history_kinds=rule.history)
-    born = youths.birth_date_of(s, youth)
-    consents = [c for c in consents_of(s, youth) if c["ref"] == consent_ref]
+    born, youth_consents = facts()
+    consents = [c for c in youth_consents if c["ref"] == consent_ref]
     needed = needed_scopes(rule, kinds)
     verdict = consent_rules.best(consents, born, network.member(recipient), needed | {"historik"},
                                  today, consent_ref, rule.situation)

@@ -32,7 +32,12 @@ def recipient_certificate(ctx: Context, org_id: str) -> x509.Certificate:
     org = ctx.network.member(org_id)
     if not org.certificate:
         raise ConfigError(f"no certificate configured for {org_id}", org=org_id)
-    cert = x509.load_pem_x509_certificate(ctx.network.resolve(org.certificate).read_bytes())
+    memo = pass_memo(ctx)  # inside one_trust: the file as the pass's trust store read it, loaded once
+    cert = memo.get(("certificate", org_id)) if memo is not None else None
+    if cert is None:
+        cert = x509.load_pem_x509_certificate(ctx.network.resolve(org.certificate).read_bytes())
+        if memo is not None:
+            memo[("certificate", org_id)] = cert
     now = dt.datetime.now(dt.UTC)
     if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
         raise DeliveryFailed(f"the certificate of {org_id} is not valid now", org=org_id)
@@ -59,8 +64,14 @@ def outlet_for(ctx: Context, org_id: str, mail_from: str = "") -> Any:
     org = ctx.network.member(org_id)
     opts = {k: v for k, v in ctx.network.endpoint_options.get(org_id, {}).items()
             if k not in ("inbox", "max_attempts", "max_age_hours", *SFTP_LOGIN, *INBOX_OPTIONS)}
-    return open_outlet(ctx.network.locate(org.endpoint), mail_from=mail_from, rcpt_to=org.email,
-                       **ctx.network.sftp_login(org_id), **opts)
+    memo = pass_memo(ctx)  # inside one_trust: the endpoint's path resolved once (a new outlet each time)
+    where = memo.get(("endpoint", org_id)) if memo is not None else None
+    if where is None:
+        where = ctx.network.locate(org.endpoint)
+        if memo is not None:
+            memo[("endpoint", org_id)] = where
+    return open_outlet(where, mail_from=mail_from, rcpt_to=org.email, **ctx.network.sftp_login(org_id),
+                       **opts)
 
 
 def limits(ctx: Context, org_id: str) -> tuple[int, float]:
@@ -78,6 +89,21 @@ def revocation_cache(ctx: Context) -> Path:
 
 
 _PINNED: ContextVar[tuple[Context, TrustStore] | None] = ContextVar("stafet_pinned_trust", default=None)
+_MEMO: ContextVar[tuple[Context, dict[tuple[str, str], Any]] | None] = ContextVar("stafet_pass_memo",
+                                                                                default=None)
+
+
+def pass_memo(ctx: Context) -> dict[tuple[str, str], Any] | None:
+    """Inside :func:`one_trust` for ``ctx``: what the pass loaded once and reuses; else None.
+
+    Holds what the pinned trust store already takes as fixed for the pass (the members'
+    certificate files, as read at its first use), the members' resolved endpoint paths, and
+    the pass's own signing key (:func:`stafet.exchange.receipts.send_receipt`). Nothing
+    here replaces a check made at the moment of use: validity, path and revocation are
+    still checked at each use.
+    """
+    memo = _MEMO.get()
+    return memo[1] if memo is not None and memo[0] is ctx else None
 
 
 @contextmanager
@@ -88,13 +114,16 @@ def one_trust(ctx: Context) -> Iterator[TrustStore]:
     the files again. Working out whether the files changed stats every member's certificate and every cached
     CRL and OCSP answer: at 600 members that cost more than building a package. A CRL the
     scheduled refresh rewrites during the pass is used from the next pass on, as a receive
-    pass already does (it reads the store once).
+    pass already does (it reads the store once). The same holds for what :func:`pass_memo`
+    keeps (certificates, endpoint paths, the signing key).
     """
     store = trust_store(ctx)
     token = _PINNED.set((ctx, store))
+    memo = _MEMO.set((ctx, {}))
     try:
         yield store
     finally:
+        _MEMO.reset(memo)
         _PINNED.reset(token)
 
 

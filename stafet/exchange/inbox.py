@@ -377,9 +377,17 @@ def _store(ctx: Context, org_id: str, batch: list[Incoming]) -> None:
         prior = inbox.imports(s, ids) if imported_at else {}
         batch_digests: dict[str, tuple[str, str]] = {}  # handovers imported earlier in this batch
         checked: list[tuple[HandoverDocument | AnswerDocument, str, list[Prepared]]] = []
+        # receipts: the handovers they close loaded at once, their writes made together — before
+        # anything a later package writes, so the store and the audit chain hold what one
+        # receipt after another wrote
+        handovers = outbox.get_many(s, [doc.for_package for _, doc in docs  # noqa: F841 (held: the
+                                        if isinstance(doc, ReceiptDocument)])  # session keeps weak refs)
+        acks: list[outbox.PendingAck] = []
         for item, doc in docs:
             if doc is None or item.opened is None:
                 continue
+            if acks and not isinstance(doc, ReceiptDocument):
+                outbox.write_acknowledged(s, acks)
             try:
                 if isinstance(doc, HandoverDocument | AnswerDocument) and (
                         _duplicate(prior.get(doc.package_id), org_id, doc, item.opened.digest)
@@ -413,11 +421,12 @@ def _store(ctx: Context, org_id: str, batch: list[Incoming]) -> None:
                 _write_imports(ctx, s, org_id, checked)
                 checked = []
                 if isinstance(doc, ReceiptDocument):
-                    item.outcome = accept(s, org_id, doc)
+                    item.outcome = accept(s, org_id, doc, acks)
                 else:
                     item.outcome, item.count = "withdrawn", apply_notice(ctx, s, org_id, doc)
             except PackageRejected as e:
                 item.refused = e
+        outbox.write_acknowledged(s, acks)
         _write_imports(ctx, s, org_id, checked)
 
 

@@ -21,13 +21,24 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
 
 from stafet.context import Context
+from stafet.core.cpr import Cpr
 from stafet.core.errors import StafetError, TransientError
-from stafet.duties.routing import Decision, package_scope
+from stafet.duties.routing import (
+    Decision,
+    Scope,
+    consents_of,
+    default_rules,
+    package_scope,
+    package_scope_with,
+)
 from stafet.exchange.endpoints import limits, one_trust, outlet_for, recipient_certificate, write_durably
 from stafet.exchange.withdrawals import WITHDRAWAL_RULE, withdrawal_document
 from stafet.packages.document import (
@@ -97,7 +108,8 @@ def handover_document(ctx: Context, h: Handover, today: dt.date | None = None) -
     """The document of a handover (holds the CPR: only ever inside a package).
 
     The legal basis is checked again here, at send time: a consent withdrawn or
-    expired since routing stops the send (:class:`NotSendable`).
+    expired since routing stops the send (:class:`NotSendable`). A batch of handovers is
+    read at once by :func:`handover_documents` (same documents).
     """
     if h.rule == WITHDRAWAL_RULE:
         return withdrawal_document(ctx, h)
@@ -111,6 +123,77 @@ def handover_document(ctx: Context, h: Handover, today: dt.date | None = None) -
         born = youths.birth_date(s, h.youth)
         history = (_history(records.live_of_kinds(s, h.youth, scope.history_kinds))
                    if scope.history_kinds else ())
+    return _document(h, scope, cpr, rows, born, history)
+
+
+def handover_documents(ctx: Context, hs: Sequence[Handover],
+                       today: dt.date | None = None) -> dict[str, Document | Exception]:
+    """:func:`handover_document` of each of ``hs``, read in one session with a few queries, by id.
+
+    Each value is the handover's document, or the exception :func:`handover_document` raises
+    for it (:class:`NotSendable` with the same reason, ``DataError``, …): one handover's
+    trouble is its own. The legal basis is checked for each handover, as there. Withdrawal
+    notices are read one by one (:func:`withdrawal_document`).
+
+    Raises:
+        TransientError: the batch could not be read (nothing is known of any handover).
+    """
+    day = today or dt.date.today()
+    out: dict[str, Document | Exception] = {}
+    plain = [h for h in hs if h.rule != WITHDRAWAL_RULE]
+    if plain:
+        with ctx.store.session() as s:
+            people = youths.rows_of(s, {h.youth for h in plain})
+            wanted = sorted({i for h in plain for i in h.record_ids})
+            by_id = {r.id: r for r in records.by_ids(s, wanted)} if wanted else {}
+            rule_of = {r.id: r for r in default_rules()}  # package_scope's table: consent rules read these
+            consents = {y: consents_of(s, y) for y in sorted({
+                h.youth for h in plain if h.rule in rule_of and rule_of[h.rule].basis != "duty"})}
+
+            def facts(youth: str) -> tuple[dt.date, list[dict[str, Any]]]:  # no query: read above
+                return youths.birth_date_in(people, youth), consents[youth]
+
+            scopes: dict[str, Scope] = {}
+            for h in plain:  # no query in here: what is raised is the handover's own
+                try:
+                    scope = package_scope_with(ctx.network, h.rule, h.recipient, set(h.kinds), h.consent_ref,
+                                               day, partial(facts, h.youth))
+                except Exception as e:  # this handover's own, as handover_document raises it
+                    out[h.id] = e
+                    continue
+                if scope.usable:
+                    scopes[h.id] = scope
+                else:
+                    out[h.id] = NotSendable(scope.reason, withdrawn=scope.reason.startswith("tilbagekaldt"))
+            told = [h for h in plain if h.id in scopes and scopes[h.id].history_kinds]
+            course = records.live_of_kinds_of(s, {h.youth for h in told},
+                                              {k for h in told for k in scopes[h.id].history_kinds})
+        for h in plain:
+            if h.id not in scopes:
+                continue
+            scope = scopes[h.id]
+            try:
+                y = people.get(h.youth)
+                cpr = ctx.store.cpr_of_row(y, h.youth)
+                rows = [by_id[i] for i in sorted(set(h.record_ids)) if i in by_id]
+                kinds = set(scope.history_kinds)
+                history = (_history([r for r in course.get(h.youth, []) if r.kind in kinds])
+                           if scope.history_kinds else ())
+                out[h.id] = _document(h, scope, cpr, rows, y.birth_date if y is not None else None, history)
+            except Exception as e:  # as above
+                out[h.id] = e
+    for h in hs:
+        if h.rule == WITHDRAWAL_RULE:
+            try:
+                out[h.id] = withdrawal_document(ctx, h)
+            except Exception as e:  # as above
+                out[h.id] = e
+    return out
+
+
+def _document(h: Handover, scope: Scope, cpr: Cpr, rows: list[RecordRow], born: dt.date | None,
+              history: tuple[HistoryEntry, ...]) -> HandoverDocument:
+    """A handover's document from what the store holds of it (one place for both readers above)."""
     name = next((f"{r.payload.get('first_name', '')} {r.payload.get('last_name', '')}".strip()
                  for r in rows if r.payload.get("first_name")), "")
     return HandoverDocument(
@@ -126,17 +209,23 @@ def handover_document(ctx: Context, h: Handover, today: dt.date | None = None) -
         omitted=tuple(Omission(sc, why) for sc, why in scope.omitted))
 
 
-def build_outbox_package(ctx: Context, h: Handover, doc: Document | None = None) -> tuple[bytes, str]:
+def build_outbox_package(ctx: Context, h: Handover,
+                         doc: Document | Exception | None = None) -> tuple[bytes, str]:
     """Step 2: the package bytes for ``h``, built once and kept in the outbox folder.
 
     Bytes built earlier are sent again only while the legal basis still holds
     (:func:`check_basis`, :class:`NotSendable` otherwise): a retry or a resend after a
     crash never sends what a withdrawn or expired consent no longer covers.
+
+    ``doc``: the document read already (:func:`handover_documents`; an exception there is
+    raised here, where :func:`handover_document` would raise it); None: read it now.
     """
-    path = ctx.home / "outbox" / f"{h.id}.eml"
-    if h.package_path and path.exists() and h.digest:
+    path = _package_file(ctx, h)
+    if _built(ctx, h):
         check_basis(ctx, h)
         return path.read_bytes(), h.digest
+    if isinstance(doc, Exception):
+        raise doc
     sender = ctx.network.member(h.sender)
     built = build_package(doc or handover_document(ctx, h), sender=sender,
                           sender_key=ctx.keys.current(h.sender),
@@ -147,6 +236,32 @@ def build_outbox_package(ctx: Context, h: Handover, doc: Document | None = None)
         outbox.record_built(s, h.id, str(path.relative_to(ctx.home)), built.digest)
     h.package_path, h.digest = str(path), built.digest
     return built.eml, built.digest
+
+
+def _package_file(ctx: Context, h: Handover) -> Path:
+    return ctx.home / "outbox" / f"{h.id}.eml"
+
+
+def _built(ctx: Context, h: Handover) -> bool:
+    """Whether ``h``'s package was built and kept already (a send then only checks its basis again)."""
+    return bool(h.package_path and _package_file(ctx, h).exists() and h.digest)
+
+
+def _documents_to_build(ctx: Context, hs: Sequence[Handover]) -> dict[str, Document | Exception]:
+    """The documents of the handovers of ``hs`` whose package is still to be built, read at once.
+
+    Withdrawal notices are left to be read when built (they name what was delivered, and a
+    pass delivers). Empty when the batch cannot be read: each is then read on its own, as
+    :func:`build_outbox_package` does without a document.
+    """
+    todo = [h for h in hs if h.rule != WITHDRAWAL_RULE and not _built(ctx, h)]
+    if not todo:
+        return {}
+    try:
+        return handover_documents(ctx, todo)
+    except Exception as e:  # read one by one, each says what it says
+        log.info("the documents of %d handover(s) are read one by one: %s", len(todo), type(e).__name__)
+        return {}
 
 
 @dataclass
@@ -205,8 +320,8 @@ def send_pending(ctx: Context, *, recipients: list[str] | None = None,
     waiting: list[Handover] = []
     total = _pending_count(ctx, recipients) if progress is not None else 0
 
-    def one(h: Handover) -> bool:
-        dealt = _send_one(ctx, h, now, result, take)
+    def one(h: Handover, doc: Document | Exception | None = None) -> bool:
+        dealt = _send_one(ctx, h, now, result, take, doc)
         if dealt and progress is not None:
             done = result.sent + result.held + result.retry_later + result.failed
             progress(done, max(total, done))
@@ -217,7 +332,10 @@ def send_pending(ctx: Context, *, recipients: list[str] | None = None,
                 batched = outbox.claims_apply(s)
                 due = outbox.due(s, now, recipients, claimant=claimant, takeover=takeover,
                                  limit=CLAIM_BATCH if batched else None, exclude=[h.id for h in waiting])
-            waiting += [h for h in due if not one(h)]
+            for start in range(0, len(due), CLAIM_BATCH):  # SQLite claims all at once: a batch at a time
+                batch = due[start:start + CLAIM_BATCH]
+                docs = _documents_to_build(ctx, batch)
+                waiting += [h for h in batch if not one(h, docs.pop(h.id, None))]
             if not batched or len(due) < CLAIM_BATCH:
                 break
         deadline, pause = time.monotonic() + defer_seconds, DEFER_POLL[0]
@@ -244,10 +362,14 @@ def _pending_count(ctx: Context, recipients: list[str] | None) -> int:
                    if not recipients or r in recipients)
 
 
-def _send_one(ctx: Context, h: Handover, now: dt.datetime, result: SendResult, slot: EndpointSlot) -> bool:
-    """Build and put one handover within a delivery slot of its endpoint; False when no slot was free."""
+def _send_one(ctx: Context, h: Handover, now: dt.datetime, result: SendResult, slot: EndpointSlot,
+              doc: Document | Exception | None = None) -> bool:
+    """Build and put one handover within a delivery slot of its endpoint; False when no slot was free.
+
+    ``doc``: its document read already with its batch's (:func:`_documents_to_build`), if it was.
+    """
     try:
-        data, _ = build_outbox_package(ctx, h)   # built (CPU) before a slot is taken
+        data, _ = build_outbox_package(ctx, h, doc)   # built (CPU) before a slot is taken
         with slot(h.recipient) as held:
             if not held:
                 return False
@@ -339,4 +461,4 @@ def retry_handover(ctx: Context, handover_id: str, *, actor: str = "operator") -
 
 
 __all__ = ["EndpointSlot", "NotSendable", "SendResult", "build_outbox_package", "check_basis", "handover_document",  # noqa: E501
-           "plan_handovers", "resend_unacknowledged", "retry_handover", "send_pending"]
+           "handover_documents", "plan_handovers", "resend_unacknowledged", "retry_handover", "send_pending"]

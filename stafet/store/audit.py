@@ -10,9 +10,9 @@ import hashlib
 import json
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from stafet.core.errors import DataError
@@ -20,6 +20,7 @@ from stafet.store.clock import utcnow
 from stafet.store.schema import AuditEntry
 
 GENESIS = "0" * 64
+_AUDIT_TABLE = cast(Table, AuditEntry.__table__)
 
 
 def append(s: Session, actor: str, action: str, subject: str,
@@ -56,14 +57,13 @@ def append_many(s: Session, actor: str, entries: Sequence[tuple[str, str, dict[s
         return
     first = append(s, actor, *entries[0])
     prev, rows = first.hash, []
-    for action, subject, details in entries[1:]:
-        e = AuditEntry(at=utcnow(), actor=actor, action=action, subject=subject, details=_plain(details),
-                       prev_hash=prev, hash="")
-        e.hash = prev = _entry_hash(e)
-        rows.append({"at": e.at, "actor": actor, "action": action, "subject": subject,
-                     "details": e.details, "prev_hash": e.prev_hash, "hash": e.hash})
+    for action, subject, details in entries[1:]:  # rows, not ORM objects: hashed as _entry_hash does
+        row = {"at": utcnow(), "actor": actor, "action": action, "subject": subject,
+               "details": _plain(details), "prev_hash": prev}
+        row["hash"] = prev = _hash(prev, row["at"], actor, action, subject, row["details"])
+        rows.append(row)
     if rows:
-        s.execute(insert(AuditEntry), rows)
+        s.execute(insert(_AUDIT_TABLE), rows)
 
 
 def verify_chain(s: Session) -> int:
@@ -96,6 +96,10 @@ def _plain(v: Any) -> Any:
 
 
 def _entry_hash(e: AuditEntry) -> str:
-    body = json.dumps([e.prev_hash, e.at.isoformat(timespec="microseconds"), e.actor, e.action,
-                       e.subject, e.details], sort_keys=True, ensure_ascii=False)
+    return _hash(e.prev_hash, e.at, e.actor, e.action, e.subject, e.details)
+
+
+def _hash(prev_hash: str, at: datetime, actor: str, action: str, subject: str, details: Any) -> str:
+    body = json.dumps([prev_hash, at.isoformat(timespec="microseconds"), actor, action,
+                       subject, details], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(body.encode()).hexdigest()

@@ -144,7 +144,10 @@ class Store:
         The ciphertext is bound to the youth's pseudonym: one copied into another youth's
         row raises ``DataError`` (rule ``vault``) instead of giving the wrong CPR.
         """
-        y = s.get(Youth, pseudonym)
+        return self.cpr_of_row(s.get(Youth, pseudonym), pseudonym)
+
+    def cpr_of_row(self, y: Youth | None, pseudonym: str) -> Cpr:
+        """:meth:`cpr_of` from the youth's row as read already (None: not in the store), no query."""
         if y is None:
             raise DataError("unknown youth", youth=pseudonym)
         return parse_cpr(self.vault.decrypt_cpr(y.cpr_enc, pseudonym))

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import os
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from stafet.core.errors import ConfigError
 from stafet.store import audit
 from stafet.store.clock import utcnow
-from stafet.store.schema import Handover, Receipt, RecordRow
+from stafet.store.inbox import RECEIPTS
+from stafet.store.schema import Handover, RecordRow
 
 WITHDRAWAL_RULE = "withdrawal_notice"
 OPEN = ("pending", "sent")
@@ -272,21 +274,60 @@ ACCEPTED = ("imported", "read")
 """Dispositions that close a handover: imported by stafet, or read by a person in a mail client."""
 
 
+class PendingAck(NamedTuple):
+    """What :func:`acknowledge` leaves to :func:`write_acknowledged`: the receipt row and the audit entry."""
+
+    actor: str
+    receipt: dict[str, Any]  # the Receipt row's columns
+    entry: tuple[str, str, dict[str, Any]]  # (action, subject, details)
+
+
 def acknowledge(s: Session, h: Handover, disposition: str, *, receipt_from: str, digest: str,
-                receipt_id: str, actor: str) -> str:
+                receipt_id: str, actor: str, pending: list[PendingAck] | None = None) -> str:
     """Close ``h`` with its verified receipt: acknowledged when imported, else failed.
 
     The receipt is kept (direction ``in``) and the outcome audited. Returns the status.
+    With ``pending``, the receipt row and the audit entry are added to it instead, for the
+    caller to write (:func:`write_acknowledged`, one insert each for a run of receipts)
+    before anything else it writes in the transaction.
     """
     if disposition in ACCEPTED:
         h.status, h.acknowledged_at = "acknowledged", utcnow()
     else:
         h.status, h.last_error = "failed", f"rejected by recipient: {disposition}"
-    s.add(Receipt(package_id=h.id, direction="in", org=receipt_from, disposition=disposition,
-                  digest=digest, at=utcnow()))
-    audit.append(s, actor, f"handover.{h.status}", f"handover:{h.id}",
-                 {"disposition": disposition, "receipt": receipt_id})
+    done = PendingAck(actor, {"package_id": h.id, "direction": "in", "org": receipt_from,
+                                "disposition": disposition, "digest": digest, "at": utcnow()},
+                        (f"handover.{h.status}", f"handover:{h.id}",
+                         {"disposition": disposition, "receipt": receipt_id}))
+    if pending is not None:
+        pending.append(done)
+    else:
+        write_acknowledged(s, [done])
     return str(h.status)
+
+
+def write_acknowledged(s: Session, pending: list[PendingAck]) -> None:
+    """Write what :func:`acknowledge` left pending, in its order, and empty ``pending``.
+
+    The same rows as one :func:`acknowledge` after another wrote: the receipts (one
+    insert) and the audit entries, chained in the same order (one
+    :func:`~stafet.store.audit.append_many` per run of one actor).
+    """
+    if not pending:
+        return
+    s.execute(insert(RECEIPTS), [p.receipt for p in pending])
+    for actor, run in itertools.groupby(pending, key=lambda p: p.actor):
+        audit.append_many(s, actor, [p.entry for p in run])
+    pending.clear()
+
+
+def get_many(s: Session, handover_ids: Sequence[str]) -> dict[str, Handover]:
+    """Handover id → handover, for those of ``handover_ids`` that exist, in one query.
+
+    While the caller holds the result, :func:`get` finds them in the session without a query.
+    """
+    ids = sorted(set(handover_ids))
+    return {h.id: h for h in s.scalars(select(Handover).where(Handover.id.in_(ids)))} if ids else {}
 
 
 # --- consents withdrawn ---------------------------------------------------------------
