@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,10 +224,19 @@ def login(driver: Any, console: Console, user: str, password: str = PASSWORD) ->
     assert driver.find_elements(By.CSS_SELECTOR, "form.logout"), driver.page_source[:500]
 
 
-def wait_for(driver: Any, cond: Any, message: str, timeout: float = 10) -> Any:
+def wait_for(driver: Any, cond: Any, message: str | Callable[[], str], timeout: float = 10) -> Any:
+    """``cond`` within ``timeout``; else fail with ``message`` — a callable one is only asked then.
+
+    A message read from the page before the wait (``find_element(...).text`` as an argument)
+    races the navigation the wait is for: the element goes stale mid-read.
+    """
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(cond, message)
+    try:
+        return WebDriverWait(driver, timeout).until(cond)
+    except TimeoutException:
+        raise TimeoutException(message() if callable(message) else message) from None
 
 
 def axe_violations(driver: Any) -> list[dict[str, Any]]:

@@ -220,7 +220,7 @@ def test_acknowledge_a_package_and_the_senders_handover_is_acknowledged(
     assert axe_violations(browser) == []
     browser.find_element(By.XPATH, "//button[normalize-space()='Kvittér for pakken']").click()
     wait_for(browser, lambda d: d.current_url.endswith("/inbox?msg=acknowledged"),
-             "not acknowledged: " + browser.find_element(By.TAG_NAME, "main").text[:300])
+             lambda: "not acknowledged: " + browser.find_element(By.TAG_NAME, "main").text[:300])
     assert "Kvitteringen er sendt." in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
     with console.ctx.store.session() as s:
         assert package_id in q.receipts_sent(s, [package_id])
