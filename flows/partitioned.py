@@ -358,16 +358,18 @@ def nightly_partitioned(network: str, partitions: list[str] | None = None, max_p
     failures: list[str] = []
     table: list[dict[str, Any]] = []
     once: dict[str, Any] = {}
+    def inboxes() -> list[list[str]]:
+        return _split(night.hosted_orgs(network), max_partitions)
+
     batches_of = {"ingest": lambda: _split(night.source_names(network), max_partitions),
                   "send": lambda: night.send_batches(network, max_partitions),
-                  "receive": lambda: _split(night.hosted_orgs(network), max_partitions),
-                  "receipts": lambda: _split(night.hosted_orgs(network), max_partitions)}
+                  "receive": inboxes, "receipts": inboxes}
     for stage in STAGES:
         if stage not in chosen:
             continue
         started = time.monotonic()
-        receipts = sum(r["receipts_sent"] for r in table if r["partition"].startswith("receive:"))
-        spread = stage != "receipts" or bool(chosen[stage]) or receipts >= spread_receipts_from
+        spread = (stage != "receipts" or bool(chosen[stage]) or spread_receipts_from
+                  <= sum(r["receipts_sent"] for r in table if r["partition"].startswith("receive:")))
         if stage in PARTITIONED and spread:
             named = chosen[stage]
             batches = [named] if named else batches_of[stage]()

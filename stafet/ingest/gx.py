@@ -37,6 +37,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mappings.checks import Check, day_number
+from stafet.ingest.docs import DocsTally
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -250,6 +251,11 @@ def _raised(r: Any) -> str:
     return ""
 
 
+def _hits(res: Mapping[str, Any]) -> list[int]:
+    """The row positions an expectation's result names as unexpected."""
+    return [int(h[ROW_INDEX] if isinstance(h, dict) else h) for h in res.get("unexpected_index_list") or []]
+
+
 def _failures(result: Any) -> dict[int, list[Failure]]:
     """The failures per row position of a suite result (an expectation that could not run raises)."""
     failures: dict[int, list[Failure]] = {}
@@ -260,9 +266,8 @@ def _failures(result: Any) -> dict[int, list[Failure]]:
             raise RuntimeError(_raised(r))
         if r.success:
             continue
-        for hit in r.result.get("unexpected_index_list") or []:
-            failures.setdefault(int(hit[ROW_INDEX] if isinstance(hit, dict) else hit), []).append(
-                Failure(rule, desc))
+        for hit in _hits(r.result):
+            failures.setdefault(hit, []).append(Failure(rule, desc))
     return failures
 
 
@@ -299,12 +304,12 @@ def _plain(cfg: Any) -> PlainConfig:
 
 
 def _tally(source: Source, result: Any) -> dict[str, Any]:
-    """One validation's Data Docs tally, as :class:`stafet.ingest.docs.DocsTally` would keep it."""
-    return {"source": source.name, "configs": [_plain(r.expectation_config) for r in result.results],
-            "counts": [{k: int((r.result or {}).get(k) or 0) for k in _COUNT_KEYS} for r in result.results]}
-
-
-_COUNT_KEYS = ("element_count", "unexpected_count", "missing_count")
+    """One validation's Data Docs tally as :class:`stafet.ingest.docs.DocsTally` keeps it, configs plain."""
+    tally = DocsTally()
+    tally.add(source.name, result)
+    entry = tally.files[""]
+    entry["configs"] = [_plain(c) for c in entry["configs"]]
+    return entry
 
 
 def _row_filter(kwargs: Mapping[str, Any]) -> str | None:
@@ -360,25 +365,21 @@ def _split(source: Source, df: pd.DataFrame, result: Any, sizes: Sequence[int]) 
             if mask is None:
                 return None
             missing = domain[ROW_INDEX].to_numpy()[mask.to_numpy()]
-        hits = [int(h[ROW_INDEX] if isinstance(h, dict) else h)
-                for h in res.get("unexpected_index_list") or []]
+        hits = _hits(res)
         elements = per_part(domain[ROW_INDEX].to_numpy())
         missed, unexpected = per_part(missing), per_part(np.array(hits, dtype=np.int64))
         if (int(elements.sum()) != int(res.get("element_count") or 0)
                 or int(missed.sum()) != int(res.get("missing_count") or 0)
                 or len(hits) != int(res.get("unexpected_count") or 0)):
             return None
-        meta = cfg.meta or {}
-        rule, desc = str(meta.get("rule", cfg.type)), str(meta.get("description", ""))
         plain = _plain(cfg)
         for i in range(parts):
             configs[i].append(plain)
             counts[i].append({"element_count": int(elements[i]), "unexpected_count": int(unexpected[i]),
                               "missing_count": int(missed[i])})
-        if not r.success:
-            for hit in hits:
-                part = int(np.searchsorted(bounds, hit, side="right") - 1)
-                failures[part].setdefault(hit - int(bounds[part]), []).append(Failure(rule, desc))
+    for hit, failed in _failures(result).items():  # every expectation ran: nothing raises here
+        part = int(np.searchsorted(bounds, hit, side="right") - 1)
+        failures[part][hit - int(bounds[part])] = failed
     return [(f, {"source": source.name, "configs": cf, "counts": ct})
             for f, cf, ct in zip(failures, configs, counts, strict=True)]
 

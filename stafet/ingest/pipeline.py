@@ -508,24 +508,25 @@ def ingest_inboxes(store: Store, network: Network, inboxes: Sequence[tuple[Inbox
     batch_now = now or utcnow()
     outcomes: list[list[FileResult] | Exception] = []
     with tempfile.TemporaryDirectory(prefix="stafet-ingest-") as tmpdir:
+        sources = [_source_of(cfg) for _, cfg in inboxes]
         fetched: list[list[tuple[str, Path | FileRejected]] | Exception] = []
-        for k, (inbox, cfg) in enumerate(inboxes):
+        for k, ((inbox, cfg), src) in enumerate(zip(inboxes, sources, strict=True)):
             try:
-                fetched.append(_fetch(inbox, _source_of(cfg), min_age, Path(tmpdir), k))
+                fetched.append(_fetch(inbox, src, min_age, Path(tmpdir), k))
             except Exception as e:  # the source's transport: its files stay where they are
                 log.warning("source %s not read: %s", cfg.name, type(e).__name__)
                 fetched.append(e)
-        small = [(name, local, src) for (_, cfg), items in zip(inboxes, fetched, strict=True)
-                 if not isinstance(items, Exception) and (src := _source_of(cfg)) is not None
+        small = [(name, local, src) for src, items in zip(sources, fetched, strict=True)
+                 if src is not None and not isinstance(items, Exception)
                  for name, local in items if isinstance(local, Path)]
         checked = check_ahead(small, now=batch_now, institutions=known_institutions(network),
                               max_rows=CHUNK_ROWS) if len(small) > 1 else {}
-        for (inbox, cfg), items in zip(inboxes, fetched, strict=True):
+        for (inbox, cfg), src, items in zip(inboxes, sources, fetched, strict=True):
             if isinstance(items, Exception):
                 outcomes.append(items)
                 continue
             try:
-                outcomes.append(_ingest_fetched(store, network, inbox, cfg, items, checked, now=now,
+                outcomes.append(_ingest_fetched(store, network, inbox, cfg, src, items, checked, now=now,
                                                 batch_now=batch_now, home=home, docs_dir=docs_dir))
             except Exception as e:
                 log.warning("source %s stopped: %s", cfg.name, type(e).__name__)
@@ -554,10 +555,9 @@ def _fetch(inbox: Inbox, src: Source | None, min_age: float, folder: Path,
 
 
 def _ingest_fetched(store: Store, network: Network, inbox: Inbox, source_cfg: SourceConfig,
-                    items: list[tuple[str, Path | FileRejected]], checked: Mapping[Path, Checked], *,
-                    now: datetime | None, batch_now: datetime, home: Path | None,
-                    docs_dir: Path | None) -> list[FileResult]:
-    src = _source_of(source_cfg)
+                    src: Source | None, items: list[tuple[str, Path | FileRejected]],
+                    checked: Mapping[Path, Checked], *, now: datetime | None, batch_now: datetime,
+                    home: Path | None, docs_dir: Path | None) -> list[FileResult]:
     results = []
     for name, local in items:
         if isinstance(local, FileRejected):
