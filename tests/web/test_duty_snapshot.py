@@ -105,6 +105,9 @@ def test_a_registered_contact_updates_the_snapshot(world: dict[str, Any], app: A
 
 def test_a_stale_day_is_computed_in_the_background(world: dict[str, Any],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from stafet.duties import snapshot as snapshot_module
     from stafet.web import app as web_app
     from stafet.web.security import Settings
 
@@ -113,10 +116,21 @@ def test_a_stale_day_is_computed_in_the_background(world: dict[str, Any],
     tomorrow = TODAY + dt.timedelta(days=1)
     console = web_app.create_app(ctx, Settings(secure_cookies=False), today=lambda: tomorrow)
     monkeypatch.setattr(web_app, "SNAPSHOT_WAIT_SECONDS", 0.0)  # answer at once: "being computed"
+    # the background computation is held until the first page is out: a small world computes in
+    # milliseconds, and the page would otherwise race it
+    release, real = threading.Event(), snapshot_module.write_snapshot
+
+    def held(*args: Any, **kwargs: Any) -> int:
+        assert release.wait(60), "the test never released the computation"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(snapshot_module, "write_snapshot", held)
     c: TestClient = login(console, "koordinator")
     first = c.get("/duties")
     assert first.status_code == 200
     assert "beregnes nu" in first.text and "Åbne pligter" not in first.text
+    assert console.state.duty_snapshots.running()
+    release.set()
     assert console.state.duty_snapshots.wait(60)
     again = c.get("/duties").text
     assert "beregnes nu" not in again and "beregnet " in again and "Åbne pligter" in again
