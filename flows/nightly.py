@@ -137,15 +137,19 @@ def deadlines_task(network: str, today: dt.date | None = None) -> dict[str, int]
 
 
 @task(name="notices", **_common)
-def notices_task(network: str, today: dt.date | None = None) -> dict[str, int]:
-    """Resends of unacknowledged packages, duty notices and escalations (counts only)."""
-    return _contained(night.notices, network, today)
+def notices_task(network: str, today: dt.date | None = None, from_snapshot: bool = False) -> dict[str, int]:
+    """Resends of unacknowledged packages, duty notices and escalations (counts only).
+
+    ``from_snapshot``: the night's deadlines stage wrote the day's clock just before
+    (:func:`stafet.night.notices`).
+    """
+    return _contained(night.notices, network, today, from_snapshot)
 
 
 @task(name="report", **_common)
-def report_task(network: str, today: dt.date | None = None) -> str:
-    """Write the nightly HTML report; its path is the result."""
-    return _contained(night.report, network, today)
+def report_task(network: str, today: dt.date | None = None, from_snapshot: bool = False) -> str:
+    """Write the nightly HTML report; its path is the result. ``from_snapshot``: as :func:`notices_task`."""
+    return _contained(night.report, network, today, from_snapshot)
 
 
 def _day(day: str | None) -> dt.date | None:
@@ -219,15 +223,17 @@ def nightly_sync(network: str, day: str | None = None) -> dict[str, Any]:
                           else acc.get(k, 0) + v)
     waiting = night.unacknowledged(network)
     clock: dict[str, int] = {}
+    clocked = False  # whether the deadlines stage wrote the day's clock: the report and notices read it
     try:
         clock = deadlines_task(network, today)
-        report_path = report_task(network, today)
+        clocked = True
+        report_path = report_task(network, today, from_snapshot=True)
     except Exception as e:
         failures.append(f"deadlines/report: {_why(e)}")
         report_path = ""
     told: dict[str, int] = {}
     try:  # after the report: a notice that cannot be sent does not hide the night's figures
-        told = notices_task(network, today)
+        told = notices_task(network, today, from_snapshot=clocked)
     except Exception as e:
         failures.append(f"notices: {_why(e)}")
     summary = {

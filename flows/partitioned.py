@@ -391,10 +391,10 @@ def nightly_partitioned(network: str, partitions: list[str] | None = None, max_p
                     once["receipts"] = _receive_pass(network, failures)
                 elif stage == "deadlines":
                     once["deadlines"] = deadlines_task(network)
-                elif stage == "report":
-                    once["report"] = report_task(network)
+                elif stage == "report":  # the clock as this night's deadlines stage wrote it, if it did
+                    once["report"] = report_task(network, from_snapshot="deadlines" in once)
                 else:
-                    once["notices"] = notices_task(network)
+                    once["notices"] = notices_task(network, from_snapshot="deadlines" in once)
             except Exception as e:
                 failures.append(f"{stage}: {_why(e)}")
             counts = dict.fromkeys(COLUMNS, 0)

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from keys.files import DEFAULT_BITS, KeyFiles, write_private
+from keys.files import DEFAULT_BITS, KeyFiles
 from stafet.core.errors import ConfigError
 
 CRL_DAYS = 30
@@ -56,8 +56,7 @@ class NetworkCA(KeyFiles):
                                              encipher_only=False, decipher_only=False), critical=True)
                 .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
                 .sign(key, hashes.SHA256()))
-        write_private(self.ca_dir / "ca.key", key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, self._enc()))
+        self.write_key(self.ca_dir / "ca.key", key)
         (self.ca_dir / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return cert
 

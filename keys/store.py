@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from keys.ca import NetworkCA
 from keys.csr import make_csr, org_name
-from keys.files import DEFAULT_BITS, key_passphrase, write_private
+from keys.files import DEFAULT_BITS, key_passphrase, stamp_path, write_private
 from stafet.core.errors import ConfigError, PackageRejected
 
 __all__ = ["WARN_DAYS", "KeyInfo", "KeyStore", "OrgKey", "key_passphrase", "org_name"]
@@ -77,8 +77,7 @@ class KeyStore(NetworkCA):
         key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
         csr = make_csr(key, org_id, display, email)
         d = self.org_dir(org_id)
-        write_private(d / "pending.key", key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, self._enc()))
+        self.write_key(d / "pending.key", key)
         (d / "pending.csr").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
         return csr
 
@@ -101,6 +100,8 @@ class KeyStore(NetworkCA):
             raise ConfigError(f"the certificate does not match {org_id}'s pending key")
         serial = format(cert.serial_number, "x")
         os.replace(d / "pending.key", d / f"{serial}.key")
+        if stamp_path(d / "pending.key").exists():  # the same bytes: their stamp goes with them
+            os.replace(stamp_path(d / "pending.key"), stamp_path(d / f"{serial}.key"))
         (d / f"{serial}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         (d / "pending.csr").unlink(missing_ok=True)
         return OrgKey(key, cert)

@@ -119,6 +119,22 @@ def write_snapshot(ctx: Context, day: date, items: Sequence[Deadline] | None = N
     return n
 
 
+def snapshot_items(ctx: Context, day: date) -> list[Deadline] | None:
+    """``day``'s duty clock as its snapshot holds it (sorted as the clock is), or None without one.
+
+    The same items as :func:`~stafet.duties.deadlines.compute_deadlines` while nothing the
+    clock reads changed since the snapshot was written, apart from registered contacts
+    (:func:`refresh_youth` keeps those current). The night's report and notices read it
+    straight after its deadlines stage (:mod:`stafet.night`) instead of computing the
+    clock twice more.
+    """
+    with ctx.store.session() as s:
+        if duty_items.snapshot(s, day) is None:
+            return None
+        rows = duty_items.items_of_day(s, day)
+    return sorted((Deadline(**row) for row in rows), key=sort_key)
+
+
 def refresh_youth(ctx: Context, day: date, youth: str) -> list[Deadline]:
     """Recompute one youth's items and replace them in ``day``'s snapshot (when there is one)."""
     items = youth_deadlines(ctx, day, youth)
@@ -133,5 +149,5 @@ def has_snapshot(ctx: Context, day: date) -> bool:
         return duty_items.snapshot(s, day) is not None
 
 
-__all__ = ["BATCH", "as_row", "has_snapshot", "refresh_youth", "snapshot_deadlines", "write_snapshot",
-           "youth_deadlines"]
+__all__ = ["BATCH", "as_row", "has_snapshot", "refresh_youth", "snapshot_deadlines", "snapshot_items",
+           "write_snapshot", "youth_deadlines"]

@@ -63,6 +63,13 @@ def snapshot(s: Session, day: dt.date) -> DutySnapshotRow | None:
     return s.get(DutySnapshotRow, day)
 
 
+def items_of_day(s: Session, day: dt.date) -> list[dict[str, Any]]:
+    """Every item of ``day``'s snapshot, as plain values (:data:`COLUMNS`), in no particular order."""
+    cols = [getattr(DutyItemRow, k) for k in COLUMNS]
+    rows = s.execute(select(*cols).where(DutyItemRow.day == day))
+    return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+
+
 def _scoped(stmt: Any, day: dt.date, responsible: str | None) -> Any:
     stmt = stmt.where(DutyItemRow.day == day)
     return stmt if responsible is None else stmt.where(DutyItemRow.responsible == responsible)
