@@ -25,8 +25,16 @@ Layout under ``$STAFET_HOME/keys``::
     ca/issued.json, ca/revoked.json     serials the CA issued / revoked (org, dates)
     ca/crl.pem                          the CA's current CRL (also written where crls: says)
     <org>/<serial>.key   PKCS#8, encrypted with the key passphrase, 0600
+    <org>/<serial>.key.checked   the key file's check stamp (0600): its exact bytes passed the
+                         full RSA key check here (an HMAC under the passphrase; see keys.files)
     <org>/<serial>.pem   the certificate for that key
     <org>/pending.key + pending.csr   a new key waiting for its certificate
+
+A key file's full RSA check (p and q prime, the CRT values consistent: ≈ 110 ms for
+RSA-3072, nearly all of a load) runs the first time a process with write access to the
+folder loads those bytes (``stafet keys list`` loads every key); later processes, such as
+a night's flow runs, load a stamped file without it. A changed file, or a stamp that is
+not the passphrase's HMAC of its bytes, is checked in full again.
 
 The passphrase comes from ``STAFET_KEY_PASSPHRASE``, a Prefect Secret block named by
 ``STAFET_KEY_PASSPHRASE_BLOCK``, or (demo) ``$STAFET_HOME/key-passphrase`` (0600), looked

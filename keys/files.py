@@ -7,11 +7,13 @@ passphrase, mode 0600 from its first byte. :class:`KeyFiles` is the base that
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -22,6 +24,10 @@ from stafet.core.secrets import SecretSpec, find_secret
 
 log = logging.getLogger("stafet.keys")
 
+STAMP_KDF_ITERATIONS = 100_000
+"""PBKDF2-HMAC-SHA256 rounds of the stamps' MAC key (the key files' own encryption uses 2,048)."""
+_UNSTAMPED: set[str] = set()  # key files whose stamp could not be written (warned once a process)
+
 DEFAULT_BITS = 3072
 """RSA key size of new keys."""
 
@@ -31,13 +37,20 @@ KEY_PASSPHRASE = SecretSpec(what="key passphrase", env="STAFET_KEY_PASSPHRASE",
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write a secret file with 0600 from the first byte (no window where it is readable)."""
+    """Write a secret file with 0600 from the first byte (no window where it is readable).
+
+    Through a temporary file of its own (``mkstemp``: 0600, created exclusively), renamed
+    over ``path``: two processes writing the same file never mix their bytes.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def stamp_path(key_path: Path) -> Path:
@@ -71,8 +84,8 @@ class KeyFiles:
         return serialization.BestAvailableEncryption(self.passphrase)
 
     def _load_key(self, path: Path) -> rsa.RSAPrivateKey:
-        # Decrypting a PKCS#8 key costs ~70 ms (its KDF): once per file version per
-        # process, not once per package. Keyed by mtime and size, so a rotated or
+        # A key is read once per file version per process, not once per package (see
+        # _read_key for what a read costs). Keyed by mtime and size, so a rotated or
         # replaced file is read again.
         st = path.stat()
         stamp = (str(path), st.st_mtime_ns, st.st_size)
@@ -109,8 +122,15 @@ class KeyFiles:
         can make one, and it names those bytes only: a replaced or altered file, or a
         stamp copied from another, is checked in full again (and refused if invalid).
         """
-        mac_key = hmac.new(self.passphrase, b"stafet/key-file-checked/1", hashlib.sha256).digest()
-        return hmac.new(mac_key, hashlib.sha256(data).digest(), hashlib.sha256).hexdigest()
+        return hmac.new(self._stamp_key, hashlib.sha256(data).digest(), hashlib.sha256).hexdigest()
+
+    @functools.cached_property
+    def _stamp_key(self) -> bytes:
+        # Derived more slowly than the key files' own encryption derives theirs: a stamp
+        # gives no faster way to test a guessed passphrase than a key file does. Once per
+        # instance (a process has one key store).
+        return hashlib.pbkdf2_hmac("sha256", self.passphrase, b"stafet/key-file-checked/1",
+                                   STAMP_KDF_ITERATIONS)
 
     def _stamp_holds(self, path: Path, data: bytes) -> bool:
         try:
@@ -123,7 +143,11 @@ class KeyFiles:
         try:
             write_private(stamp_path(path), (self.check_stamp(data) + "\n").encode("ascii"))
         except OSError as e:  # a read-only home: every process checks the key in full, as before
-            log.debug("no check stamp for %s: %s", path.name, type(e).__name__)
+            if not _UNSTAMPED:
+                log.warning("cannot write the check stamp beside %s (%s): each process checks the key "
+                            "in full (≈ 0.1 s a key); run `stafet keys list` where the folder is writable",
+                            path.name, type(e).__name__)
+            _UNSTAMPED.add(str(path))
 
     def write_key(self, path: Path, key: rsa.RSAPrivateKey) -> None:
         """Write a key stafet made (PKCS#8, encrypted, 0600) and its stamp: it needs no check."""

@@ -201,7 +201,10 @@ class KeyStore(NetworkCA):
         if key_path.name == "pending.key":
             return self.install(org_id, cert)
         serial = format(cert.serial_number, "x")
-        write_private(d / f"{serial}.key", key_path.read_bytes())
+        data = key_path.read_bytes()
+        write_private(d / f"{serial}.key", data)
+        if self._stamp_holds(key_path, data):  # the same bytes: their stamp holds for the copy
+            write_private(stamp_path(d / f"{serial}.key"), stamp_path(key_path).read_bytes())
         (d / f"{serial}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return OrgKey(key, cert)
 

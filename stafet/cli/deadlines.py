@@ -72,11 +72,14 @@ def deadlines(
     try:
         ctx = open_ctx(network, home)
         check_org(ctx.network, org)
+        from stafet.store import utcnow
+
+        started = utcnow()
         items = compute_deadlines(ctx, day)
         if refresh:
             from stafet.duties.snapshot import write_snapshot
 
-            write_snapshot(ctx, day, items)
+            write_snapshot(ctx, day, items, since=started)
     except StafetError as e:
         fail(e)
     doc = to_document(items, network=ctx.network.name, today=day, org=org, window_days=WINDOW_DAYS)

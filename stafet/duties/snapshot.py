@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from stafet.core.errors import DataError
@@ -99,13 +99,16 @@ def snapshot_deadlines(ctx: Context, day: date, *, batch: int = BATCH,
     return sorted(out, key=sort_key)
 
 
-def write_snapshot(ctx: Context, day: date, items: Sequence[Deadline] | None = None) -> int:
+def write_snapshot(ctx: Context, day: date, items: Sequence[Deadline] | None = None,
+                   since: datetime | None = None) -> int:
     """Write ``day``'s snapshot (``items`` when the caller computed them already); returns how many items.
 
-    Earlier days' snapshots go. A contact registered while the snapshot was being computed
-    is not lost: that youth's items are recomputed after the write.
+    Earlier days' snapshots go; a newer one of ``day`` is kept (:func:`stafet.store.duty_items.replace_day`).
+    ``since``: when the caller began computing ``items`` (store time, :func:`stafet.store.utcnow`);
+    without ``items`` it is now. A contact registered from then on is not lost: that youth's
+    items are recomputed after the write.
     """
-    started = utcnow()
+    started = since if since is not None and items is not None else utcnow()
     t = time.perf_counter()
     if items is None:
         items = snapshot_deadlines(ctx, day)

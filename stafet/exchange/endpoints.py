@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
+from keys import OrgKey
 from keys.trust import ENCRYPT, TrustStore
 from stafet.context import Context
 from stafet.core.config import INBOX_OPTIONS, SFTP_LOGIN, write_private
@@ -32,12 +33,13 @@ def recipient_certificate(ctx: Context, org_id: str) -> x509.Certificate:
     org = ctx.network.member(org_id)
     if not org.certificate:
         raise ConfigError(f"no certificate configured for {org_id}", org=org_id)
-    memo = pass_memo(ctx)  # inside one_trust: the file as the pass's trust store read it, loaded once
-    cert = memo.get(("certificate", org_id)) if memo is not None else None
-    if cert is None:
-        cert = x509.load_pem_x509_certificate(ctx.network.resolve(org.certificate).read_bytes())
-        if memo is not None:
-            memo[("certificate", org_id)] = cert
+    configured = org.certificate
+
+    def load() -> x509.Certificate:
+        return x509.load_pem_x509_certificate(ctx.network.resolve(configured).read_bytes())
+
+    # inside one_trust: the file as the pass's trust store read it, loaded once
+    cert = pass_memoised(ctx, ("certificate", org_id), load)
     now = dt.datetime.now(dt.UTC)
     if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
         raise DeliveryFailed(f"the certificate of {org_id} is not valid now", org=org_id)
@@ -64,12 +66,8 @@ def outlet_for(ctx: Context, org_id: str, mail_from: str = "") -> Any:
     org = ctx.network.member(org_id)
     opts = {k: v for k, v in ctx.network.endpoint_options.get(org_id, {}).items()
             if k not in ("inbox", "max_attempts", "max_age_hours", *SFTP_LOGIN, *INBOX_OPTIONS)}
-    memo = pass_memo(ctx)  # inside one_trust: the endpoint's path resolved once (a new outlet each time)
-    where = memo.get(("endpoint", org_id)) if memo is not None else None
-    if where is None:
-        where = ctx.network.locate(org.endpoint)
-        if memo is not None:
-            memo[("endpoint", org_id)] = where
+    # inside one_trust: the endpoint's path resolved once (a new outlet each time)
+    where = pass_memoised(ctx, ("endpoint", org_id), lambda: ctx.network.locate(org.endpoint))
     return open_outlet(where, mail_from=mail_from, rcpt_to=org.email, **ctx.network.sftp_login(org_id),
                        **opts)
 
@@ -81,6 +79,7 @@ def limits(ctx: Context, org_id: str) -> tuple[int, float]:
 
 
 _TRUST: dict[tuple[object, ...], TrustStore] = {}
+T = TypeVar("T")
 
 
 def revocation_cache(ctx: Context) -> Path:
@@ -98,12 +97,44 @@ def pass_memo(ctx: Context) -> dict[tuple[str, str], Any] | None:
 
     Holds what the pinned trust store already takes as fixed for the pass (the members'
     certificate files, as read at its first use), the members' resolved endpoint paths, and
-    the pass's own signing key (:func:`stafet.exchange.receipts.send_receipt`). Nothing
-    here replaces a check made at the moment of use: validity, path and revocation are
-    still checked at each use.
+    the signing keys of the members the pass signs for (:func:`signing_key`: packages and
+    receipts). Nothing here replaces a check made at the moment of use: a recipient
+    certificate's validity, path and revocation, and a signing key's validity and
+    revocation, are still checked at each use.
     """
     memo = _MEMO.get()
     return memo[1] if memo is not None and memo[0] is ctx else None
+
+
+def pass_memoised(ctx: Context, key: tuple[str, str], load: Callable[[], T],
+                  still_good: Callable[[T], bool] = lambda _: True) -> T:
+    """``load()``, kept under ``key`` for the rest of the pass (:func:`pass_memo`); outside one, each time.
+
+    A kept value is used again only while ``still_good(value)`` holds; else it is loaded again.
+    """
+    memo = pass_memo(ctx)
+    if memo is not None and key in memo and still_good(memo[key]):
+        return memo[key]
+    value = load()
+    if memo is not None:
+        memo[key] = value
+    return value
+
+
+def signing_key(ctx: Context, org_id: str) -> OrgKey:
+    """``ctx.keys.current(org_id)``; inside a pass (:func:`pass_memo`) read once.
+
+    Reading it lists, parses and stats the key files and the revocation list each time.
+    The key chosen at the pass's first use is kept while its certificate is valid and not
+    revoked (``stafet keys revoke``) at the moment of signing, both checked each time; else
+    the key store chooses again.
+    """
+    def valid_now(key: OrgKey) -> bool:
+        now = dt.datetime.now(dt.UTC)
+        return (key.cert.not_valid_before_utc <= now <= key.cert.not_valid_after_utc
+                and key.serial not in ctx.keys.revoked_serials())
+
+    return pass_memoised(ctx, ("signing_key", org_id), lambda: ctx.keys.current(org_id), valid_now)
 
 
 @contextmanager

@@ -39,7 +39,14 @@ from stafet.duties.routing import (
     package_scope,
     package_scope_with,
 )
-from stafet.exchange.endpoints import limits, one_trust, outlet_for, recipient_certificate, write_durably
+from stafet.exchange.endpoints import (
+    limits,
+    one_trust,
+    outlet_for,
+    recipient_certificate,
+    signing_key,
+    write_durably,
+)
 from stafet.exchange.withdrawals import WITHDRAWAL_RULE, withdrawal_document
 from stafet.packages.document import (
     Document,
@@ -228,7 +235,7 @@ def build_outbox_package(ctx: Context, h: Handover,
         raise doc
     sender = ctx.network.member(h.sender)
     built = build_package(doc or handover_document(ctx, h), sender=sender,
-                          sender_key=ctx.keys.current(h.sender),
+                          sender_key=signing_key(ctx, h.sender),
                           recipient=ctx.network.member(h.recipient),
                           recipient_cert=recipient_certificate(ctx, h.recipient))
     write_durably(path, built.eml)

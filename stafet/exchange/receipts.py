@@ -11,10 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from keys import OrgKey
 from stafet.context import Context
 from stafet.core.errors import PackageRejected, StafetError
-from stafet.exchange.endpoints import outlet_for, pass_memo, recipient_certificate
+from stafet.exchange.endpoints import outlet_for, recipient_certificate, signing_key
 from stafet.exchange.inquiries import accept_receipt
 from stafet.packages.document import (
     AnswerDocument,
@@ -35,29 +34,11 @@ def send_receipt(ctx: Context, org_id: str, to: str, package_id: str, digest: st
     now = dt.datetime.now(dt.UTC).isoformat()
     doc = ReceiptDocument(package_id=new_package_id(), sender=org_id, recipient=to, created=now,
                           for_package=package_id, digest=digest, disposition=disposition, at=now)
-    built = build_package(doc, sender=ctx.network.member(org_id), sender_key=_signing_key(ctx, org_id),
+    built = build_package(doc, sender=ctx.network.member(org_id), sender_key=signing_key(ctx, org_id),
                           recipient=ctx.network.member(to), recipient_cert=recipient_certificate(ctx, to))
     outlet_for(ctx, to, ctx.network.member(org_id).email).put(f"{doc.package_id}.eml", built.eml)
     with ctx.store.session() as s:
         inbox.add_receipt(s, package_id, direction="out", org=to, disposition=disposition, digest=digest)
-
-
-def _signing_key(ctx: Context, org_id: str) -> OrgKey:
-    """``ctx.keys.current(org_id)``; inside a pass (:func:`~stafet.exchange.endpoints.pass_memo`) read once.
-
-    Reading it lists, parses and stats the key files and the revocation list each time.
-    The key chosen at the pass's first receipt is kept while its certificate is valid at
-    the moment of signing (checked each time); past it the key store chooses again.
-    """
-    memo = pass_memo(ctx)
-    key: OrgKey | None = memo.get(("signing_key", org_id)) if memo is not None else None
-    now = dt.datetime.now(dt.UTC)
-    if key is not None and key.cert.not_valid_before_utc <= now <= key.cert.not_valid_after_utc:
-        return key
-    key = ctx.keys.current(org_id)
-    if memo is not None:
-        memo[("signing_key", org_id)] = key
-    return key
 
 
 def accept(s: Session, org_id: str, receipt: ReceiptDocument,

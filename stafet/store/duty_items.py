@@ -36,7 +36,16 @@ def _insert(s: Session, rows: Sequence[dict[str, Any]]) -> None:
 
 def replace_day(s: Session, day: dt.date, items: Iterable[Mapping[str, Any]],
                 computed_at: dt.datetime) -> int:
-    """Make ``items`` the snapshot of ``day``; snapshots of earlier days go. Returns how many items."""
+    """Make ``items`` the snapshot of ``day``; snapshots of earlier days go. Returns how many items.
+
+    ``computed_at`` is when the computation began. A snapshot of ``day`` that began later
+    (the night's, while the console's background computation of the same day was still
+    running, or the other way round) is newer and is kept: nothing is written, and its
+    count is returned.
+    """
+    held = s.get(DutySnapshotRow, day)
+    if held is not None and held.computed_at > computed_at:
+        return int(held.items)
     rows = _rows(day, items, computed_at)
     s.execute(delete(DutyItemRow).where(DutyItemRow.day <= day))
     s.execute(delete(DutySnapshotRow).where(DutySnapshotRow.day <= day))

@@ -19,15 +19,15 @@ import itertools
 import json
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from stafet.core.cpr import parse_cpr
 from stafet.core.models import Provenance, record_from_payload
 from stafet.duties.routing import Decision
-from stafet.exchange.endpoints import one_trust, pass_memo, recipient_certificate
+from stafet.exchange.endpoints import one_trust, pass_memo, recipient_certificate, signing_key
 from stafet.exchange.inbox import IMPORT_BATCH
 from stafet.exchange.outbox import plan_handovers, send_pending
-from stafet.exchange.receipts import _signing_key
 from stafet.packages.package import build_package, new_package_id, open_package
 from stafet.store import audit
 from stafet.store.schema import AuditEntry, Handover, ImportedPackage, Receipt, RecordRow
@@ -257,16 +257,32 @@ def test_a_pass_reads_its_signing_key_and_certificates_once_and_still_checks_the
     ctx = net.ctx(RECEIVER)
     assert pass_memo(ctx) is None  # outside a pass nothing is kept
     outside_key, outside_cert = ctx.keys.current(RECEIVER), recipient_certificate(ctx, SENDER)
+    reads: list[str] = []
+    real_current = ctx.keys.current
+
+    def counted(org: str) -> Any:
+        reads.append(org)
+        return real_current(org)
+    ctx.keys.current = counted
+    try:
+        assert signing_key(ctx, RECEIVER).serial == signing_key(ctx, RECEIVER).serial == outside_key.serial
+        assert reads == [RECEIVER] * 2  # outside a pass: read each time
+        with one_trust(ctx):
+            for _ in range(3):
+                assert signing_key(ctx, RECEIVER).serial == outside_key.serial
+        assert reads == [RECEIVER] * 3  # inside one: read once
+    finally:
+        del ctx.keys.current
     with one_trust(ctx):
         memo = pass_memo(ctx)
         assert memo is not None
-        assert _signing_key(ctx, RECEIVER).serial == outside_key.serial
+        assert signing_key(ctx, RECEIVER).serial == outside_key.serial
         assert recipient_certificate(ctx, SENDER) == outside_cert
         assert ("signing_key", RECEIVER) in memo and ("certificate", SENDER) in memo
         # what the pass keeps is checked at each use: an expired key or certificate is not used
         expired = net.odd("expired")
         memo[("signing_key", RECEIVER)] = expired
-        assert _signing_key(ctx, RECEIVER).serial == outside_key.serial
+        assert signing_key(ctx, RECEIVER).serial == outside_key.serial
         memo[("certificate", SENDER)] = expired.cert
         try:
             recipient_certificate(ctx, SENDER)
@@ -275,3 +291,33 @@ def test_a_pass_reads_its_signing_key_and_certificates_once_and_still_checks_the
         else:
             raise AssertionError("an expired certificate kept by the pass was used")
     assert pass_memo(ctx) is None
+
+
+def test_a_signing_key_revoked_during_a_pass_is_not_used(net: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stafet.core.errors import ConfigError
+
+    ctx = net.ctx(RECEIVER)
+    key = ctx.keys.current(RECEIVER)
+    now = dt.datetime.now(dt.UTC)
+    others = [k for k in ctx.keys.keys(RECEIVER) if k.serial != key.serial
+              and k.cert.not_valid_before_utc <= now <= k.cert.not_valid_after_utc]
+    with one_trust(ctx):
+        assert signing_key(ctx, RECEIVER).serial == key.serial
+        # `stafet keys revoke` meanwhile
+        monkeypatch.setattr(ctx.keys, "revoked_serials", lambda: {key.serial})
+        if others:
+            assert signing_key(ctx, RECEIVER).serial == others[0].serial
+        else:
+            with pytest.raises(ConfigError, match="no valid key"):
+                signing_key(ctx, RECEIVER)
+
+
+def test_a_send_pass_reads_its_senders_key_once(net: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = net.ctx(SENDER)
+    reads: list[str] = []
+    real = ctx.keys.current
+    monkeypatch.setattr(ctx.keys, "current", lambda org: reads.append(org) or real(org))
+    before = len(_receipts(net, SENDER, "in"))
+    _send(net, 4)  # four packages from one sender in one pass
+    assert reads == [SENDER]
+    assert len(_receipts(net, SENDER, "in")) == before  # nothing else happened on the way

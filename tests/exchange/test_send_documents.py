@@ -193,7 +193,7 @@ def _sent_documents(ctx: Any) -> dict[str, Any]:
     with ctx.store.session() as s:
         rows = list(s.scalars(select(Handover).where(Handover.package_path != "")))
     for h in rows:
-        if h.recipient not in keys:  # a key store decrypts its keys slowly, on purpose
+        if h.recipient not in keys:  # each recipient's keys listed once
             keys[h.recipient] = ctx.keys.decryption_keys(h.recipient)
         data = (ctx.home / h.package_path).read_bytes()
         out[h.id] = _json_part(split_signed(decrypt_package(data, keys[h.recipient]))[0])

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from keys import KeyStore
@@ -123,3 +124,38 @@ def test_keys_stafet_makes_are_stamped_and_the_stamp_moves_with_the_key(tmp_path
     key = KeyStore(home, passphrase=PASS).current("uu-test")  # a new process: no check needed
     assert loads == [True]
     assert key.key.public_key().public_numbers() == cert.public_key().public_numbers()
+
+
+def test_a_stamp_is_no_faster_to_guess_a_passphrase_with_than_the_key_file(tmp_path: Path) -> None:
+    from asn1crypto import keys as asn1_keys
+    from asn1crypto import pem
+
+    from keys.files import STAMP_KDF_ITERATIONS
+
+    ks = KeyStore(tmp_path / "home", passphrase=PASS)
+    ks.new_key("uu-test", bits=2048)
+    _, _, der = pem.unarmor((tmp_path / "home" / "keys" / "uu-test" / "pending.key").read_bytes())
+    algorithm = asn1_keys.EncryptedPrivateKeyInfo.load(der)["encryption_algorithm"]
+    assert algorithm["algorithm"].native == "pbes2"
+    kdf = algorithm["parameters"]["key_derivation_func"]
+    assert kdf["algorithm"].native == "pbkdf2"
+    assert 10 * kdf["parameters"]["iteration_count"].native <= STAMP_KDF_ITERATIONS
+
+
+def test_a_certificate_imported_for_a_current_key_keeps_its_stamp(tmp_path: Path, loads: list[bool]) -> None:
+    home = tmp_path / "home"
+    ks = KeyStore(home, passphrase=PASS)
+    ks.init_ca(bits=2048)
+    ks.new_key("uu-test", bits=2048, email="uu@test.dk")
+    first = ks.issue("uu-test")
+    d = home / "keys" / "uu-test"
+    key = KeyStore(home, passphrase=PASS).current("uu-test")
+    csr = x509.CertificateSigningRequestBuilder().subject_name(first.subject).sign(key.key, hashes.SHA256())
+    second = ks.sign_csr("uu-test", csr)
+    pem = second.public_bytes(serialization.Encoding.PEM)
+    KeyStore(home, passphrase=PASS).import_certificate("uu-test", pem, [ks.ca_cert()])
+    copied = d / f"{format(second.serial_number, 'x')}.key"
+    assert copied.exists() and stamp_path(copied).exists()
+    loads.clear()
+    KeyFiles(home, PASS)._load_key(copied)
+    assert loads == [True]
