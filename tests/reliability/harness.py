@@ -110,9 +110,10 @@ DELIVERED = "file:inbox/*/PKG-*.eml"
 
 # The stages a targeted kill aims at (markers of chaos_driver, through stafet.night.observers),
 # short ones too: a send batch takes tens of milliseconds, between its database writes and puts.
-# The first two aimed kills of a series: a package delivered mid-send, then an ingest (the night
-# has grown: a kill at a random time now lands in ingest too seldom to count on).
-STAGES = [DELIVERED, "ingest:easy-a", "send:", "route:", "flow:own-node-receive", "receive:uu-skive",
+# The first three aimed kills of a series: a package delivered mid-send, an ingest, a receive.
+# The night has grown faster than it has grown: a kill at a random time lands in a given stage
+# too seldom to count on (a fresh night's receive is about a tenth of it).
+STAGES = [DELIVERED, "ingest:easy-a", "receive:uu-skive", "send:", "route:", "flow:own-node-receive",
           "send:779008", "ingest:gymnasium", "flow:receive-all", "report:", "receive:779008", "deadlines:",
           "ingest:samtykker"]
 # Stages every night announces, whatever is left to do: where recovery nights are aimed at
@@ -482,7 +483,8 @@ def kill_plan(n_points: int, duration: float, per_run: int, seed: int) -> list[l
     """Kill points: one list per crash run, ``n_points`` kills in all.
 
     The first kill of each run is either stratified over the night's ``duration`` or
-    aimed at a stage (alternately, so that short stages such as a send are hit too);
+    aimed at a stage (alternately, so that short stages such as a send are hit too; the
+    last run is aimed as well, so that five runs aim at the first three of ``STAGES``);
     later kills (crashes of the recovery nights) come alternately at a random time and
     aimed at a stage that every night passes.
     """
@@ -492,13 +494,19 @@ def kill_plan(n_points: int, duration: float, per_run: int, seed: int) -> list[l
     rng.shuffle(timed)
     plan: list[list[Kill]] = []
     left = n_points
+    aimed = 0
     for i in range(runs):
-        # aimed: right after the stage began, or anywhere in its first 0.8 s (a send batch
-        # takes ~2 s: package built and its path written, put, status written, next one)
-        aim = STAGES[(i // 2) % len(STAGES)]
-        offset = (0.0 if aim == DELIVERED else rng.uniform(0, 0.05) if (i // 2) % 2 == 0
-                  else rng.uniform(0, 0.8))
-        first: Kill = timed[i] if i % 2 == 0 else (aim, offset)
+        first: Kill
+        if i % 2 == 0 and i < runs - 1:
+            first = timed[i]
+        else:
+            # aimed: right after the stage began, or anywhere in its first 0.8 s (a send batch
+            # takes ~2 s: package built and its path written, put, status written, next one)
+            aim = STAGES[aimed % len(STAGES)]
+            offset = (0.0 if aim == DELIVERED else rng.uniform(0, 0.05) if aimed % 2 == 0
+                      else rng.uniform(0, 0.8))
+            first = (aim, offset)
+            aimed += 1
         k = min(per_run, left)
         later: list[Kill] = [rng.uniform(0.2, duration * 0.6) if j % 2 == 0 else
                              (rng.choice(ALWAYS), rng.uniform(0, 0.3)) for j in range(k - 1)]
